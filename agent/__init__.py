@@ -1,0 +1,13 @@
+"""Agents: one trial's env, networks, algorithm and metrics. Never imports Ray.
+
+Importing the package registers every in-tree agent, so ``sweep list`` shows them.
+"""
+
+from agent import sac  # noqa: F401  (registers "sac")
+from agent.base import Agent
+from agent.config import ConfigError, TrialConfig, build_config
+from agent.registry import agents, register
+from agent.trial import TrialError, run_trial
+
+__all__ = ["Agent", "ConfigError", "TrialConfig", "TrialError", "agents", "build_config",
+           "register", "run_trial"]

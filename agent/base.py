@@ -1,0 +1,101 @@
+"""What every agent provides, and the shared pieces most of them use.
+
+The trial loop (``agent.trial``) only talks to this interface, so model-free and model-based
+agents run, evaluate, checkpoint and resume the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+from torch import nn
+
+from agent.common.envs import EnvSpec, get_env
+from agent.config import TrialConfig
+from init_schemes import apply_init
+
+
+class Agent:
+    """Base class. Subclasses set ``Config`` and ``sections`` and implement the methods below."""
+
+    Config: type[BaseModel]
+    sections: tuple[str, ...] = ()
+
+    def __init__(self, cfg: TrialConfig):
+        self.cfg = cfg
+        self.env_spec: EnvSpec = get_env(cfg.env)
+        self.env_steps = 0
+
+    # --- construction ------------------------------------------------------------------------
+    def networks(self) -> dict[str, nn.Module]:
+        """Every module whose layers the init spec applies to, by name."""
+        raise NotImplementedError
+
+    def after_init(self) -> None:
+        """Called after the init spec was applied (e.g. copy weights into target networks)."""
+
+    def initialise(self) -> list[dict]:
+        """Apply the trial's init spec to every network; return the per-layer record."""
+        records = []
+        for name, net in self.networks().items():
+            for rec in apply_init(net, self.cfg.init):
+                records.append({**rec, "layer": f"{name}.{rec['layer']}"})
+        self.after_init()
+        return records
+
+    # --- learning ----------------------------------------------------------------------------
+    def train(self, until: int) -> dict[str, float]:
+        """Interact with the env and learn until ``env_steps == until``; return mean metrics."""
+        raise NotImplementedError
+
+    # --- acting (evaluation) -----------------------------------------------------------------
+    def eval_state(self, n: int) -> Any:
+        """Recurrent state for ``n`` parallel eval episodes (None for memoryless policies)."""
+        return None
+
+    def act(self, obs: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """Deterministic actions in [-1, 1] for a batch of observations [n, obs_dim]."""
+        raise NotImplementedError
+
+    def init_probe(self, obs: np.ndarray) -> dict[str, Any]:
+        """Sample the initial policy on real states [N, obs_dim]. Returns ``actions`` [N, A] in
+        [-1, 1] (after squashing or clipping) and floats ``entropy``, ``mean_abs_mean``, ``std``,
+        ``critic_scale`` (mean |critic output|, None without a critic)."""
+        raise NotImplementedError
+
+    # --- checkpoints -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+def to_tensor(x: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x, dtype=np.float32))
+
+
+def rng_state() -> dict[str, Any]:
+    import random
+
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+            "python": random.getstate()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    import random
+
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

@@ -1,0 +1,32 @@
+"""Deterministic evaluation on separate, seeded envs, all episodes stepped together."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agent.common.envs import EnvError, scale_action
+
+
+def evaluate(agent, episodes: int, seed: int, envs: list | None = None) -> np.ndarray:
+    """Run ``episodes`` deterministic episodes (episode i reset with ``seed + i``).
+
+    Returns the per-episode returns, shape [episodes]. ``envs`` may be passed to reuse them.
+    """
+    envs = envs or [agent.env_spec.make() for _ in range(episodes)]
+    low, high = envs[0].action_space.low, envs[0].action_space.high
+    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    returns = np.zeros(episodes)
+    alive = np.ones(episodes, dtype=bool)
+    state = agent.eval_state(episodes)
+    while alive.any():
+        action, state = agent.act(obs, state)
+        for i in np.flatnonzero(alive):
+            try:
+                o, r, term, trunc, _ = envs[i].step(scale_action(action[i], low, high))
+            except Exception as err:  # noqa: BLE001
+                raise EnvError(f"eval env '{agent.env_spec.id}' crashed: {err}") from err
+            obs[i] = o
+            returns[i] += r
+            if term or trunc:
+                alive[i] = False
+    return returns

@@ -1,0 +1,50 @@
+"""Transition replay buffer in preallocated numpy arrays (checkpointable)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class ReplayBuffer:
+    """Ring buffer of (obs, action, reward, next_obs, terminated); actions in [-1, 1]."""
+
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, seed: int):
+        self.capacity = capacity
+        self.obs = np.zeros((capacity, obs_dim), np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
+        self.action = np.zeros((capacity, act_dim), np.float32)
+        self.reward = np.zeros(capacity, np.float32)
+        self.terminated = np.zeros(capacity, np.float32)
+        self.size = 0
+        self.pos = 0
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, obs, action, reward, next_obs, terminated) -> None:
+        i = self.pos
+        self.obs[i], self.action[i], self.next_obs[i] = obs, action, next_obs
+        self.reward[i], self.terminated[i] = reward, terminated
+        self.pos = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch: int) -> tuple[torch.Tensor, ...]:
+        """(obs [B, O], action [B, A], reward [B], next_obs [B, O], terminated [B]) tensors."""
+        idx = self.rng.integers(0, self.size, batch)
+        return tuple(torch.from_numpy(a[idx]) for a in
+                     (self.obs, self.action, self.reward, self.next_obs, self.terminated))
+
+    def state_dict(self) -> dict[str, Any]:
+        n = self.size
+        return {"obs": self.obs[:n].copy(), "next_obs": self.next_obs[:n].copy(),
+                "action": self.action[:n].copy(), "reward": self.reward[:n].copy(),
+                "terminated": self.terminated[:n].copy(), "size": n, "pos": self.pos,
+                "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        n = s["size"]
+        for k in ("obs", "next_obs", "action", "reward", "terminated"):
+            getattr(self, k)[:n] = s[k]
+        self.size, self.pos = n, s["pos"]
+        self.rng.bit_generator.state = s["rng"]

@@ -1,0 +1,165 @@
+"""Typed trial configs: defaults in one place, overlaid by dotted keys from YAML or the CLI.
+
+A trial config is the top-level fields below plus one section per agent the trial uses
+(``sac.lr``, ``ppo.num_envs``, ``world_model.deter``), each validated against the ``Config``
+model that agent registered. Every problem is collected with its dotted key path, so a sweep file
+can report all of them at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from init_schemes import InitConfig, RegistryError, suggest
+
+
+class TrialConfig(BaseModel):
+    """One trial: which agent on which env with which init, for how long."""
+
+    model_config = ConfigDict(extra="allow")
+
+    agent: str = Field("sac", description="agent registry name")
+    env: str = Field("Pendulum-v1", description="environment registry name or gymnasium id")
+    seed: int = Field(0, ge=0, description="seed of networks, replay sampling and envs")
+    seeds_per_trial: int = Field(1, ge=1, description="seeds trained together (seed-batched)")
+    total_steps: int = Field(10_000, gt=0, description="real environment steps")
+    eval_every: int = Field(1_000, gt=0, description="env steps between evaluations")
+    eval_episodes: int = Field(5, gt=0, description="deterministic episodes per evaluation")
+    checkpoint_every: int = Field(1, ge=0, description="checkpoint every N evals (0: never)")
+    diag_states: int = Field(1_000, ge=0, description="states for the step-0 init diagnostics")
+    threads: int = Field(1, gt=0, description="torch threads inside the trial")
+    init: InitConfig = Field(default_factory=InitConfig)
+
+    def section(self, name: str) -> Any:
+        """The validated sub-config of agent ``name`` (defaults if the trial set none)."""
+        value = getattr(self, name, None)
+        if value is None:
+            from agent.registry import agents
+
+            value = agents.get(name).Config()
+            setattr(self, name, value)
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.model_dump(mode="json")
+        for key in self.model_extra or {}:
+            out[key] = getattr(self, key).model_dump(mode="json")
+        return out
+
+
+class ConfigError(ValueError):
+    """Every problem of a config, each as (dotted key, message)."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "config"):
+        self.problems = problems
+        self.source = source
+        super().__init__("\n".join(f"{source}: {k}: {m}" for k, m in problems))
+
+
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """{'a.b': 1, 'a': {'c': 2}} -> {'a': {'b': 1, 'c': 2}}. Later keys win."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        if isinstance(value, dict) and key != "init.gains" and key != "init.roles":
+            value = nest(value)
+        parts = str(key).split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError([(key, f"'{p}' is a value, not a section")])
+        if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+            node[parts[-1]] = deep_merge(node[parts[-1]], value)
+        else:
+            node[parts[-1]] = value
+    return out
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dict -> dotted keys (dict-valued leaves such as init.gains are flattened too)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _pydantic_problems(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+    problems = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            field = str(e["loc"][-1])
+            msg = "unknown key"
+            problems.append((prefix + loc, msg))
+            continue
+        problems.append((prefix + loc, msg))
+    return problems
+
+
+def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
+    """Validate dotted or nested overrides into a :class:`TrialConfig` or raise ConfigError."""
+    from agent.registry import agents
+    from agent.common.envs import get_env
+
+    data = nest(values or {})
+    problems: list[tuple[str, str]] = []
+    top_fields = set(TrialConfig.model_fields)
+    sections = {k: v for k, v in data.items() if k not in top_fields}
+    top = {k: v for k, v in data.items() if k in top_fields}
+    try:
+        cfg = TrialConfig(**top)
+    except ValidationError as err:
+        problems += _pydantic_problems(err)
+        cfg = None
+    # unknown-key suggestions for init.*
+    for key, msg in list(problems):
+        if msg == "unknown key" and key.startswith("init."):
+            field = key.split(".", 1)[1]
+            idx = problems.index((key, msg))
+            problems[idx] = (key, "unknown key" + suggest(field, list(InitConfig.model_fields)))
+    agent_name = top.get("agent", "sac")
+    try:
+        agent_cls = agents.get(agent_name)
+    except RegistryError as err:
+        problems.append(("agent", str(err)))
+        agent_cls = None
+    try:
+        get_env(top.get("env", "Pendulum-v1"))
+    except RegistryError as err:
+        problems.append(("env", str(err)))
+    parsed: dict[str, BaseModel] = {}
+    for name, value in sections.items():
+        if name not in agents:
+            options = list(top_fields) + agents.names()
+            problems.append((name, "unknown key" + suggest(name, options)))
+            continue
+        if not isinstance(value, dict):
+            problems.append((name, f"must be a section (mapping), got {value!r}"))
+            continue
+        try:
+            parsed[name] = agents.get(name).Config(**value)
+        except ValidationError as err:
+            problems += _pydantic_problems(err, prefix=f"{name}.")
+    if problems:
+        raise ConfigError(problems)
+    assert cfg is not None
+    for name, section in parsed.items():
+        setattr(cfg, name, section)
+    if agent_cls is not None:
+        for name in getattr(agent_cls, "sections", (agent_name,)):
+            cfg.section(name)
+    return cfg

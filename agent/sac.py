@@ -1,0 +1,220 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018) with automatic entropy tuning.
+
+Per env step:
+  1. act: sample a ~ tanh(N(mu(s), sigma(s))) from the current policy (during ``learning_starts``
+     too, unless ``warmup: uniform``: the init's effect on early exploration is the point here)
+  2. store (s, a, r, s', terminated) in the replay buffer
+  3. every step after ``learning_starts``, ``utd`` gradient updates on batches of ``batch_size``:
+       y      = r + gamma (1 - d) (min_j Q'_j(s', a') - alpha log pi(a'|s')),  a' ~ pi(s')
+       L_Q    = sum_j (Q_j(s, a) - y)^2
+       L_pi   = alpha log pi(a~|s) - min_j Q_j(s, a~),                         a~ ~ pi(s)
+       L_alpha = -log alpha (log pi(a~|s) + target_entropy)
+       Q'    <- (1 - tau) Q' + tau Q
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.base import Agent, to_tensor
+from agent.common.distributions import squashed_sample
+from agent.common.envs import EnvError, restore, scale_action, snapshot
+from agent.common.networks import SquashedGaussianActor, mlp
+from agent.common.replay import ReplayBuffer
+from agent.config import TrialConfig
+from agent.registry import register
+
+
+class SACConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hidden: list[int] = Field([256, 256], min_length=1)
+    activation: str = "relu"
+    layer_norm: bool = False
+    lr: float = Field(3e-4, gt=0)
+    critic_lr: float | None = Field(None, gt=0, description="defaults to lr")
+    gamma: float = Field(0.99, gt=0, le=1)
+    tau: float = Field(0.005, gt=0, le=1)
+    batch_size: int = Field(256, gt=0)
+    buffer_size: int = Field(1_000_000, gt=0)
+    learning_starts: int = Field(1_000, ge=0)
+    utd: int = Field(1, ge=1, description="gradient updates per env step")
+    alpha: float | Literal["auto"] = "auto"
+    init_alpha: float = Field(1.0, gt=0)
+    target_entropy: float | None = Field(None, description="defaults to -action_dim")
+    warmup: Literal["policy", "uniform"] = "policy"
+
+
+@register("sac", "Soft Actor-Critic: twin Q, target nets, automatic entropy tuning")
+class SAC(Agent):
+    Config = SACConfig
+    sections = ("sac",)
+
+    def __init__(self, cfg: TrialConfig):
+        super().__init__(cfg)
+        c: SACConfig = cfg.section("sac")
+        self.c = c
+        self.env = self.env_spec.make()
+        self.low, self.high = self.env.action_space.low, self.env.action_space.high
+        obs_dim, act_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
+        self.obs, _ = self.env.reset(seed=cfg.seed)
+        self.episode_return, self.completed_returns = 0.0, []
+        self.actor = SquashedGaussianActor(obs_dim, act_dim, c.hidden, c.activation, c.layer_norm)
+        # both Q heads in one ensemble MLP: [2, B, obs+act] -> [2, B, 1]
+        self.critic = mlp(obs_dim + act_dim, c.hidden, 1, c.activation, out_role="q",
+                          layer_norm=c.layer_norm, ensemble=2)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = torch.tensor(float(np.log(c.init_alpha)), requires_grad=True)
+        self.target_entropy = -float(act_dim) if c.target_entropy is None else c.target_entropy
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr, foreach=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr or c.lr,
+                                           foreach=True)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=c.lr)
+        self.buffer = ReplayBuffer(min(c.buffer_size, cfg.total_steps), obs_dim, act_dim,
+                                   seed=cfg.seed)
+        self.np_rng = np.random.default_rng(cfg.seed + 1)
+        self.updates = 0
+
+    def networks(self):
+        return {"actor": self.actor, "critic": self.critic}
+
+    def after_init(self) -> None:
+        self.critic_target.load_state_dict(self.critic.state_dict())
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        if self.c.alpha == "auto":
+            return self.log_alpha.detach().exp()
+        return torch.tensor(self.c.alpha)
+
+    # --- the loop ---------------------------------------------------------------------------
+    def train(self, until: int) -> dict[str, float]:
+        sums: dict[str, float] = {}
+        n_updates = 0
+        while self.env_steps < until:
+            action = self._explore_action()
+            try:
+                next_obs, reward, term, trunc, _ = self.env.step(
+                    scale_action(action, self.low, self.high))
+            except Exception as err:  # noqa: BLE001
+                raise EnvError(f"env '{self.env_spec.id}' crashed at step {self.env_steps}: "
+                               f"{err}") from err
+            self.buffer.add(self.obs, action, reward, next_obs, float(term))
+            self.episode_return += float(reward)
+            self.obs = next_obs
+            self.env_steps += 1
+            if term or trunc:
+                self.completed_returns.append(self.episode_return)
+                self.episode_return = 0.0
+                self.obs, _ = self.env.reset()
+            if self.env_steps >= self.c.learning_starts and self.buffer.size >= self.c.batch_size:
+                for _ in range(self.c.utd):
+                    stats = self.update()
+                    n_updates += 1
+                    for k, v in stats.items():
+                        sums[k] = sums.get(k, 0.0) + v
+        out = {k: float(v) / n_updates for k, v in sums.items()} if n_updates else {}
+        if self.completed_returns:
+            out["train/return"] = float(np.mean(self.completed_returns[-10:]))
+        out["train/alpha"] = float(self.alpha)
+        out["train/updates"] = float(self.updates)
+        return out
+
+    @torch.inference_mode()
+    def _explore_action(self) -> np.ndarray:
+        if self.env_steps < self.c.learning_starts and self.c.warmup == "uniform":
+            return self.np_rng.uniform(-1.0, 1.0, self.low.shape).astype(np.float32)
+        mean, log_std = self.actor(to_tensor(self.obs).unsqueeze(0))
+        action, _ = squashed_sample(mean, log_std)
+        return action[0].numpy()
+
+    def update(self) -> dict[str, torch.Tensor]:
+        obs, act, rew, next_obs, term = self.buffer.sample(self.c.batch_size)
+        alpha = self.alpha
+        # critic
+        with torch.no_grad():
+            mean, log_std = self.actor(next_obs)
+            next_act, next_logp = squashed_sample(mean, log_std)
+            q_next = self.critic_target(_pair(next_obs, next_act)).squeeze(-1).min(0).values
+            target = rew + self.c.gamma * (1.0 - term) * (q_next - alpha * next_logp)
+        q = self.critic(_pair(obs, act)).squeeze(-1)  # [2, B]
+        critic_loss = (q - target).pow(2).mean(1).sum()
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+        # actor (critic weights are not stepped here, so their grads are simply discarded)
+        mean, log_std = self.actor(obs)
+        new_act, logp = squashed_sample(mean, log_std)
+        q_pi = self.critic(_pair(obs, new_act)).squeeze(-1).min(0).values
+        actor_loss = (alpha * logp - q_pi).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        # temperature
+        stats = {"loss/critic": critic_loss.detach(), "loss/actor": actor_loss.detach(),
+                 "train/entropy": -logp.detach().mean(), "train/q": q.detach().mean()}
+        if self.c.alpha == "auto":
+            alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
+            stats["loss/alpha"] = alpha_loss.detach()
+        # polyak
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.critic_target.parameters()),
+                                 list(self.critic.parameters()), self.c.tau)
+        self.updates += 1
+        return stats
+
+    # --- acting, diagnostics, checkpoints ---------------------------------------------------
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        mean, _ = self.actor(to_tensor(obs))
+        return torch.tanh(mean).numpy(), state
+
+    @torch.inference_mode()
+    def init_probe(self, obs: np.ndarray) -> dict[str, Any]:
+        o = to_tensor(obs)
+        mean, log_std = self.actor(o)
+        actions, logp = squashed_sample(mean, log_std)
+        q = self.critic(_pair(o, actions))
+        return {"actions": actions.numpy(), "entropy": float(-logp.mean()),
+                "mean_abs_mean": float(torch.tanh(mean).abs().mean()),
+                "std": float(log_std.exp().mean()), "critic_scale": float(q.abs().mean())}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(), "log_alpha": self.log_alpha.data,
+            "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(), "buffer": self.buffer.state_dict(),
+            "env": snapshot(self.env), "obs": self.obs, "episode_return": self.episode_return,
+            "completed_returns": self.completed_returns, "np_rng": self.np_rng.bit_generator.state,
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        self.actor.load_state_dict(s["actor"])
+        self.critic.load_state_dict(s["critic"])
+        self.critic_target.load_state_dict(s["critic_target"])
+        self.log_alpha.data.copy_(s["log_alpha"])
+        self.actor_opt.load_state_dict(s["actor_opt"])
+        self.critic_opt.load_state_dict(s["critic_opt"])
+        self.alpha_opt.load_state_dict(s["alpha_opt"])
+        self.buffer.load_state_dict(s["buffer"])
+        restore(self.env, s["env"])
+        self.obs, self.episode_return = s["obs"], s["episode_return"]
+        self.completed_returns = list(s["completed_returns"])
+        self.np_rng.bit_generator.state = s["np_rng"]
+        self.updates = s["updates"]
+
+
+def _pair(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    """[B, O], [B, A] -> [2, B, O + A] for the twin-Q ensemble."""
+    x = torch.cat([obs, act], -1)
+    return x.unsqueeze(0).expand(2, *x.shape)
