@@ -92,28 +92,41 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def deep_merge(a: dict, b: dict) -> dict:
     out = dict(a)
     for k, v in b.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        both = isinstance(v, dict) and isinstance(out.get(k), dict)
+        out[k] = deep_merge(out[k], v) if both else v
     return out
 
 
-def _pydantic_problems(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the (nested) model that ``loc[:-1]`` points into."""
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
+
+
+def _pydantic_problems(err: ValidationError, prefix: str = "",
+                       model: type[BaseModel] | None = None) -> list[tuple[str, str]]:
     problems = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            field = str(e["loc"][-1])
-            msg = "unknown key"
-            problems.append((prefix + loc, msg))
-            continue
+            options = _fields_at(model, e["loc"]) if model else []
+            msg = "unknown key" + suggest(str(e["loc"][-1]), options)
+        elif "input" in e and e["type"] not in ("value_error", "missing"):
+            msg = f"{msg} (got {e['input']!r})"
         problems.append((prefix + loc, msg))
     return problems
 
 
 def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
     """Validate dotted or nested overrides into a :class:`TrialConfig` or raise ConfigError."""
-    from agent.registry import agents
     from agent.common.envs import get_env
+    from agent.registry import agents
 
     data = nest(values or {})
     problems: list[tuple[str, str]] = []
@@ -123,14 +136,8 @@ def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
     try:
         cfg = TrialConfig(**top)
     except ValidationError as err:
-        problems += _pydantic_problems(err)
+        problems += _pydantic_problems(err, model=TrialConfig)
         cfg = None
-    # unknown-key suggestions for init.*
-    for key, msg in list(problems):
-        if msg == "unknown key" and key.startswith("init."):
-            field = key.split(".", 1)[1]
-            idx = problems.index((key, msg))
-            problems[idx] = (key, "unknown key" + suggest(field, list(InitConfig.model_fields)))
     agent_name = top.get("agent", "sac")
     try:
         agent_cls = agents.get(agent_name)
@@ -153,7 +160,7 @@ def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
         try:
             parsed[name] = agents.get(name).Config(**value)
         except ValidationError as err:
-            problems += _pydantic_problems(err, prefix=f"{name}.")
+            problems += _pydantic_problems(err, prefix=f"{name}.", model=agents.get(name).Config)
     if problems:
         raise ConfigError(problems)
     assert cfg is not None

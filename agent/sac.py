@@ -101,7 +101,7 @@ class SAC(Agent):
             try:
                 next_obs, reward, term, trunc, _ = self.env.step(
                     scale_action(action, self.low, self.high))
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:
                 raise EnvError(f"env '{self.env_spec.id}' crashed at step {self.env_steps}: "
                                f"{err}") from err
             self.buffer.add(self.obs, action, reward, next_obs, float(term))

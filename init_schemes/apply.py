@@ -42,40 +42,48 @@ class InitConfig(BaseModel):
     )
     log_std: float = Field(0.0, description="value of state-independent log-std parameters")
 
+    # registry errors become ValueErrors so pydantic reports them with their key path
     @field_validator("scheme", "small_scheme")
     @classmethod
     def _known_scheme(cls, v: str) -> str:
-        schemes.entry(v)
+        _check(schemes.entry, v)
         return v
 
     @field_validator("bias")
     @classmethod
     def _known_bias(cls, v: str) -> str:
         if v != "auto":
-            schemes.entry(v)
+            _check(schemes.entry, v)
         return v
 
     @field_validator("scenario")
     @classmethod
     def _known_scenario(cls, v: str) -> str:
-        scenarios.entry(v)
+        _check(scenarios.entry, v)
         return v
 
     @field_validator("gains")
     @classmethod
     def _known_gains(cls, v: dict) -> dict:
         for role, gain in v.items():
-            check_role(role)
-            gain_value(gain, "linear")
+            _check(check_role, role)
+            _check(gain_value, gain, "linear")
         return v
 
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, v: dict) -> dict:
         for role, scheme in v.items():
-            check_role(role)
-            schemes.entry(scheme)
+            _check(check_role, role)
+            _check(schemes.entry, scheme)
         return v
+
+
+def _check(fn, *args) -> None:
+    try:
+        fn(*args)
+    except RegistryError as err:
+        raise ValueError(str(err)) from None
 
 
 def check_role(role: str) -> None:

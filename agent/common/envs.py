@@ -37,8 +37,9 @@ class EnvSpec:
     def make(self, **kwargs: Any) -> gym.Env:
         try:
             env = gym.make(self.id, **{**self.kwargs, **kwargs})
-        except Exception as err:  # noqa: BLE001 - gymnasium raises many kinds
-            raise EnvError(f"could not create env '{self.id}': {type(err).__name__}: {err}") from err
+        except Exception as err:
+            msg = f"could not create env '{self.id}': {type(err).__name__}: {err}"
+            raise EnvError(msg) from err
         if not isinstance(env.action_space, gym.spaces.Box):
             raise EnvError(
                 f"env '{self.id}' has a {type(env.action_space).__name__} action space; "

@@ -23,7 +23,7 @@ def evaluate(agent, episodes: int, seed: int, envs: list | None = None) -> np.nd
         for i in np.flatnonzero(alive):
             try:
                 o, r, term, trunc, _ = envs[i].step(scale_action(action[i], low, high))
-            except Exception as err:  # noqa: BLE001
+            except Exception as err:
                 raise EnvError(f"eval env '{agent.env_spec.id}' crashed: {err}") from err
             obs[i] = o
             returns[i] += r
