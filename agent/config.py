@@ -125,7 +125,7 @@ def _pydantic_problems(err: ValidationError, prefix: str = "",
 
 def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
     """Validate dotted or nested overrides into a :class:`TrialConfig` or raise ConfigError."""
-    from agent.common.envs import get_env
+    from agent.common.envs import EnvError, check_env, get_env
     from agent.registry import agents
 
     data = nest(values or {})
@@ -145,8 +145,8 @@ def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
         problems.append(("agent", str(err)))
         agent_cls = None
     try:
-        get_env(top.get("env", "Pendulum-v1"))
-    except RegistryError as err:
+        check_env(get_env(top.get("env", "Pendulum-v1")))
+    except (RegistryError, EnvError) as err:
         problems.append(("env", str(err)))
     parsed: dict[str, BaseModel] = {}
     for name, value in sections.items():

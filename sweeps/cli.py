@@ -164,6 +164,14 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(err).splitlines() or [type(err).__name__]:
             print(f"sweep {args.command}: error: {line}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as err:  # a run that failed: the trial files say where it stopped
+        from agent.common.envs import EnvError
+        from agent.trial import TrialError
+
+        if not isinstance(err, EnvError | TrialError):
+            raise
+        print(f"sweep {args.command}: failed: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -69,6 +69,16 @@ def register_env(spec: EnvSpec, description: str = "", *, override: bool = False
     return spec
 
 
+_checked: set[str] = set()
+
+
+def check_env(spec: EnvSpec) -> None:
+    """Build the env once (cached per id) so a bad id or action space fails at config time."""
+    if spec.id not in _checked:
+        spec.make().close()
+        _checked.add(spec.id)
+
+
 def get_env(env_id: str) -> EnvSpec:
     """The registered spec, or a plain spec for any other gymnasium id; a clear error otherwise."""
     if env_id in envs:
