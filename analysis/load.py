@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "AnalysisError",
-    "SweepInfo",
     "RUN_KEYS",
     "STATES",
+    "AnalysisError",
+    "SweepInfo",
     "config_columns",
     "flatten_config",
     "load_init_diagnostics",
@@ -48,7 +48,8 @@ RUN_KEYS = ("trial_id", "seed")
 """Columns that identify a run, the statistical unit."""
 
 STATES = ("pending", "running", "finished", "failed")
-"""Trial states written by ``sweeps/`` (``status.json``); ``pending`` also means 'no directory'."""
+"""Trial states written to ``status.json``. ``pending`` also means 'no status yet'; a status
+file that cannot be parsed (even after retries) gives the extra state ``unknown``."""
 
 # Columns of the tidy metrics table that are neither config keys nor metrics.
 _BASE_COLUMNS = (
@@ -295,16 +296,18 @@ def _scan_trials(info: SweepInfo) -> list[dict[str, Any]]:
     """Trial records (config, status) from the planned list and the trials/ directory."""
     planned = {str(t.get("trial_id")): t.get("config") or {} for t in info.planned_trials}
     trial_root = info.path / "trials"
-    on_disk = sorted(p.name for p in trial_root.iterdir() if p.is_dir()) if trial_root.is_dir() else []
+    on_disk = []
+    if trial_root.is_dir():
+        on_disk = sorted(p.name for p in trial_root.iterdir() if p.is_dir())
     order = list(planned) + [t for t in on_disk if t not in planned]
     records = []
     for trial_id in order:
         trial_dir = trial_root / trial_id
         config = _trial_config(info, trial_id)
-        status = None
+        status: Any = {}
         if (trial_dir / "status.json").is_file():
             status = _read_json(trial_dir / "status.json", what="status.json", missing_ok=True)
-        status = status if isinstance(status, Mapping) else {}
+            status = status if isinstance(status, Mapping) else {"state": "unknown"}
         scores = status.get("env_scores") or {}
         state = str(status.get("state") or "pending")
         records.append(

@@ -9,6 +9,7 @@ three evaluations - the "final performance" - is exactly ``level + offset``. Raw
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,39 @@ ENV_SCORES = {
     "Walker2d-v4": {"random": 0.0, "reference": 4000.0},
 }
 ACTION_DIMS = {"Pendulum-v1": 1, "Walker2d-v4": 6}
+
+
+def import_rliable_library():
+    """``rliable.library`` (the reference bootstrap), importable with pandas 3.
+
+    rliable's bootstrap builds on ``arch``; arch < 8 fails to import with pandas >= 3
+    (``pandas.util._decorators.deprecate_kwarg`` gained a leading ``klass`` argument). If that
+    happens, arch is imported once more with a shim that supplies the old call signature; the
+    shim is removed again right after. With arch >= 8 the plain import works.
+    """
+    try:
+        from rliable import library
+
+        return library
+    except TypeError:
+        pass
+    for name in [m for m in sys.modules if m == "arch" or m.startswith(("arch.", "rliable.l"))]:
+        del sys.modules[name]
+    import pandas.util._decorators as decorators
+
+    original = decorators.deprecate_kwarg
+
+    def compat(*args: Any, **kwargs: Any) -> Any:
+        if len(args) == 2 and all(isinstance(a, str) for a in args):
+            return original(FutureWarning, *args, **kwargs)
+        return original(*args, **kwargs)
+
+    decorators.deprecate_kwarg = compat
+    try:
+        from rliable import library
+    finally:
+        decorators.deprecate_kwarg = original
+    return library
 
 
 def norm_curve(final: float, fractions: np.ndarray) -> np.ndarray:
@@ -158,7 +192,12 @@ def write_sweep(
                     config = {**base, "seed": list(seeds)}
                     planned.append({"trial_id": trial_id, "config": config})
                     write_trial(
-                        root, trial_id, config, finals, budget=budget, n_evals=n_evals,
+                        root,
+                        trial_id,
+                        config,
+                        finals,
+                        budget=budget,
+                        n_evals=n_evals,
                         diagnostics=diag if diagnostics else None,
                     )
                     continue
@@ -179,8 +218,13 @@ def write_sweep(
                     elif key in running:
                         kwargs = {"state": "running", "stop_fraction": 0.6}
                     write_trial(
-                        root, trial_id, config, {seed: finals[seed]}, budget=budget,
-                        n_evals=n_evals, diagnostics={seed: diag[seed]} if diagnostics else None,
+                        root,
+                        trial_id,
+                        config,
+                        {seed: finals[seed]},
+                        budget=budget,
+                        n_evals=n_evals,
+                        diagnostics={seed: diag[seed]} if diagnostics else None,
                         **kwargs,
                     )
     grid = {"env": list(envs), "init.scheme": list(schemes), "init.scenario": list(scenarios)}

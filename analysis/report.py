@@ -1,0 +1,1041 @@
+"""``sweep report DIR``: one command from a sweep directory to a readable, honest report.
+
+Writes, next to the sweep's results::
+
+    DIR/report.md                 the report (figure links relative to DIR)
+    DIR/report.html               the same, self-contained (figures inlined as PNG)
+    DIR/report/metrics.parquet    the tidy table the report was computed from
+    DIR/report/*.csv              final scores per run, interval tables, P(improvement) pairs
+    DIR/report/figures/*.png|svg  every figure
+
+Works on a sweep that is still running: running trials are included up to their last
+evaluation and the report says so at the top. Failed trials are listed with their errors and
+left out of the statistics. CLI wiring: :func:`add_subcommand` (the hook ``sweeps.cli`` looks
+for), or :func:`add_arguments` + :func:`main` on a parser of your own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as _dt
+import html
+import json
+import logging
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from analysis import plots, stats
+from analysis.load import (
+    AnalysisError,
+    config_columns,
+    load_init_diagnostics,
+    load_sweep,
+    load_trials,
+    read_sweep_info,
+)
+
+__all__ = ["add_arguments", "add_subcommand", "main", "write_report"]
+
+log = logging.getLogger(__name__)
+
+AGG_ENV = "all envs (normalised)"
+"""``env`` value of the rows that aggregate over envs with normalised scores."""
+_INIT_KEYS = ("init.scheme", "init.scenario")
+STATE_WORDS = ("finished", "running", "failed", "pending")
+_DIAG_COLUMNS = ("coverage", "clip_frac", "entropy", "mean_abs_mean", "std", "critic_scale")
+
+
+def write_report(
+    sweep_dir: str | Path,
+    group: Sequence[str] | None = None,
+    threshold: float | None = None,
+    metric: str | None = None,
+    progress: bool = True,
+    *,
+    last_k: int = 3,
+    reps: int = 2000,
+    curve_reps: int = 300,
+    seed: int = 0,
+) -> Path:
+    """Analyse a sweep directory and write ``report.md``, ``report.html`` and ``report/``.
+
+    Args:
+        sweep_dir: the sweep directory (``docs/results_layout.md``), finished or running.
+        group: config keys whose unique combinations form the compared groups (default: every
+            varying key except ``seed`` and ``env``; envs are strata, compared separately and
+            aggregated with normalised scores).
+        threshold: return for steps-to-threshold, applied to every env (default: each env's
+            reference score from ``status.json``; skipped for envs without one).
+        metric: the metric column (default: ``metric`` of ``sweep_resolved.json``, else
+            ``eval/return``).
+        progress: show a progress bar on stderr.
+        last_k: final performance of a run = mean of its last ``last_k`` evaluations.
+        reps: bootstrap resamples for final-performance CIs and P(improvement).
+        curve_reps: bootstrap resamples for learning-curve bands.
+        seed: bootstrap seed (the report is deterministic for a given sweep state).
+
+    Returns:
+        The path of ``report.md``.
+
+    Raises:
+        AnalysisError: missing directory, no trials, unknown group key, or no values of the
+            metric; the message names the path.
+    """
+    started = time.perf_counter()
+    sweep_dir = Path(sweep_dir)
+    stages = [
+        "load",
+        "final scores",
+        "intervals",
+        "probability of improvement",
+        "learning curves",
+        "figures",
+        "init diagnostics",
+        "write",
+    ]
+    bar = tqdm(
+        total=len(stages),
+        desc="sweep report",
+        unit="stage",
+        disable=not progress,
+        file=sys.stderr,
+        leave=False,
+    )
+
+    def stage(name: str) -> None:
+        bar.set_postfix_str(name)
+        log.info("sweep report: %s", name)
+
+    try:
+        stage("load")
+        info = read_sweep_info(sweep_dir)
+        trials = load_trials(sweep_dir)
+        df = load_sweep(sweep_dir, trials=trials)
+        metric = metric or info.metric
+        _check_metric(df, metric, sweep_dir)
+        group = _group_keys(df, group, sweep_dir)
+        ctx = _Context(sweep_dir, info, trials, df, metric, list(group), last_k, reps, seed)
+        out = sweep_dir / "report"
+        (out / "figures").mkdir(parents=True, exist_ok=True)
+        df.to_parquet(out / "metrics.parquet", index=False)
+        bar.update()
+
+        stage("final scores")
+        ctx.runs_all = stats.final_scores(df, metric, last_k=last_k, include_failed=True)
+        ctx.runs = ctx.runs_all[ctx.runs_all["state"] != "failed"].reset_index(drop=True)
+        if ctx.runs.empty:
+            raise AnalysisError(
+                f"no usable runs in {sweep_dir}: every run with values of {metric!r} failed"
+            )
+        ctx.runs_all.to_csv(out / "final_scores.csv", index=False)
+        bar.update()
+
+        stage("intervals")
+        _intervals(ctx, threshold)
+        ctx.intervals.to_csv(out / "intervals.csv", index=False)
+        bar.update()
+
+        stage("probability of improvement")
+        _improvement(ctx)
+        ctx.poi.to_csv(out / "poi_pairs.csv", index=False)
+        bar.update()
+
+        stage("learning curves")
+        ctx.curves = stats.learning_curves(
+            df, metric, ctx.group, reps=curve_reps, seed=seed, estimator="iqm"
+        )
+        bar.update()
+
+        stage("figures")
+        _figures(ctx, out / "figures")
+        bar.update()
+
+        stage("init diagnostics")
+        _init_diagnostics(ctx, out / "figures")
+        bar.update()
+
+        stage("write")
+        doc = _compose(ctx, time.perf_counter() - started)
+        md_path = sweep_dir / "report.md"
+        md_path.write_text(doc.to_markdown())
+        (sweep_dir / "report.html").write_text(doc.to_html(sweep_dir, title=f"{info.name}"))
+        bar.update()
+    finally:
+        bar.close()
+    log.info("sweep report: wrote %s in %.1fs", md_path, time.perf_counter() - started)
+    return md_path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``sweep report`` arguments to ``parser`` (a subcommand parser); return it."""
+    parser.add_argument("dir", type=Path, metavar="DIR", help="sweep directory (results/<name>)")
+    parser.add_argument(
+        "--group",
+        nargs="+",
+        action="extend",
+        metavar="KEY",
+        default=None,
+        help="config keys to group by (default: every varying key except seed and env; envs "
+        "are always compared separately)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        metavar="R",
+        default=None,
+        help="return for steps-to-threshold (default: each env's reference score)",
+    )
+    parser.add_argument("--metric", default=None, help="metric column (default: the sweep's)")
+    parser.add_argument(
+        "--last-k",
+        type=int,
+        default=3,
+        metavar="K",
+        help="final performance = mean of the last K evaluations (default 3)",
+    )
+    parser.add_argument(
+        "--reps", type=int, default=2000, help="bootstrap resamples for CIs (default 2000)"
+    )
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
+    return parser
+
+
+def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``report`` on the ``sweep`` CLI's subparsers (``args.func`` is :func:`main`)."""
+    parser = subparsers.add_parser(
+        "report",
+        help="statistics, figures, report.md/html of a sweep directory",
+        description="Write DIR/report.md, DIR/report.html and DIR/report/ (figures, tidy table) "
+        "for a finished or running sweep.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=main)
+    return parser
+
+
+def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
+    """Run ``sweep report`` from parsed arguments (or an argv list); return the exit code.
+
+    0 on success; 2 with the error message on stderr for an :class:`AnalysisError`.
+    """
+    if not isinstance(args, argparse.Namespace):
+        parser = add_arguments(argparse.ArgumentParser(prog="sweep report"))
+        args = parser.parse_args(args)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    try:
+        path = write_report(
+            args.dir,
+            group=args.group,
+            threshold=args.threshold,
+            metric=getattr(args, "metric", None),
+            progress=getattr(args, "progress", True),
+            last_k=getattr(args, "last_k", 3),
+            reps=getattr(args, "reps", 2000),
+        )
+    except AnalysisError as err:
+        print(f"sweep report: error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {path} and {path.with_suffix('.html')}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# computation
+
+
+@dataclass
+class _Context:
+    """Everything computed for one report."""
+
+    sweep_dir: Path
+    info: Any
+    trials: pd.DataFrame
+    df: pd.DataFrame
+    metric: str
+    group: list[str]
+    last_k: int
+    reps: int
+    seed: int
+    runs_all: pd.DataFrame = field(default_factory=pd.DataFrame)
+    runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    envs: list[str] = field(default_factory=list)
+    normalised: bool = False
+    intervals: pd.DataFrame = field(default_factory=pd.DataFrame)
+    auc: pd.DataFrame = field(default_factory=pd.DataFrame)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    steps: pd.DataFrame = field(default_factory=pd.DataFrame)
+    poi: pd.DataFrame = field(default_factory=pd.DataFrame)
+    vs_best: dict[str, pd.DataFrame] = field(default_factory=dict)
+    best: dict[str, str] = field(default_factory=dict)
+    order: dict[str, list[str]] = field(default_factory=dict)
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    figures: list[tuple[str, str, str]] = field(default_factory=list)  # (section, name, caption)
+    diag_table: pd.DataFrame | None = None
+    diag_figures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def scopes(self) -> list[str]:
+        """Envs, then the normalised aggregate when there are several envs with scores."""
+        return [*self.envs, AGG_ENV] if self.normalised and len(self.envs) > 1 else self.envs
+
+
+def _check_metric(df: pd.DataFrame, metric: str, sweep_dir: Path) -> None:
+    if metric not in df.columns or df[metric].notna().sum() == 0:
+        found = [c for c in df.columns if "/" in c]
+        raise AnalysisError(
+            f"no values of metric {metric!r} in any metrics.csv under {sweep_dir / 'trials'}"
+            + (f"; metrics found: {', '.join(found)}" if found else "; no metrics written yet")
+        )
+
+
+def _group_keys(df: pd.DataFrame, group: Sequence[str] | None, sweep_dir: Path) -> list[str]:
+    varying = config_columns(df)
+    if group is None:
+        return [k for k in varying if k not in ("seed", "env")]
+    unknown = [k for k in group if k not in df.columns]
+    if unknown:
+        raise AnalysisError(
+            f"cannot group {sweep_dir} by {', '.join(unknown)}: not a varying config key; "
+            f"varying keys: {', '.join(varying) or '(none)'}"
+        )
+    # envs are always strata (compared separately, aggregated with normalised scores)
+    return [k for k in dict.fromkeys(group) if k not in ("env", "seed")]
+
+
+def _intervals(ctx: _Context, threshold: float | None) -> None:
+    runs = ctx.runs
+    ctx.envs = sorted(runs["env"].unique().tolist())
+    refs = runs.groupby("env")["env_score_reference"].first()
+    ctx.normalised = bool(runs["score_norm"].notna().all())
+    tables, aucs = [], []
+    for env in ctx.envs:
+        sub = runs[runs["env"] == env]
+        ref = refs.get(env, np.nan)
+        # one env: the median over envs of per-env means is the mean, so it is left out
+        metrics = ("iqm", "mean") + (("optimality_gap",) if np.isfinite(ref) else ())
+        kwargs: dict[str, Any] = {"reps": ctx.reps, "seed": ctx.seed}
+        tables.append(
+            stats.interval_table(
+                sub, ctx.group, metrics=metrics, gamma=float(ref), **kwargs
+            ).assign(env=env)
+        )
+        aucs.append(
+            stats.interval_table(sub, ctx.group, value="auc", metrics=("iqm",), **kwargs).assign(
+                env=env
+            )
+        )
+    if AGG_ENV in ctx.scopes:
+        kwargs = {"reps": ctx.reps, "seed": ctx.seed}
+        tables.append(
+            stats.interval_table(runs, ctx.group, value="score_norm", gamma=1.0, **kwargs).assign(
+                env=AGG_ENV
+            )
+        )
+        aucs.append(
+            stats.interval_table(
+                runs, ctx.group, value="auc_norm", metrics=("iqm",), **kwargs
+            ).assign(env=AGG_ENV)
+        )
+    ctx.intervals = pd.concat(tables, ignore_index=True)
+    ctx.auc = pd.concat(aucs, ignore_index=True)
+    if threshold is not None:
+        ctx.thresholds = {env: float(threshold) for env in ctx.envs}
+    else:
+        ctx.thresholds = {env: float(refs[env]) for env in ctx.envs if np.isfinite(refs.get(env))}
+    if ctx.thresholds:
+        ctx.steps = stats.threshold_table(
+            ctx.df,
+            ctx.metric,
+            ctx.group,
+            ctx.thresholds,
+            reps=max(ctx.reps // 2, 200),
+            seed=ctx.seed,
+        )
+    for scope in ctx.scopes:
+        iqm = ctx.intervals[(ctx.intervals["env"] == scope) & (ctx.intervals["metric"] == "iqm")]
+        order = iqm.sort_values("estimate", ascending=False, kind="stable")["group"].tolist()
+        ctx.order[scope] = order
+        ctx.best[scope] = order[0]
+
+
+def _improvement(ctx: _Context) -> None:
+    """All pairs stratified over envs (matrix), and each group vs the best per scope."""
+    kwargs: dict[str, Any] = {"reps": ctx.reps, "seed": ctx.seed}
+    ctx.poi = stats.poi_table(ctx.runs, ctx.group, **kwargs)
+    for scope in ctx.scopes:
+        best = ctx.best[scope]
+        others = [g for g in ctx.order[scope] if g != best]
+        if scope == AGG_ENV:
+            table = ctx.poi[(ctx.poi["a"] == best) & ctx.poi["b"].isin(others)]
+        else:
+            sub = ctx.runs[ctx.runs["env"] == scope]
+            table = stats.poi_table(sub, ctx.group, pairs=[(best, g) for g in others], **kwargs)
+        ctx.vs_best[scope] = table.set_index("b").reindex(others).reset_index()
+
+
+def _colours(ctx: _Context) -> tuple[str | None, dict[Any, Any], dict[str, Any]]:
+    """(colour key, its value -> colour, group label -> colour), colour-blind safe if possible.
+
+    Groups are coloured by ``init.scheme`` when grouped by it, else by the first group key with
+    at most 10 values, else each group gets its own colour.
+    """
+    order = ctx.order[ctx.scopes[-1]]
+    candidates = ["init.scheme", *ctx.group] if "init.scheme" in ctx.group else ctx.group
+    for key in candidates:
+        values = _grid_order(ctx.info.grid, key, ctx.runs)
+        if len(values) <= 10:
+            key_palette = plots.group_palette(values)
+            labels = stats.group_labels(ctx.runs, ctx.group)
+            by_group = dict(zip(labels, ctx.runs[key].map(key_palette), strict=True))
+            return key, key_palette, by_group
+    palette = plots.group_palette(order)
+    return None, palette, palette
+
+
+def _figures(ctx: _Context, fig_dir: Path) -> None:
+    group_order = ctx.order[ctx.scopes[-1]]
+    key, key_palette, palette = _colours(ctx)
+    partial = ""
+    if _n(ctx, "running"):
+        partial = " Running trials contribute up to their last evaluation."
+
+    init_grid = all(k in ctx.group for k in _INIT_KEYS)
+    if init_grid and len(ctx.group) == 2:
+        facet_kw: dict[str, Any] = {
+            "hue": "init.scheme",
+            "row": "init.scenario",
+            "palette": key_palette,
+        }
+    elif key is not None and len(ctx.group) == 1:
+        facet_kw = {"hue": key, "palette": key_palette}
+    else:
+        facet_kw = {"hue": "group", "palette": plots.group_palette(group_order)}
+    fig, _ = plots.plot_learning_curves(
+        ctx.curves, ylabel=f"{ctx.metric} (IQM, 95% CI)", col="env", **facet_kw
+    )
+    _save(
+        ctx,
+        fig,
+        fig_dir,
+        "learning_curves",
+        "Learning curves",
+        f"IQM of `{ctx.metric}` over runs at each evaluation, with 95% bootstrap CI bands."
+        + partial,
+    )
+
+    units = {env: "return" for env in ctx.envs} | {AGG_ENV: "normalised"}
+    fig, _ = plots.plot_intervals(ctx.intervals, order=group_order, palette=palette, units=units)
+    _save(
+        ctx,
+        fig,
+        fig_dir,
+        "final_intervals",
+        "Final performance",
+        f"Final performance (mean of the last {ctx.last_k} evaluations of each run): point "
+        "estimate (black tick) and 95% stratified bootstrap CI (bar). Lower is better for "
+        "the optimality gap.",
+    )
+
+    if init_grid:
+        others = [k for k in ctx.group if k not in _INIT_KEYS]
+        heat = ctx.intervals[ctx.intervals["metric"] == "iqm"].copy()
+        heat["panel"] = heat["env"].astype(str)
+        for key in others:
+            heat["panel"] = heat["panel"] + f" | {key} = " + heat[key].astype(str)
+        grid = ctx.info.grid
+        labels = {
+            p: ("IQM (normalised)" if p.startswith(AGG_ENV) else f"IQM {ctx.metric}")
+            for p in heat["panel"].unique()
+        }
+        fig, _ = plots.plot_heatmap(
+            heat,
+            facet="panel",
+            value_label=labels,
+            row_order=_grid_order(grid, "init.scheme", heat),
+            col_order=_grid_order(grid, "init.scenario", heat),
+        )
+        _save(
+            ctx,
+            fig,
+            fig_dir,
+            "init_grid_heatmap",
+            "Init scheme x scenario",
+            "Final IQM per init scheme (rows) and output-layer scenario (columns); each cell "
+            "shows the estimate and its 95% CI. Colour scales are per panel.",
+        )
+
+    if len(group_order) > 1:
+        fig, _ = plots.plot_probability_of_improvement(ctx.poi, order=group_order)
+        strat = " averaged over envs (each env weighs the same)" if len(ctx.envs) > 1 else ""
+        _save(
+            ctx,
+            fig,
+            fig_dir,
+            "probability_of_improvement",
+            "Probability of improvement",
+            f"P(row group's final score > column group's){strat}. `*`: the 95% CI excludes "
+            "0.5, i.e. the difference is supported by the data.",
+        )
+
+    if AGG_ENV in ctx.scopes:
+        prof = stats.profile_table(
+            ctx.runs, ctx.group, value="score_norm", reps=300, seed=ctx.seed
+        ).assign(env=AGG_ENV)
+        xlabel = r"normalised score $\tau$"
+    else:
+        prof = pd.concat(
+            [
+                stats.profile_table(
+                    ctx.runs[ctx.runs["env"] == env], ctx.group, reps=300, seed=ctx.seed
+                ).assign(env=env)
+                for env in ctx.envs
+            ],
+            ignore_index=True,
+        )
+        xlabel = r"final return $\tau$"
+    fig, _ = plots.plot_performance_profiles(prof, xlabel=xlabel, col="env", **facet_kw)
+    _save(
+        ctx,
+        fig,
+        fig_dir,
+        "performance_profiles",
+        "Performance profiles",
+        "Fraction of runs whose final score exceeds tau, with 95% CI bands; a curve that "
+        "lies above another everywhere is stochastically better.",
+    )
+
+
+def _init_diagnostics(ctx: _Context, fig_dir: Path) -> None:
+    summary, hist = load_init_diagnostics(ctx.sweep_dir, trials=ctx.trials)
+    if summary.empty:
+        return
+    key, key_palette, _ = _colours(ctx)
+    keys = [k for k in ctx.group if k in summary.columns]
+    summary = summary.assign(group=stats.group_labels(summary, keys))
+    runs = summary.groupby(["env", "group", "trial_id", "seed"], dropna=False)[
+        list(_DIAG_COLUMNS)
+    ].mean()
+    table = runs.groupby(["env", "group"]).agg(
+        runs=("coverage", "size"), **{c: (c, "mean") for c in _DIAG_COLUMNS}
+    )
+    ctx.diag_table = table.reset_index()
+    init_grid = all(k in summary.columns for k in _INIT_KEYS)
+    grid = ctx.info.grid
+    for env in sorted(hist["env"].unique()) if not hist.empty else []:
+        sub = hist[hist["env"] == env]
+        if init_grid:
+            kw: dict[str, Any] = {
+                "row": "init.scheme",
+                "col": "init.scenario",
+                "row_order": _grid_order(grid, "init.scheme", sub),
+                "col_order": _grid_order(grid, "init.scenario", sub),
+            }
+        else:
+            sub = sub.assign(group=stats.group_labels(sub, keys))
+            kw = {"row": None, "col": "group"}
+        fig, _ = plots.plot_action_histograms(sub, title=f"{env}: actions at init", **kw)
+        name = f"init_action_hist_{_slug(env)}"
+        plots.save_figure(fig, fig_dir / name)
+        ctx.diag_figures.append(
+            (
+                name,
+                f"{env}: histogram of actions sampled at initialisation, averaged over seeds "
+                "and action dims. Mass in the outermost bins is clipping at the bounds.",
+            )
+        )
+    if init_grid:
+        kw = {"hue": "init.scheme", "style": "init.scenario", "palette": key_palette}
+    elif key is not None:
+        kw = {"hue": key, "style": None, "palette": key_palette}
+    else:
+        kw = {"hue": "group", "style": None}
+    fig, _ = plots.plot_clip_vs_coverage(summary, col="env" if len(ctx.envs) > 1 else None, **kw)
+    plots.save_figure(fig, fig_dir / "init_clip_vs_coverage")
+    ctx.diag_figures.append(
+        (
+            "init_clip_vs_coverage",
+            "Clip fraction vs action-space coverage at initialisation, one "
+            "point per run. Better: right (broad coverage) and low "
+            "(little clipping).",
+        )
+    )
+
+
+def _save(ctx: _Context, fig: Any, fig_dir: Path, name: str, section: str, caption: str) -> None:
+    plots.save_figure(fig, fig_dir / name)
+    ctx.figures.append((section, name, caption))
+
+
+def _grid_order(grid: dict[str, list[Any]], key: str, frame: pd.DataFrame) -> list[Any]:
+    present = frame[key].dropna().unique().tolist()
+    declared = [v for v in grid.get(key, []) if v in present]
+    return declared + sorted(v for v in present if v not in declared)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "env"
+
+
+def _n(ctx: _Context, state: str) -> int:
+    return int((ctx.trials["state"] == state).sum())
+
+
+# --------------------------------------------------------------------------------------------
+# composition
+
+
+def _compose(ctx: _Context, elapsed: float) -> _Doc:
+    info, trials = ctx.info, ctx.trials
+    doc = _Doc()
+    n_total = len(trials)
+    states = list(STATE_WORDS)
+    states += sorted(set(trials["state"]) - set(states))  # e.g. "unknown": unreadable status
+    counts = {s: _n(ctx, s) for s in states}
+    doc.h(1, f"Sweep report: {info.name}")
+    now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    doc.p(
+        f"Generated {now} from `{ctx.sweep_dir}` by `sweep report` in {elapsed:.0f} s. "
+        f"Metric: `{ctx.metric}`."
+    )
+    if info.resolved.get("mode") == "min":
+        doc.p(
+            f"**Warning:** the sweep's metric mode is `min` (lower `{ctx.metric}` is better), but "
+            "this report ranks, compares and thresholds as if higher were better: read the "
+            "rankings and probabilities of improvement reversed."
+        )
+    unfinished = n_total - counts["finished"] - counts["failed"]
+    if unfinished:
+        other = [f"{v} {k}" for k, v in counts.items() if v and k not in STATE_WORDS]
+        doc.p(
+            f"**Partial data: {counts['finished']} of {n_total} trials finished; running trials "
+            f"included up to their last eval** ({counts['running']} running, "
+            f"{counts['pending']} pending without data, {counts['failed']} failed and excluded"
+            + "".join(f", {o} (status unreadable, treated as running)" for o in other)
+            + "). Numbers will change as the sweep progresses."
+        )
+    elif counts["failed"]:
+        doc.p(
+            f"**{counts['finished']} of {n_total} trials finished; {counts['failed']} failed and "
+            "are excluded from the statistics** (listed below)."
+        )
+
+    doc.h(2, "What ran")
+    seeds = ", ".join(str(s) for s in info.seeds) or "(not recorded)"
+    budget = json.dumps(info.budget) if info.budget is not None else "(not recorded)"
+    items = [
+        f"Trials: {n_total} ({', '.join(f'{v} {k}' for k, v in counts.items() if v)}); "
+        f"runs with data (trial x seed): {len(ctx.runs_all)}.",
+        f"Seeds: {seeds}. Budget: `{budget}`.",
+        f"Compared groups: unique combinations of {_keys_text(ctx.group)}; "
+        f"{len(ctx.order[ctx.scopes[-1]])} groups. Envs: {', '.join(ctx.envs)}.",
+    ]
+    doc.ul(items)
+    if info.grid:
+        doc.table(
+            ["Key", "Values"],
+            [[f"`{k}`", ", ".join(str(v) for v in vals)] for k, vals in info.grid.items()],
+        )
+    env_rows = []
+    for env in ctx.envs:
+        sub = ctx.runs_all[ctx.runs_all["env"] == env]
+        env_rows.append(
+            [
+                env,
+                _num(sub["env_score_random"].iloc[0]),
+                _num(sub["env_score_reference"].iloc[0]),
+                _num(ctx.thresholds[env]) if env in ctx.thresholds else "-",
+            ]
+        )
+    doc.table(
+        ["Env", "Random score", "Reference score", "Threshold for steps-to-threshold"], env_rows
+    )
+    failed = trials[trials["state"] == "failed"]
+    if len(failed):
+        doc.h(3, f"Failed trials ({len(failed)}, excluded from the statistics)")
+        keys = [k for k in ctx.group if k in failed.columns]
+        labels = stats.group_labels(failed, keys)
+        rows = []
+        for (_, rec), label in zip(failed.iterrows(), labels, strict=True):
+            progress = f"{_int(rec['env_steps'])} / {_int(rec['planned_steps'])}"
+            rows.append(
+                [f"`{rec['trial_id']}`", label, rec["env"], progress, _first_line(rec["error"])]
+            )
+        doc.table(["Trial", "Group", "Env", "Env steps reached", "Error"], rows)
+
+    doc.h(2, "How to read the numbers")
+    doc.ul(
+        [
+            f"**Final performance** of a run (one trial x seed) = mean of its last {ctx.last_k} "
+            "evaluations; this smooths over single lucky or unlucky evaluations.",
+            "**IQM** = interquartile mean over runs (mean of the middle 50%), robust to "
+            "outlier seeds; **mean/median** are over envs of the per-env mean (median only "
+            "across envs); **optimality gap** = how far runs fall short of the reference score "
+            "(lower is better).",
+            f"**95% CIs**: stratified percentile bootstrap over runs ({ctx.reps} resamples), "
+            "resampling seeds within each env (rliable's method, via scipy).",
+            "**AUC** = area under the run's learning curve divided by its length: the average "
+            "return during training (a learning-speed measure). Running trials' AUC covers only "
+            "the steps they reached.",
+            "**Supported** = the 95% CI of the probability of improvement excludes 0.5. "
+            "**Not supported** means this data cannot tell the groups apart, not that they are "
+            "equal; more seeds may resolve it.",
+        ]
+        + (
+            [
+                "Across envs, scores are normalised per env: 0 = random policy, 1 = reference "
+                "score (`env_scores` in status.json)."
+            ]
+            if AGG_ENV in ctx.scopes
+            else []
+        )
+    )
+
+    doc.h(2, "Figures")
+    for section, name, caption in ctx.figures:
+        doc.h(3, section)
+        doc.figure(f"report/figures/{name}", caption)
+
+    doc.h(2, "Ranking (final performance, 95% CIs)")
+    for scope in ctx.scopes:
+        doc.h(3, scope)
+        headers, rows = _ranking_rows(ctx, scope)
+        doc.table(headers, rows)
+
+    doc.h(2, "Which differences are supported")
+    doc.p(
+        "Each group against the best group by IQM: P(best > group) is the chance that a run "
+        "of the best group beats a run of the other group on the same env."
+    )
+    for scope in ctx.scopes:
+        doc.h(3, scope)
+        doc.p(_verdict_summary(ctx, scope))
+        if len(ctx.vs_best[scope]):
+            doc.table(
+                [f"Group vs best (**{ctx.best[scope]}**)", "P(best > group) [95% CI]", "Verdict"],
+                _verdict_rows(ctx.vs_best[scope], ctx.best[scope]),
+            )
+    n_groups = len(ctx.order[ctx.scopes[-1]])
+    if 2 < n_groups <= 8:
+        doc.h(3, "All pairs" + (" (averaged over envs)" if len(ctx.envs) > 1 else ""))
+        # each unordered pair once, in the direction of the more likely winner
+        rank = {g: i for i, g in enumerate(ctx.order[ctx.scopes[-1]])}
+        poi = ctx.poi
+        ahead = (poi["p"] > 0.5) | ((poi["p"] == 0.5) & (poi["a"].map(rank) < poi["b"].map(rank)))
+        pairs = poi[ahead].sort_values("p", ascending=False, kind="stable")
+        doc.table(
+            ["A", "B", "P(A > B) [95% CI]", "Verdict"],
+            [
+                [r.a, r.b, _ci(r.p, r.low, r.high, digits=2), _verdict(r.low, r.high, r.a, r.b)]
+                for r in pairs.itertuples()
+            ],
+        )
+    elif n_groups > 8:
+        doc.p(
+            "All pairwise probabilities with CIs are in the matrix figure and "
+            "`report/poi_pairs.csv`."
+        )
+    if n_groups > 2:
+        doc.p(
+            f"With {n_groups} groups there are {n_groups * (n_groups - 1) // 2} pairs; at a 95% "
+            "level about 1 in 20 true ties will look supported by chance (no multiple-comparison "
+            "correction is applied)."
+        )
+
+    doc.h(2, "Init diagnostics")
+    if ctx.diag_table is None:
+        doc.p("No `init_diagnostics.json` in any trial; skipped.")
+    else:
+        doc.p(
+            "Action statistics of the untrained policy (averaged over seeds and action dims). "
+            "The notes' criterion: good coverage of the action space without clipping at the "
+            "bounds (clipped actions are oversampled)."
+        )
+        t = ctx.diag_table
+        doc.table(
+            [
+                "Env",
+                "Group",
+                "Runs",
+                "Coverage",
+                "Clip fraction",
+                "Entropy",
+                "Mean |mean|",
+                "Std",
+                "Critic scale",
+            ],
+            [
+                [r.env, r.group, str(r.runs), *(_num(getattr(r, c)) for c in _DIAG_COLUMNS)]
+                for r in t.itertuples()
+            ],
+        )
+        for name, caption in ctx.diag_figures:
+            doc.figure(f"report/figures/{name}", caption)
+
+    doc.h(2, "Files")
+    doc.ul(
+        [
+            "`report/metrics.parquet`: the tidy table (one row per run x evaluation).",
+            "`report/final_scores.csv`: final score and AUC per run (failed runs included, "
+            "marked).",
+            "`report/intervals.csv`, `report/poi_pairs.csv`: the numbers behind the tables.",
+            "`report/figures/`: every figure as PNG and SVG.",
+        ]
+    )
+    return doc
+
+
+def _ranking_rows(ctx: _Context, scope: str) -> tuple[list[str], list[list[str]]]:
+    table = ctx.intervals[ctx.intervals["env"] == scope]
+    metrics = [m for m in stats.AGGREGATES if m in set(table["metric"])]
+    auc = ctx.auc[ctx.auc["env"] == scope].set_index("group")
+    steps = ctx.steps[ctx.steps["env"] == scope].set_index("group") if len(ctx.steps) else None
+    runs = ctx.runs_all if scope == AGG_ENV else ctx.runs_all[ctx.runs_all["env"] == scope]
+    labels = stats.group_labels(runs, ctx.group)
+    unit = " (normalised)" if scope == AGG_ENV else ""
+    headers = ["Rank", "Group", "Runs"] + [plots.METRIC_NAMES[m] + unit for m in metrics]
+    headers.append("AUC" + unit)
+    if steps is not None and scope in ctx.thresholds:
+        headers.append(f"Steps to {_num(ctx.thresholds[scope])}")
+    else:
+        steps = None
+    rows = []
+    for rank, g in enumerate(ctx.order[scope], start=1):
+        row = [str(rank), f"**{g}**" if rank == 1 else g, _runs_text(runs[labels == g])]
+        for m in metrics:
+            rec = table[(table["group"] == g) & (table["metric"] == m)].iloc[0]
+            row.append(_ci(rec["estimate"], rec["low"], rec["high"]))
+        row.append(_ci(*auc.loc[g, ["estimate", "low", "high"]]) if g in auc.index else "-")
+        if steps is not None:
+            row.append(
+                _steps_ci(*steps.loc[g, ["estimate", "low", "high"]]) if g in steps.index else "-"
+            )
+        rows.append(row)
+    return headers, rows
+
+
+def _runs_text(runs: pd.DataFrame) -> str:
+    states = runs["state"].value_counts()
+    text = str(int(states.get("finished", 0)))
+    if states.get("running", 0):
+        text += f" + {int(states['running'])} running"
+    if states.get("failed", 0):
+        text += f" ({int(states['failed'])} failed, excluded)"
+    return text
+
+
+def _verdict(low: float, high: float, a: str, b: str) -> str:
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "no CI (too few runs)"
+    if low > 0.5:
+        return f"supported: {a} better"
+    if high < 0.5:
+        return f"supported: {b} better"
+    return "not supported (CI includes 0.5)"
+
+
+def _verdict_rows(table: pd.DataFrame, best: str) -> list[list[str]]:
+    return [
+        [r.b, _ci(r.p, r.low, r.high, digits=2), _verdict(r.low, r.high, best, r.b)]
+        for r in table.itertuples()
+    ]
+
+
+def _verdict_summary(ctx: _Context, scope: str) -> str:
+    table = ctx.vs_best[scope]
+    best = ctx.best[scope]
+    if table.empty:
+        return f"Only one group (**{best}**); nothing to compare."
+    better = table[table["low"] > 0.5]["b"].tolist()
+    unclear = table[~((table["low"] > 0.5) | (table["high"] < 0.5))]["b"].tolist()
+    worse = table[table["high"] < 0.5]["b"].tolist()
+    iqm = ctx.intervals[(ctx.intervals["env"] == scope) & (ctx.intervals["metric"] == "iqm")]
+    iqm = iqm.set_index("group")["estimate"]
+    tied = [g for g in ctx.order[scope][1:] if np.isclose(iqm[g], iqm[best])]
+    parts = [f"**{best}** has the highest IQM" + (f" (tied with {_list(tied)})." if tied else ".")]
+    if better:
+        parts.append(
+            f"The data support that it beats {len(better)} of {len(table)} other "
+            f"groups ({_list(better)})."
+        )
+    if unclear:
+        parts.append(
+            f"Against {_list(unclear)} the difference is not supported by the CIs: "
+            "these may be as good."
+        )
+    if worse:
+        parts.append(
+            f"{_list(worse)} beat it more often than not despite a lower IQM "
+            "(skewed score distributions)."
+        )
+    runs = ctx.runs if scope == AGG_ENV else ctx.runs[ctx.runs["env"] == scope]
+    n_running = int((runs["state"] == "running").sum())
+    if n_running:
+        parts.append(f"Includes {n_running} running run(s) up to their last eval (partial).")
+    return " ".join(parts)
+
+
+def _list(items: Sequence[str], limit: int = 6) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _keys_text(keys: Sequence[str]) -> str:
+    return ", ".join(f"`{k}`" for k in keys) if keys else "(none: one group)"
+
+
+def _num(value: Any) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    if not np.isfinite(v):
+        return "-"
+    if abs(v) >= 1000:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.3g}"
+
+
+def _ci(est: float, low: float, high: float, digits: int | None = None) -> str:
+    fmt = (lambda v: f"{v:.{digits}f}") if digits is not None else _num
+    if not np.isfinite(est):
+        return "-"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"{fmt(est)} [no CI]"
+    return f"{fmt(est)} [{fmt(low)}, {fmt(high)}]"
+
+
+def _steps_ci(est: float, low: float, high: float) -> str:
+    def fmt(v: float) -> str:
+        if np.isinf(v):
+            return "not reached"
+        return "-" if not np.isfinite(v) else f"{v:,.0f}"
+
+    if np.isinf(est) and np.isinf(low):
+        return "not reached"
+    return f"{fmt(est)} [{fmt(low)}, {fmt(high)}]"
+
+
+def _int(value: Any) -> str:
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "?"
+
+
+def _first_line(error: Any, limit: int = 160) -> str:
+    if error is None or (isinstance(error, float) and np.isnan(error)):
+        return "(no error message)"
+    line = str(error).strip().splitlines()[-1] if str(error).strip() else ""
+    return (line[: limit - 3] + "...") if len(line) > limit else line or "(empty)"
+
+
+# --------------------------------------------------------------------------------------------
+# a tiny document model rendered to Markdown and to self-contained HTML
+
+
+class _Doc:
+    def __init__(self) -> None:
+        self.blocks: list[tuple[str, Any]] = []
+
+    def h(self, level: int, text: str) -> None:
+        self.blocks.append(("h", (level, text)))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def ul(self, items: Sequence[str]) -> None:
+        self.blocks.append(("ul", list(items)))
+
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        self.blocks.append(("table", (list(headers), [list(r) for r in rows])))
+
+    def figure(self, stem: str, caption: str) -> None:
+        self.blocks.append(("figure", (stem, caption)))
+
+    def to_markdown(self) -> str:
+        out: list[str] = []
+        for kind, data in self.blocks:
+            if kind == "h":
+                out.append(f"{'#' * data[0]} {data[1]}")
+            elif kind == "p":
+                out.append(data)
+            elif kind == "ul":
+                out.append("\n".join(f"- {item}" for item in data))
+            elif kind == "table":
+                headers, rows = data
+                lines = [
+                    "| " + " | ".join(_md_cell(h) for h in headers) + " |",
+                    "|" + "|".join("---" for _ in headers) + "|",
+                ]
+                lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
+                out.append("\n".join(lines))
+            elif kind == "figure":
+                stem, caption = data
+                out.append(f"![{_md_cell(caption)}]({stem}.png)\n\n*{caption}* ([SVG]({stem}.svg))")
+        return "\n\n".join(out) + "\n"
+
+    def to_html(self, root: Path, title: str) -> str:
+        body: list[str] = []
+        for kind, data in self.blocks:
+            if kind == "h":
+                body.append(f"<h{data[0]}>{_inline(data[1])}</h{data[0]}>")
+            elif kind == "p":
+                body.append(f"<p>{_inline(data)}</p>")
+            elif kind == "ul":
+                body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in data) + "</ul>")
+            elif kind == "table":
+                headers, rows = data
+                head = "".join(f"<th>{_inline(h)}</th>" for h in headers)
+                trs = "".join(
+                    "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows
+                )
+                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
+            elif kind == "figure":
+                stem, caption = data
+                png = base64.b64encode((root / f"{stem}.png").read_bytes()).decode("ascii")
+                body.append(
+                    f'<figure><img alt="{html.escape(caption)}" '
+                    f'src="data:image/png;base64,{png}"><figcaption>{_inline(caption)}'
+                    "</figcaption></figure>"
+                )
+        return (
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>Sweep report: {html.escape(title)}</title><style>{_CSS}</style></head>"
+            "<body>\n" + "\n".join(body) + "\n</body></html>\n"
+        )
+
+
+_CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
+    "line-height:1.45;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:.9em}"
+    "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}th{background:#f3f3f3}"
+    "figure{margin:1.5em 0}img{max-width:100%}figcaption{font-size:.9em;color:#444}"
+    "code{background:#f3f3f3;padding:0 .2em}"
+)
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _inline(text: str) -> str:
+    """Markdown-lite to HTML: escape, then **bold** and `code`."""
+    out = html.escape(str(text), quote=False)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)

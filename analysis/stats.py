@@ -1,0 +1,677 @@
+"""Statistics for RL ablations, following rliable (Agarwal et al., 2021).
+
+Two layers, both pure (no file access):
+
+- Array functions. Scores come as *strata*: a sequence with one array per task (env), runs on
+  the last axis, shape ``(..., n_runs_k)``; strata may have different numbers of runs. Leading
+  axes (e.g. evaluation steps) are carried along and resampled *paired* (a run is resampled
+  as a whole curve). Aggregates follow rliable's definitions:
+
+  - IQM: the 25%-trimmed mean of all runs of all tasks pooled (rliable ``aggregate_iqm``);
+  - mean / median: mean / median over tasks of the per-task mean;
+  - optimality gap: ``gamma - mean(min(score, gamma))`` per task, averaged over tasks;
+  - probability of improvement P(X > Y): per task ``P(x > y) + 0.5 P(x == y)`` over all run
+    pairs (the Mann-Whitney U statistic divided by ``m * n``), averaged over tasks.
+
+  With equal run counts per task these equal rliable's numbers exactly (tested). Confidence
+  intervals are stratified percentile bootstrap intervals: runs are resampled with replacement
+  within each task, independently for each algorithm, via :func:`scipy.stats.bootstrap`
+  (rliable's own bootstrap needs the ``arch`` package). A stratum with a single run cannot be
+  resampled and is held fixed.
+
+- DataFrame functions on the tidy table of :mod:`analysis.load`: :func:`final_scores` (one row
+  per run), :func:`interval_table`, :func:`poi_table`, :func:`profile_table`,
+  :func:`learning_curves` and :func:`threshold_table`.
+
+"Final performance" of a run is the mean of its last ``last_k`` evaluations (default 3) of the
+metric, so a single lucky or unlucky evaluation does not decide a run. Failed runs are left out
+of the statistics by default (they stopped early, so their last evaluations are not comparable);
+running runs are included up to their last evaluation, and the tables say how many there are.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+from analysis.load import RUN_KEYS, config_columns
+
+__all__ = [
+    "AGGREGATES",
+    "aggregate_iqm",
+    "aggregate_mean",
+    "aggregate_median",
+    "aggregate_optimality_gap",
+    "bootstrap_ci",
+    "final_scores",
+    "group_labels",
+    "interval_table",
+    "iqm",
+    "learning_curves",
+    "nan_iqm",
+    "normalise_scores",
+    "normalised_auc",
+    "performance_profile",
+    "poi_table",
+    "probability_of_improvement",
+    "probability_of_improvement_ci",
+    "profile_table",
+    "steps_to_threshold",
+    "threshold_table",
+]
+
+ArrayLike = np.ndarray | Sequence[float]
+Strata = Sequence[np.ndarray]
+
+
+# --------------------------------------------------------------------------------------------
+# point estimates on arrays
+
+
+def iqm(x: ArrayLike, axis: int = -1) -> np.ndarray:
+    """Interquartile mean (25% trimmed mean) along ``axis``: shape of ``x`` without ``axis``."""
+    return scipy.stats.trim_mean(np.asarray(x, dtype=float), 0.25, axis=axis)
+
+
+def nan_iqm(x: ArrayLike, axis: int = -1) -> np.ndarray:
+    """Interquartile mean along ``axis`` ignoring NaNs (NaN where a slice is all NaN).
+
+    Same trimming as :func:`scipy.stats.trim_mean`: ``int(0.25 * n)`` values are cut from each
+    end, ``n`` the number of non-NaN values of the slice. Shape of ``x`` without ``axis``.
+    """
+    x = np.moveaxis(np.asarray(x, dtype=float), axis, -1)
+    n = np.sum(~np.isnan(x), axis=-1)
+    cut = (0.25 * n).astype(int)
+    ordered = np.nan_to_num(np.sort(x, axis=-1), nan=0.0)  # NaNs sort last
+    csum = np.concatenate([np.zeros((*x.shape[:-1], 1)), np.cumsum(ordered, axis=-1)], axis=-1)
+    upper = np.take_along_axis(csum, (n - cut)[..., None], axis=-1)[..., 0]
+    lower = np.take_along_axis(csum, cut[..., None], axis=-1)[..., 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (upper - lower) / (n - 2 * cut)
+
+
+def aggregate_iqm(*strata: np.ndarray) -> np.ndarray:
+    """IQM of all runs of all tasks pooled. Strata ``(..., n_k)`` -> ``(...)``."""
+    return iqm(np.concatenate([np.asarray(s, dtype=float) for s in strata], axis=-1))
+
+
+def aggregate_mean(*strata: np.ndarray) -> np.ndarray:
+    """Mean over tasks of the per-task mean score. Strata ``(..., n_k)`` -> ``(...)``."""
+    return np.mean([np.mean(s, axis=-1) for s in strata], axis=0)
+
+
+def aggregate_median(*strata: np.ndarray) -> np.ndarray:
+    """Median over tasks of the per-task mean score. Strata ``(..., n_k)`` -> ``(...)``."""
+    return np.median([np.mean(s, axis=-1) for s in strata], axis=0)
+
+
+def aggregate_optimality_gap(*strata: np.ndarray, gamma: float = 1.0) -> np.ndarray:
+    """How far runs fall short of ``gamma``, averaged over tasks: ``(..., n_k)`` -> ``(...)``.
+
+    ``gamma - mean(min(score, gamma))`` per task; lower is better. ``gamma`` is in the units of
+    the scores (1.0 for normalised scores, the reference return for raw ones).
+    """
+    return np.mean([gamma - np.mean(np.minimum(s, gamma), axis=-1) for s in strata], axis=0)
+
+
+AGGREGATES: dict[str, Callable[..., np.ndarray]] = {
+    "iqm": aggregate_iqm,
+    "mean": aggregate_mean,
+    "median": aggregate_median,
+    "optimality_gap": aggregate_optimality_gap,
+}
+"""Name -> aggregate function of strata; the keys are the ``metric`` values of the tables."""
+
+
+def probability_of_improvement(x: Strata, y: Strata) -> np.ndarray:
+    """P(X > Y) averaged over tasks; ``x[k]`` and ``y[k]`` are the runs of task k.
+
+    Shapes: ``x[k]`` ``(..., m_k)``, ``y[k]`` ``(..., n_k)`` -> ``(...)``. Ties count one half,
+    so P(X > Y) + P(Y > X) = 1.
+    """
+    if len(x) != len(y) or not len(x):
+        raise ValueError(f"need the same, non-zero number of tasks, got {len(x)} and {len(y)}")
+    per_task = []
+    for xs, ys in zip(x, y, strict=True):
+        xs = np.asarray(xs, dtype=float)[..., :, None]
+        ys = np.asarray(ys, dtype=float)[..., None, :]
+        per_task.append(np.mean((xs > ys) + 0.5 * (xs == ys), axis=(-2, -1)))
+    return np.mean(per_task, axis=0)
+
+
+def normalise_scores(scores: ArrayLike, random: ArrayLike, reference: ArrayLike) -> np.ndarray:
+    """``(score - random) / (reference - random)``: 0 is a random policy, 1 the reference.
+
+    All arguments broadcast together; the result has the broadcast shape.
+    """
+    scores, random, reference = (np.asarray(a, dtype=float) for a in (scores, random, reference))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (scores - random) / (reference - random)
+
+
+def normalised_auc(steps: ArrayLike, values: ArrayLike) -> np.ndarray:
+    """Area under a learning curve divided by its length in env steps: the average return.
+
+    ``steps`` ``(T,)``, ``values`` ``(..., T)`` -> ``(...)``. Trapezoidal rule; NaN if fewer
+    than two steps. Pass normalised scores to get a normalised AUC (0 random, 1 reference).
+    """
+    steps = np.asarray(steps, dtype=float)
+    values = np.asarray(values, dtype=float)
+    if steps.size < 2 or steps[-1] == steps[0]:
+        return np.full(values.shape[:-1], np.nan)
+    return np.trapezoid(values, steps, axis=-1) / (steps[-1] - steps[0])
+
+
+# --------------------------------------------------------------------------------------------
+# interval estimates on arrays
+
+
+def bootstrap_ci(
+    strata: Strata,
+    statistic: Callable[..., np.ndarray],
+    *,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified percentile bootstrap CI of ``statistic(*strata)``.
+
+    ``strata[k]`` has shape ``(..., n_k)`` (runs last, leading axes shared by all strata);
+    each stratum is resampled with replacement independently of the others (scipy's multi-sample
+    bootstrap), leading axes paired. ``statistic`` maps the strata to shape ``(...)`` (or reduces
+    leading axes too). Returns ``(estimate, low, high)`` with the statistic's shape; the bounds
+    are NaN when no stratum has two runs.
+    """
+    arrays = [np.asarray(s, dtype=float) for s in strata]
+    estimate = np.asarray(statistic(*arrays))
+    varying = [i for i, a in enumerate(arrays) if a.shape[-1] >= 2]
+    if not varying or reps <= 0:
+        nan = np.full(estimate.shape, np.nan)
+        return estimate, nan, nan.copy()
+
+    def resampled_statistic(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+        batch_shape = samples[0].shape[:-1]
+        full = []
+        it = iter(samples)
+        for i, a in enumerate(arrays):
+            if i in varying:
+                full.append(next(it))
+            else:  # held fixed: broadcast to (..., reps, n_k)
+                full.append(np.broadcast_to(a[..., None, :], (*batch_shape, a.shape[-1])))
+        return statistic(*full)
+
+    res = scipy.stats.bootstrap(
+        [arrays[i] for i in varying],
+        resampled_statistic,
+        n_resamples=reps,
+        vectorized=True,
+        axis=-1,
+        confidence_level=confidence,
+        method="percentile",
+        rng=seed,
+    )
+    low = np.asarray(res.confidence_interval.low, dtype=float)
+    high = np.asarray(res.confidence_interval.high, dtype=float)
+    return estimate, low, high
+
+
+def probability_of_improvement_ci(
+    x: Strata,
+    y: Strata,
+    *,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> tuple[float, float, float]:
+    """P(X > Y) averaged over tasks with a stratified bootstrap CI: ``(p, low, high)``.
+
+    ``x[k]`` ``(m_k,)`` and ``y[k]`` ``(n_k,)`` are the final scores of task k; X's and Y's runs
+    are resampled independently within each task (rliable's StratifiedIndependentBootstrap).
+    """
+    n_tasks = len(x)
+
+    def statistic(*samples: np.ndarray) -> np.ndarray:
+        return probability_of_improvement(samples[:n_tasks], samples[n_tasks:])
+
+    p, low, high = bootstrap_ci([*x, *y], statistic, reps=reps, confidence=confidence, seed=seed)
+    return float(p), float(low), float(high)
+
+
+def performance_profile(
+    strata: Strata,
+    taus: ArrayLike,
+    *,
+    reps: int = 1000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Score distribution: fraction of runs scoring above each ``tau``, averaged over tasks.
+
+    ``strata[k]`` ``(n_k,)``, ``taus`` ``(n_tau,)`` -> ``(fraction, low, high)``, each
+    ``(n_tau,)``. With equal run counts this is rliable's run-score distribution.
+    """
+    taus = np.asarray(taus, dtype=float)
+    tiled = [np.broadcast_to(np.asarray(s, dtype=float), (taus.size, len(s))) for s in strata]
+
+    def statistic(*samples: np.ndarray) -> np.ndarray:
+        t = taus.reshape((-1,) + (1,) * (samples[0].ndim - 1))
+        return np.mean([np.mean(s > t, axis=-1) for s in samples], axis=0)
+
+    return bootstrap_ci(tiled, statistic, reps=reps, confidence=confidence, seed=seed)
+
+
+def steps_to_threshold(
+    curves: np.ndarray,
+    steps: ArrayLike,
+    threshold: float,
+    *,
+    estimator: str = "iqm",
+    reps: int = 1000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> tuple[float, float, float]:
+    """First env step at which a group's IQM (or mean) learning curve reaches ``threshold``.
+
+    ``curves`` ``(T, n_runs)`` (NaN where a run has no evaluation, e.g. still running),
+    ``steps`` ``(T,)`` increasing. Returns ``(step, low, high)`` with a bootstrap CI over runs;
+    ``inf`` means "not reached within the evaluated steps" (for the estimate or a bound).
+    """
+    curves = np.asarray(curves, dtype=float)
+    steps = np.asarray(steps, dtype=float)
+    never = steps[-1] + max(steps[-1] - steps[0], 1.0)  # finite sentinel keeps percentiles sane
+    center = nan_iqm if estimator == "iqm" else _nan_mean
+
+    def statistic(sample: np.ndarray) -> np.ndarray:
+        curve = center(sample, axis=-1)  # (T, ...)
+        hit = curve >= threshold
+        first = np.argmax(hit, axis=0)
+        return np.where(hit.any(axis=0), steps[first], never)
+
+    est, low, high = bootstrap_ci([curves], statistic, reps=reps, confidence=confidence, seed=seed)
+    return tuple(  # type: ignore[return-value]
+        float(np.inf) if v > steps[-1] else float(v) for v in (est, low, high)
+    )
+
+
+def _nan_mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        n = np.sum(~np.isnan(x), axis=axis)
+        return np.nansum(x, axis=axis) / np.where(n > 0, n, np.nan)
+
+
+# --------------------------------------------------------------------------------------------
+# DataFrame level
+
+
+def group_labels(frame: pd.DataFrame, keys: Sequence[str]) -> pd.Series:
+    """A readable label per row from the group keys: values joined by ' / ' ('all' if none)."""
+    if not keys:
+        return pd.Series("all", index=frame.index, dtype=object)
+    parts = [frame[k].map(_fmt_value) for k in keys]
+    label = parts[0]
+    for part in parts[1:]:
+        label = label + " / " + part
+    return label.astype(object)
+
+
+def final_scores(
+    df: pd.DataFrame,
+    metric: str = "eval/return",
+    *,
+    last_k: int = 3,
+    include_failed: bool = False,
+) -> pd.DataFrame:
+    """One row per run (``trial_id``, ``seed``) with its final performance and learning AUC.
+
+    ``df`` is the tidy table of :func:`analysis.load.load_sweep`. Returns a DataFrame of shape
+    (n_runs, ...) with the run's ``env, state`` and config columns plus:
+
+    - ``score``: mean of the run's last ``last_k`` evaluations of ``metric``;
+    - ``score_norm``: ``score`` normalised with the trial's env scores (NaN if unknown);
+    - ``auc`` / ``auc_norm``: :func:`normalised_auc` of the run's whole curve (raw / normalised);
+    - ``n_evals``, ``last_step``: how many evaluations the run has and the last env step.
+
+    Runs without any value of ``metric`` are absent; failed runs too unless ``include_failed``.
+    """
+    if metric not in df.columns:
+        raise KeyError(f"metric {metric!r} not in the table; metrics: {_metric_names(df)}")
+    data = df[df[metric].notna() & df["env_step"].notna()]
+    if not include_failed:
+        data = data[data["state"] != "failed"]
+    run_cols = [c for c in ("env", "state", *config_columns(df), "planned_steps") if c in df]
+    run_cols += [c for c in ("env_score_random", "env_score_reference") if c in df]
+    if data.empty:
+        return pd.DataFrame(columns=[*RUN_KEYS, *run_cols, "score", "score_norm", "auc"])
+    data = data.sort_values([*RUN_KEYS, "env_step"], kind="stable")
+    grouped = data.groupby(list(RUN_KEYS), sort=False, dropna=False)
+    runs = grouped[run_cols].first()
+    tail = grouped.tail(last_k).groupby(list(RUN_KEYS), sort=False, dropna=False)
+    runs["score"] = tail[metric].mean()
+    runs["n_evals"] = grouped[metric].size()
+    runs["last_step"] = grouped["env_step"].max()
+    steps = data["env_step"].to_numpy(dtype=float)
+    values = data[metric].to_numpy(dtype=float)
+    bounds = np.cumsum([0, *grouped.size().to_numpy()])
+    runs["auc"] = [
+        float(normalised_auc(steps[a:b], values[a:b])) for a, b in itertools.pairwise(bounds)
+    ]
+    rand, ref = _env_scores(runs)
+    runs["score_norm"] = normalise_scores(runs["score"], rand, ref)
+    runs["auc_norm"] = normalise_scores(runs["auc"], rand, ref)
+    runs = runs.reset_index()
+    runs.attrs["config_keys"] = config_columns(df)
+    return runs
+
+
+def interval_table(
+    runs: pd.DataFrame,
+    group: Sequence[str],
+    *,
+    value: str = "score",
+    metrics: Sequence[str] = ("iqm", "mean", "median", "optimality_gap"),
+    gamma: float = 1.0,
+    stratify: str | None = "env",
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> pd.DataFrame:
+    """Aggregate metrics with stratified bootstrap CIs, one row per group x metric.
+
+    ``runs`` has one row per run (e.g. :func:`final_scores`); runs are grouped by the unique
+    combinations of the ``group`` columns and stratified by ``stratify`` (tasks). Returns a
+    DataFrame with columns ``group`` (label), the group keys, ``metric, estimate, low, high,
+    n_runs, n_strata``. ``gamma`` is the optimality-gap threshold in ``value``'s units.
+    """
+    rows = []
+    for label, keyvals, strata in _iter_strata(runs, group, value, stratify):
+        for metric in metrics:
+            func = AGGREGATES[metric]
+            if metric == "optimality_gap":
+                func = _partial_gamma(gamma)
+            est, low, high = bootstrap_ci(
+                list(strata.values()), func, reps=reps, confidence=confidence, seed=seed
+            )
+            rows.append(
+                {
+                    "group": label,
+                    **keyvals,
+                    "metric": metric,
+                    "estimate": float(est),
+                    "low": float(low),
+                    "high": float(high),
+                    "n_runs": int(sum(len(s) for s in strata.values())),
+                    "n_strata": len(strata),
+                }
+            )
+    columns = ["group", *group, "metric", "estimate", "low", "high", "n_runs", "n_strata"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def poi_table(
+    runs: pd.DataFrame,
+    group: Sequence[str],
+    *,
+    value: str = "score",
+    stratify: str | None = "env",
+    pairs: Iterable[tuple[str, str]] | None = None,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> pd.DataFrame:
+    """Probability of improvement between groups with stratified bootstrap CIs.
+
+    One row per ordered pair ``(a, b)`` of group labels (all pairs if ``pairs`` is None): ``a,
+    b, p`` (= P(a > b), averaged over the tasks both have), ``low, high, n_tasks`` and
+    ``supported``: True when the CI excludes 0.5, i.e. the data support a difference in one
+    direction. P(b > a) = 1 - P(a > b), so each unordered pair is bootstrapped once.
+    """
+    strata_by = {label: strata for label, _, strata in _iter_strata(runs, group, value, stratify)}
+    if pairs is None:
+        labels = list(strata_by)
+        wanted = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1 :]]
+        mirror = True
+    else:
+        wanted, mirror = list(pairs), False
+    rows = []
+    for a, b in wanted:
+        tasks = [t for t in strata_by[a] if t in strata_by[b]]
+        if not tasks:
+            p = low = high = float("nan")
+        else:
+            p, low, high = probability_of_improvement_ci(
+                [strata_by[a][t] for t in tasks],
+                [strata_by[b][t] for t in tasks],
+                reps=reps,
+                confidence=confidence,
+                seed=seed,
+            )
+        rows.append({"a": a, "b": b, "p": p, "low": low, "high": high, "n_tasks": len(tasks)})
+        if mirror:
+            rows.append(
+                {
+                    "a": b,
+                    "b": a,
+                    "p": 1 - p,
+                    "low": 1 - high,
+                    "high": 1 - low,
+                    "n_tasks": len(tasks),
+                }
+            )
+    table = pd.DataFrame(rows, columns=["a", "b", "p", "low", "high", "n_tasks"])
+    table["supported"] = (table["low"] > 0.5) | (table["high"] < 0.5)
+    return table
+
+
+def profile_table(
+    runs: pd.DataFrame,
+    group: Sequence[str],
+    *,
+    value: str = "score",
+    taus: ArrayLike | None = None,
+    stratify: str | None = "env",
+    reps: int = 500,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> pd.DataFrame:
+    """Performance profiles (fraction of runs above tau, with CI bands) per group.
+
+    ``taus`` defaults to 51 points spanning the observed ``value`` range. Returns one row per
+    group x tau: ``group``, group keys, ``tau, fraction, low, high``.
+    """
+    if taus is None:
+        vals = runs[value].to_numpy(dtype=float)
+        vals = vals[np.isfinite(vals)]
+        lo, hi = (vals.min(), vals.max()) if vals.size else (0.0, 1.0)
+        taus = np.linspace(lo, hi if hi > lo else lo + 1.0, 51)
+    taus = np.asarray(taus, dtype=float)
+    frames = []
+    for label, keyvals, strata in _iter_strata(runs, group, value, stratify):
+        frac, low, high = performance_profile(
+            list(strata.values()), taus, reps=reps, confidence=confidence, seed=seed
+        )
+        frame = pd.DataFrame({"tau": taus, "fraction": frac, "low": low, "high": high})
+        frames.append(frame.assign(group=label, **keyvals))
+    columns = ["group", *group, "tau", "fraction", "low", "high"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def learning_curves(
+    df: pd.DataFrame,
+    metric: str = "eval/return",
+    group: Sequence[str] = (),
+    *,
+    estimator: str = "iqm",
+    normalise: bool = False,
+    include_failed: bool = False,
+    reps: int = 500,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> pd.DataFrame:
+    """IQM (or mean) learning curves with bootstrap CI bands, per env x group x env step.
+
+    Runs of a group are put on the union of their evaluation steps (linear interpolation
+    inside each run's own range, never beyond it). At each step the statistic uses the runs that
+    have reached it; steps reached by the same runs are bootstrapped together, paired over
+    steps. Returns columns ``env, group``, group keys, ``env_step, estimate, low, high, n_runs``
+    (bounds NaN where fewer than two runs).
+    """
+    data = df[df[metric].notna() & df["env_step"].notna()]
+    if not include_failed:
+        data = data[data["state"] != "failed"]
+    data = data.assign(group=group_labels(data, group))
+    group = [k for k in group if k != "env"]  # env is always its own column here
+    if normalise:
+        rand, ref = _env_scores(data)
+        data = data.assign(**{metric: normalise_scores(data[metric], rand, ref)})
+    center = iqm if estimator == "iqm" else (lambda x, axis=-1: np.mean(x, axis=axis))
+    frames = []
+    for (env, label), sub in data.groupby(["env", "group"], sort=True):
+        steps, values = _run_matrix(sub, metric)
+        keyvals = {k: sub[k].iloc[0] for k in group}
+        est, low, high, n = (np.full(steps.size, np.nan) for _ in range(4))
+        present = ~np.isnan(values)
+        patterns, inverse = np.unique(present, axis=0, return_inverse=True)
+        for p, pattern in enumerate(patterns):
+            rows = np.flatnonzero(inverse.ravel() == p)
+            if not pattern.any():
+                continue
+            block = values[np.ix_(rows, np.flatnonzero(pattern))]
+            e, lo, hi = bootstrap_ci([block], center, reps=reps, confidence=confidence, seed=seed)
+            est[rows], low[rows], high[rows], n[rows] = e, lo, hi, pattern.sum()
+        frames.append(
+            pd.DataFrame(
+                {
+                    "env": env,
+                    "group": label,
+                    **keyvals,
+                    "env_step": steps,
+                    "estimate": est,
+                    "low": low,
+                    "high": high,
+                    "n_runs": n.astype(int),
+                }
+            )
+        )
+    columns = ["env", "group", *group, "env_step", "estimate", "low", "high", "n_runs"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def threshold_table(
+    df: pd.DataFrame,
+    metric: str,
+    group: Sequence[str],
+    thresholds: float | Mapping[str, float],
+    *,
+    estimator: str = "iqm",
+    include_failed: bool = False,
+    reps: int = 1000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> pd.DataFrame:
+    """Steps-to-threshold per env x group (:func:`steps_to_threshold`).
+
+    ``thresholds`` is one return for every env or a mapping env -> return (envs missing from
+    the mapping are skipped). Returns columns ``env, group``, group keys, ``threshold,
+    estimate, low, high`` with ``inf`` meaning "not reached".
+    """
+    data = df[df[metric].notna() & df["env_step"].notna()]
+    if not include_failed:
+        data = data[data["state"] != "failed"]
+    data = data.assign(group=group_labels(data, group))
+    group = [k for k in group if k != "env"]  # env is always its own column here
+    rows = []
+    for (env, label), sub in data.groupby(["env", "group"], sort=True):
+        thr = thresholds.get(env) if isinstance(thresholds, Mapping) else thresholds
+        if thr is None or not np.isfinite(thr):
+            continue
+        steps, values = _run_matrix(sub, metric)
+        est, low, high = steps_to_threshold(
+            values,
+            steps,
+            float(thr),
+            estimator=estimator,
+            reps=reps,
+            confidence=confidence,
+            seed=seed,
+        )
+        keyvals = {k: sub[k].iloc[0] for k in group}
+        rows.append(
+            {
+                "env": env,
+                "group": label,
+                **keyvals,
+                "threshold": float(thr),
+                "estimate": est,
+                "low": low,
+                "high": high,
+            }
+        )
+    columns = ["env", "group", *group, "threshold", "estimate", "low", "high"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _partial_gamma(gamma: float) -> Callable[..., np.ndarray]:
+    def optimality_gap(*strata: np.ndarray) -> np.ndarray:
+        return aggregate_optimality_gap(*strata, gamma=gamma)
+
+    return optimality_gap
+
+
+def _metric_names(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if "/" in c]
+
+
+def _env_scores(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def column(name: str) -> np.ndarray:
+        if name in frame:
+            return frame[name].to_numpy(dtype=float)
+        return np.full(len(frame), np.nan)
+
+    return column("env_score_random"), column("env_score_reference")
+
+
+def _iter_strata(
+    runs: pd.DataFrame, group: Sequence[str], value: str, stratify: str | None
+) -> Iterable[tuple[str, dict[str, Any], dict[Any, np.ndarray]]]:
+    """Yield ``(label, {key: value}, {task: scores (n_k,)})`` per group, NaN scores dropped."""
+    data = runs[np.isfinite(runs[value].to_numpy(dtype=float))]
+    data = data.assign(_group=group_labels(data, group))
+    for label, sub in data.groupby("_group", sort=True):
+        keyvals = {k: sub[k].iloc[0] for k in group}
+        if stratify is None:
+            strata = {"all": sub[value].to_numpy(dtype=float)}
+        else:
+            strata = {
+                task: s[value].to_numpy(dtype=float) for task, s in sub.groupby(stratify, sort=True)
+            }
+        yield str(label), keyvals, strata
+
+
+def _run_matrix(sub: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Curves of the runs in ``sub`` on the union of their steps: ``(T,)``, ``(T, n_runs)``."""
+    table = sub.groupby(["env_step", *RUN_KEYS], dropna=False)[metric].mean()
+    table = table.unstack(list(RUN_KEYS))
+    table.index = table.index.astype(float)
+    table = table.sort_index().interpolate(method="index", limit_area="inside")
+    return table.index.to_numpy(dtype=float), table.to_numpy(dtype=float)

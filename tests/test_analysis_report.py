@@ -1,0 +1,157 @@
+"""analysis.report: `sweep report` on synthetic directories in the documented layout.
+
+(The lead adds the test on a directory written by a tiny real sweep once sweeps/ runs.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fixtures_analysis import write_sweep
+
+from analysis import AnalysisError, report
+
+LEVELS = {"orthogonal": 0.8, "fanin": 0.4}
+
+
+def _write(root: Path, **kwargs) -> Path:
+    defaults = dict(
+        schemes=("fanin", "orthogonal"),
+        scenarios=("small_outputs", "no_small"),
+        seeds=(0, 1, 2),
+        n_evals=5,
+        level=lambda env, scheme, scenario: LEVELS[scheme],
+    )
+    return write_sweep(root, **{**defaults, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def partial_sweep(tmp_path_factory):
+    """Two envs; a failed run, a running run, a pending run and a seed-batched trial."""
+    root = _write(
+        tmp_path_factory.mktemp("report") / "init_ablation",
+        envs=("Pendulum-v1", "Walker2d-v4"),
+        failed=[("Pendulum-v1", "fanin", "no_small", 1)],
+        running=[("Walker2d-v4", "orthogonal", "no_small", 2)],
+        pending=[("Walker2d-v4", "fanin", "no_small", 0)],
+        batched=[("Walker2d-v4", "fanin", "small_outputs")],
+    )
+    report.write_report(root, progress=False, reps=500)
+    return root
+
+
+def test_writes_report_files(partial_sweep):
+    root = partial_sweep
+    md, html = root / "report.md", root / "report.html"
+    assert md.is_file() and html.is_file()
+    figures = root / "report" / "figures"
+    for name in [
+        "learning_curves",
+        "final_intervals",
+        "init_grid_heatmap",
+        "probability_of_improvement",
+        "performance_profiles",
+        "init_clip_vs_coverage",
+        "init_action_hist_Pendulum-v1",
+        "init_action_hist_Walker2d-v4",
+    ]:
+        assert (figures / f"{name}.png").stat().st_size > 1000, name
+        assert (figures / f"{name}.svg").stat().st_size > 1000, name
+    # every figure link in report.md is relative and resolves
+    links = re.findall(r"\]\(([^)]+\.(?:png|svg))\)", md.read_text())
+    assert len(links) >= 16
+    assert all(not Path(link).is_absolute() and (root / link).is_file() for link in links)
+    # the HTML is self-contained: images inlined, nothing fetched
+    text = html.read_text()
+    assert text.count('src="data:image/png;base64,') == 8
+    assert not re.search(r'src="(?!data:)', text) and "<link" not in text
+
+
+def test_tidy_table_saved(partial_sweep):
+    df = pd.read_parquet(partial_sweep / "report" / "metrics.parquet")
+    # 2 envs x 2 x 2 x 3 seeds = 24 runs; 23 with data (6 rows or fewer) + 1 pending placeholder
+    assert df.groupby(["trial_id", "seed"]).ngroups == 24
+    assert set(df["state"]) == {"finished", "failed", "running", "pending"}
+    assert {"init.scheme", "init.scenario", "env", "eval/return"} <= set(df.columns)
+
+
+def test_report_content_partial_failed_ranking(partial_sweep):
+    md = (partial_sweep / "report.md").read_text()
+    banner = "Partial data: 19 of 22 trials finished; running trials included up to their last eval"
+    assert banner in md
+    assert "1 running, 1 pending without data, 1 failed" in md
+    # failed trial listed with its error
+    assert "`Pendulum-v1-fanin-no_small-s1`" in md and "RuntimeError: NaN in actor loss" in md
+    # what ran: grid, seeds, budget
+    assert "| `init.scenario` | small_outputs, no_small |" in md
+    assert "Seeds: 0, 1, 2." in md and '"env_steps": 10000' in md
+    # ranking: orthogonal groups first in every scope, with CIs
+    for scope in ("Pendulum-v1", "Walker2d-v4", "all envs (normalised)"):
+        section = md.split(f"### {scope}\n", 1)[1]
+        ranks = re.findall(r"^\| (\d) \| \**([a-z_ /]+?)\**? \|", section, flags=re.M)[:4]
+        assert [g.split(" / ")[0] for _, g in ranks] == ["orthogonal"] * 2 + ["fanin"] * 2, scope
+    assert re.search(r"\| 2 \(1 failed, excluded\) \|", md)
+    assert re.search(r"\| 2 \+ 1 running \|", md)
+    # which differences are supported: orthogonal vs fanin yes, scenarios of a scheme no
+    assert "supported: orthogonal" in md
+    assert "not supported (CI includes 0.5)" in md
+    assert "Init diagnostics" in md and "| Clip fraction |" in md
+
+
+def test_report_on_finished_single_env_sweep_with_threshold(tmp_path):
+    root = _write(
+        tmp_path / "done", diagnostics=False, failed=[("Pendulum-v1", "fanin", "no_small", 0)]
+    )
+    path = report.write_report(root, threshold=-900.0, progress=False, reps=300)
+    md = path.read_text()
+    assert path == root / "report.md"
+    assert "Partial data" not in md  # nothing left to run
+    assert "11 of 12 trials finished; 1 failed and are excluded from the statistics" in md
+    assert "Steps to -900.0" in md
+    assert "No `init_diagnostics.json` in any trial; skipped." in md
+    assert "All pairs" in md  # 4 groups: the pairwise table is in the report
+    assert "### all envs (normalised)" not in md  # one env: no cross-env aggregate
+
+
+def test_group_option_changes_groups(tmp_path):
+    root = _write(tmp_path / "grp", seeds=(0, 1))
+    md = report.write_report(root, group=["init.scheme"], progress=False, reps=200).read_text()
+    assert "unique combinations of `init.scheme`; 2 groups" in md
+    assert "| 1 | **orthogonal** | 4 |" in md
+
+
+def test_main_exit_codes(tmp_path, capsys):
+    missing = tmp_path / "nope"
+    assert report.main([str(missing), "--no-progress"]) == 2
+    assert str(missing) in capsys.readouterr().err
+
+    root = _write(tmp_path / "ok", seeds=(0, 1), scenarios=("no_small",), diagnostics=False)
+    assert report.main([str(root), "--no-progress", "--group", "nosuch.key"]) == 2
+    err = capsys.readouterr().err
+    assert "nosuch.key" in err and "init.scheme" in err
+
+    assert report.main([str(root), "--no-progress", "--metric", "eval/missing"]) == 2
+    assert "no values of metric 'eval/missing'" in capsys.readouterr().err
+
+    parser = report.add_arguments(argparse.ArgumentParser())
+    args = parser.parse_args([str(root), "--no-progress", "--reps", "200", "--threshold", "-500"])
+    assert report.main(args) == 0
+    assert "report.md" in capsys.readouterr().out
+
+    # the hook sweeps.cli calls: `sweep report DIR ...` dispatches to main
+    cli = argparse.ArgumentParser(prog="sweep")
+    report.add_subcommand(cli.add_subparsers(dest="command"))
+    args = cli.parse_args(["report", str(missing), "--group", "a", "b", "--no-progress"])
+    assert args.group == ["a", "b"] and args.func(args) == 2
+
+
+def test_no_metrics_yet_is_an_error(tmp_path):
+    root = _write(tmp_path / "early", seeds=(0,), scenarios=("no_small",))
+    for trial in (root / "trials").iterdir():
+        (trial / "metrics.csv").unlink()
+    with pytest.raises(AnalysisError, match=r"no values of metric 'eval/return'.*early"):
+        report.write_report(root, progress=False)
