@@ -3,7 +3,7 @@
 Importing the package registers every in-tree agent, so ``sweep list`` shows them.
 """
 
-from agent import sac  # noqa: F401  (registers "sac")
+from agent import ppo, sac, world_model  # noqa: F401  (register "ppo", "sac", "world_model")
 from agent.base import Agent
 from agent.config import ConfigError, TrialConfig, build_config
 from agent.registry import agents, register

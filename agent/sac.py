@@ -10,6 +10,9 @@ Per env step:
        L_pi   = alpha log pi(a~|s) - min_j Q_j(s, a~),                         a~ ~ pi(s)
        L_alpha = -log alpha (log pi(a~|s) + target_entropy)
        Q'    <- (1 - tau) Q' + tau Q
+     The three losses share one backward pass and one Adam step, so all of them see the networks
+     from before the step (as in the authors' implementation); the actor's pass through the
+     critic freezes the critic's weights, so L_pi moves only the policy.
 """
 
 from __future__ import annotations
@@ -48,6 +51,12 @@ class SACConfig(BaseModel):
     init_alpha: float = Field(1.0, gt=0)
     target_entropy: float | None = Field(None, description="defaults to -action_dim")
     warmup: Literal["policy", "uniform"] = "policy"
+    bf16: bool = Field(False, description="critic matmuls in bfloat16 (autocast; faster on CPUs "
+                       "with bf16 support, numerics differ slightly)")
+
+
+#: what ``update`` returns, in order (train() reports their means over the updates it ran)
+STATS = ("loss/critic", "loss/actor", "loss/alpha", "train/entropy", "train/q")
 
 
 @register("sac", "Soft Actor-Critic: twin Q, target nets, automatic entropy tuning")
@@ -71,10 +80,14 @@ class SAC(Agent):
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(float(np.log(c.init_alpha)), requires_grad=True)
         self.target_entropy = -float(act_dim) if c.target_entropy is None else c.target_entropy
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr, foreach=True)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr or c.lr,
-                                           foreach=True)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=c.lr)
+        self.critic_params = list(self.critic.parameters())
+        self.target_params = list(self.critic_target.parameters())
+        # one fused Adam, a parameter group each (Adam treats every parameter independently)
+        groups = [{"params": list(self.actor.parameters()), "lr": c.lr},
+                  {"params": self.critic_params, "lr": c.critic_lr or c.lr}]
+        if c.alpha == "auto":
+            groups.append({"params": [self.log_alpha], "lr": c.lr})
+        self.opt = torch.optim.Adam(groups, fused=True)
         self.buffer = ReplayBuffer(min(c.buffer_size, cfg.total_steps), obs_dim, act_dim,
                                    seed=cfg.seed)
         self.np_rng = np.random.default_rng(cfg.seed + 1)
@@ -94,7 +107,7 @@ class SAC(Agent):
 
     # --- the loop ---------------------------------------------------------------------------
     def train(self, until: int) -> dict[str, float]:
-        sums: dict[str, float] = {}
+        sums = torch.zeros(len(STATS))
         n_updates = 0
         while self.env_steps < until:
             action = self._explore_action()
@@ -114,11 +127,11 @@ class SAC(Agent):
                 self.obs, _ = self.env.reset()
             if self.env_steps >= self.c.learning_starts and self.buffer.size >= self.c.batch_size:
                 for _ in range(self.c.utd):
-                    stats = self.update()
+                    sums += self.update()
                     n_updates += 1
-                    for k, v in stats.items():
-                        sums[k] = sums.get(k, 0.0) + v
-        out = {k: float(v) / n_updates for k, v in sums.items()} if n_updates else {}
+        out = dict(zip(STATS, (sums / n_updates).tolist())) if n_updates else {}
+        if self.c.alpha != "auto":
+            out.pop("loss/alpha", None)
         if self.completed_returns:
             out["train/return"] = float(np.mean(self.completed_returns[-10:]))
         out["train/alpha"] = float(self.alpha)
@@ -133,43 +146,49 @@ class SAC(Agent):
         action, _ = squashed_sample(mean, log_std)
         return action[0].numpy()
 
-    def update(self) -> dict[str, torch.Tensor]:
-        obs, act, rew, next_obs, term = self.buffer.sample(self.c.batch_size)
-        alpha = self.alpha
-        # critic
+    def update(self) -> torch.Tensor:
+        """One gradient step of critic, actor and temperature; returns detached STATS."""
+        critic_loss, actor_loss, alpha_loss, stats = self.losses(
+            self.buffer.sample(self.c.batch_size))
+        # one backward and one Adam step: each loss reaches only its own parameters, and all
+        # three use the critic and policy from before this step (as the reference SAC does)
+        self.opt.zero_grad(set_to_none=True)
+        (critic_loss + actor_loss + alpha_loss).backward()
+        self.opt.step()
         with torch.no_grad():
-            mean, log_std = self.actor(next_obs)
-            next_act, next_logp = squashed_sample(mean, log_std)
-            q_next = self.critic_target(_pair(next_obs, next_act)).squeeze(-1).min(0).values
-            target = rew + self.c.gamma * (1.0 - term) * (q_next - alpha * next_logp)
-        q = self.critic(_pair(obs, act)).squeeze(-1)  # [2, B]
-        critic_loss = (q - target).pow(2).mean(1).sum()
-        self.critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        self.critic_opt.step()
-        # actor (critic weights are not stepped here, so their grads are simply discarded)
-        mean, log_std = self.actor(obs)
-        new_act, logp = squashed_sample(mean, log_std)
-        q_pi = self.critic(_pair(obs, new_act)).squeeze(-1).min(0).values
-        actor_loss = (alpha * logp - q_pi).mean()
-        self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_opt.step()
-        # temperature
-        stats = {"loss/critic": critic_loss.detach(), "loss/actor": actor_loss.detach(),
-                 "train/entropy": -logp.detach().mean(), "train/q": q.detach().mean()}
-        if self.c.alpha == "auto":
-            alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-            self.alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_opt.step()
-            stats["loss/alpha"] = alpha_loss.detach()
-        # polyak
-        with torch.no_grad():
-            torch._foreach_lerp_(list(self.critic_target.parameters()),
-                                 list(self.critic.parameters()), self.c.tau)
+            torch._foreach_lerp_(self.target_params, self.critic_params, self.c.tau)
         self.updates += 1
         return stats
+
+    def losses(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """(L_Q, L_pi, L_alpha, detached STATS) on a replay batch."""
+        c = self.c
+        obs, act, rew, next_obs, term = batch
+        alpha = self.alpha
+        # critic: both Q heads regress on the soft Bellman target
+        with torch.no_grad():
+            next_act, next_logp = squashed_sample(*self.actor(next_obs))
+            q_next = self._q(self.critic_target, next_obs, next_act).min(0).values
+            target = rew + c.gamma * (1.0 - term) * (q_next - alpha * next_logp)
+        q = self._q(self.critic, obs, act)  # [2, B]
+        critic_loss = (q - target).pow(2).mean(1).sum()
+        # actor: gradient through the critic's input only (its weights are frozen for this pass)
+        new_act, logp = squashed_sample(*self.actor(obs))
+        self.critic.requires_grad_(False)
+        q_pi = self._q(self.critic, obs, new_act).min(0).values
+        self.critic.requires_grad_(True)
+        actor_loss = (alpha * logp - q_pi).mean()
+        # temperature: keep the policy's entropy near the target
+        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        stats = torch.stack([critic_loss, actor_loss, alpha_loss, -logp.mean(), q.mean()])
+        if c.alpha != "auto":
+            alpha_loss = torch.zeros(())
+        return critic_loss, actor_loss, alpha_loss, stats.detach()
+
+    def _q(self, critic: torch.nn.Module, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Both Q heads: [B, O], [B, A] -> [2, B] (float32; matmuls in bf16 if ``bf16``)."""
+        with torch.autocast("cpu", torch.bfloat16, enabled=self.c.bf16):
+            return critic(_pair(obs, act)).squeeze(-1).float()
 
     # --- acting, diagnostics, checkpoints ---------------------------------------------------
     @torch.inference_mode()
@@ -191,8 +210,7 @@ class SAC(Agent):
         return {
             "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
             "critic_target": self.critic_target.state_dict(), "log_alpha": self.log_alpha.data,
-            "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
-            "alpha_opt": self.alpha_opt.state_dict(), "buffer": self.buffer.state_dict(),
+            "opt": self.opt.state_dict(), "buffer": self.buffer.state_dict(),
             "env": snapshot(self.env), "obs": self.obs, "episode_return": self.episode_return,
             "completed_returns": self.completed_returns, "np_rng": self.np_rng.bit_generator.state,
             "updates": self.updates,
@@ -203,9 +221,7 @@ class SAC(Agent):
         self.critic.load_state_dict(s["critic"])
         self.critic_target.load_state_dict(s["critic_target"])
         self.log_alpha.data.copy_(s["log_alpha"])
-        self.actor_opt.load_state_dict(s["actor_opt"])
-        self.critic_opt.load_state_dict(s["critic_opt"])
-        self.alpha_opt.load_state_dict(s["alpha_opt"])
+        self.opt.load_state_dict(s["opt"])
         self.buffer.load_state_dict(s["buffer"])
         restore(self.env, s["env"])
         self.obs, self.episode_return = s["obs"], s["episode_return"]

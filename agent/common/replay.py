@@ -40,11 +40,21 @@ class ReplayBuffer:
         return {"obs": self.obs[:n].copy(), "next_obs": self.next_obs[:n].copy(),
                 "action": self.action[:n].copy(), "reward": self.reward[:n].copy(),
                 "terminated": self.terminated[:n].copy(), "size": n, "pos": self.pos,
-                "rng": self.rng.bit_generator.state}
+                "capacity": self.capacity, "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
-        n = s["size"]
-        for k in ("obs", "next_obs", "action", "reward", "terminated"):
-            getattr(self, k)[:n] = s[k]
-        self.size, self.pos = n, s["pos"]
+        """Restore exactly; into a buffer of another capacity (a run extended to more steps),
+        keep the newest transitions, oldest first."""
+        keys = ("obs", "next_obs", "action", "reward", "terminated")
+        n, pos = s["size"], s["pos"]
+        if s.get("capacity", self.capacity) == self.capacity:
+            for k in keys:
+                getattr(self, k)[:n] = s[k]
+            self.size, self.pos = n, pos
+        else:
+            order = np.roll(np.arange(n), -pos) if n == s["capacity"] else np.arange(n)
+            order = order[-self.capacity:]
+            for k in keys:
+                getattr(self, k)[:len(order)] = s[k][order]
+            self.size, self.pos = len(order), len(order) % self.capacity
         self.rng.bit_generator.state = s["rng"]

@@ -1,0 +1,95 @@
+"""Return estimators as pure functions on time-major tensors.
+
+Every function takes tensors shaped [T, ...] (time first, any batch shape after it, e.g. [T, B]
+for B parallel envs or [H, N] for N imagined trajectories of horizon H) and returns a tensor of
+the same shape. Conventions, for step t:
+
+  ``rewards[t]``      r_t, received after acting in s_t
+  ``values[t]``       V(s_t)
+  ``next_values[t]``  V(s_{t+1}); at an episode's last step this is the value of the *final*
+                      observation (not of the reset one), so truncated episodes bootstrap correctly
+  ``terminated[t]``   1 if s_{t+1} is terminal (no bootstrap from it), else 0; a float in [0, 1]
+                      (e.g. a learned ``1 - continue`` probability) weights the bootstrap instead
+  ``done[t]``         1 if the episode ended after step t (terminated *or* truncated): the
+                      recursion does not carry later steps into it. Defaults to ``terminated``.
+
+The last step of the segment always bootstraps from ``next_values[-1]`` (or, for
+:func:`monte_carlo`, from ``last_value``). None of these functions builds an autograd graph
+differently from plain arithmetic: call them under ``torch.no_grad()`` for targets, or with grads
+for imagined returns that a model-based actor differentiates through.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def td0(rewards: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tensor,
+        gamma: float) -> torch.Tensor:
+    """One-step TD target: r_t + gamma (1 - terminated_t) V(s_{t+1}).
+
+    Shapes: rewards, next_values, terminated [T, ...] -> [T, ...].
+    """
+    return rewards + gamma * (1.0 - terminated) * next_values
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
+        terminated: torch.Tensor, gamma: float, lam: float,
+        done: torch.Tensor | None = None) -> torch.Tensor:
+    """Generalised advantage estimates (Schulman et al. 2016).
+
+    delta_t = r_t + gamma (1 - terminated_t) V(s_{t+1}) - V(s_t)
+    A_t     = delta_t + gamma lam (1 - done_t) A_{t+1},   A_T = 0
+
+    Shapes: rewards, values, next_values, terminated, done [T, ...] -> advantages [T, ...].
+    The lambda-returns (value targets) are ``gae(...) + values``.
+    """
+    done = terminated if done is None else done
+    deltas = td0(rewards, next_values, terminated, gamma) - values
+    carry = gamma * lam * (1.0 - done)
+    adv = torch.empty_like(deltas)
+    running = torch.zeros_like(deltas[0])
+    for t in range(deltas.shape[0] - 1, -1, -1):
+        running = deltas[t] + carry[t] * running
+        adv[t] = running
+    return adv
+
+
+def lambda_return(rewards: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tensor,
+                  gamma: float, lam: float, done: torch.Tensor | None = None) -> torch.Tensor:
+    """TD(lambda) returns, the recursive form Dreamer uses on imagined trajectories.
+
+    G_t = r_t + gamma (1 - terminated_t) ((1 - lam) V(s_{t+1}) + lam G_{t+1}),
+    where G_{t+1} is replaced by V(s_{t+1}) at the segment's last step and where ``done_t``.
+
+    Shapes: rewards, next_values, terminated, done [T, ...] -> returns [T, ...].
+    lam = 0 gives :func:`td0`; lam = 1 the bootstrapped Monte-Carlo return; for any lam this
+    equals ``gae(rewards, values, next_values, ...) + values``.
+    """
+    done = terminated if done is None else done
+    cont = gamma * (1.0 - terminated)
+    out = torch.empty_like(rewards)
+    following = next_values[-1]  # G_{t+1}; at the segment's end it is V(s_T)
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        # (1 - lam) V' + lam G_{t+1}, with G_{t+1} -> V' where the episode ended
+        mixed = next_values[t] + lam * (1.0 - done[t]) * (following - next_values[t])
+        following = rewards[t] + cont[t] * mixed
+        out[t] = following
+    return out
+
+
+def monte_carlo(rewards: torch.Tensor, done: torch.Tensor, gamma: float,
+                last_value: torch.Tensor | None = None) -> torch.Tensor:
+    """Discounted reward-to-go within each episode, no bootstrapping inside the segment.
+
+    G_t = r_t + gamma (1 - done_t) G_{t+1},   G_T = last_value (0 if None)
+
+    Shapes: rewards, done [T, ...], last_value [...] -> returns [T, ...]. An episode cut by a
+    time limit is treated as ending there (use :func:`lambda_return` with lam=1 to bootstrap it).
+    """
+    out = torch.empty_like(rewards)
+    running = torch.zeros_like(rewards[0]) if last_value is None else last_value
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running = rewards[t] + gamma * (1.0 - done[t]) * running
+        out[t] = running
+    return out

@@ -1,0 +1,434 @@
+"""World model: Dreamer's RSSM on proprioceptive states, with optional proprio auxiliary heads.
+
+The model (shared by every model-based agent):
+
+    encoder     e_t = MLP(x_t)                                     role encoder
+    RSSM        h_t, z_t (see agent.common.rssm)                   role dynamics
+    heads       on f_t = [h_t, z_t]: observation x_t               output role decoder
+                reward r_t, continue 1 - terminal_t                reward_head, continue_head
+                proprio targets (joint_pos, joint_vel, ee_pos, ee_vel), one head each, proprio_head
+    loss        sum of unit-variance Gaussian NLLs (0.5 squared error, summed over dims),
+                continue BCE, and the balanced KL with free nats (DreamerV2), with b = kl_balance:
+                b max(KL(sg(q) || p), free) + (1 - b) max(KL(q || sg(p)), free)
+
+Hidden layers of the heads carry role ``hidden``; every layer of the encoder carries
+``encoder``. Constructors choose no init: ``init_schemes.apply_init`` applies the trial's init.
+
+The ``world_model`` agent trains the model alone on data from a uniform random policy, holding
+out every ``holdout_every``-th episode for open-loop evaluation, and logs ``model/*``:
+
+    model/loss_<term>, model/kl, model/prior_entropy, model/post_entropy, model/grad_norm
+    model/open_loop/<quantity>_h<h>   mean squared error per dim (raw units) of predictions h
+                                      steps ahead from the posterior, fed the real actions
+    model/const/<quantity>            the same for the best constant predictor (the variance)
+
+Its ``act`` returns zero actions: ``eval/return`` is the zero-action return, not a learned one.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from torch import Tensor, nn
+
+from agent.base import Agent
+from agent.common.envs import EnvError, restore, scale_action, snapshot
+from agent.common.networks import activations, mlp
+from agent.common.rssm import RSSM, Latent
+from agent.common.sequence_replay import Batch, SequenceReplay
+from agent.config import ConfigError, TrialConfig
+from agent.registry import register
+from init_schemes import RegistryError
+
+
+class WorldModelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # model
+    deter: int = Field(200, gt=0, description="GRU state size")
+    stoch: int = Field(30, gt=0, description="Gaussian latent size, or number of categoricals")
+    discrete: int = Field(0, ge=0, description="0: Gaussian latent; C: categoricals of C classes")
+    hidden: int = Field(200, gt=0, description="width of every MLP layer")
+    layers: int = Field(2, ge=1, description="hidden layers of the encoder and of each head")
+    activation: str = Field("elu", description="activation registry name")
+    min_std: float = Field(0.1, gt=0, description="floor of the Gaussian latent's std")
+    unimix: float = Field(0.01, ge=0, lt=1, description="uniform mix of categorical latents")
+    symlog: bool = Field(False, description="symlog observations and proprio targets")
+    proprio: list[str] = Field(
+        default_factory=list,
+        description="proprio targets to predict (of the env entry's: joint_pos, joint_vel, "
+        "ee_pos, ee_vel); [] reads none")
+    # loss
+    kl_balance: float = Field(0.8, ge=0, le=1, description="share of the KL that trains the prior")
+    free_nats: float = Field(1.0, ge=0)
+    obs_weight: float = Field(1.0, ge=0)
+    reward_weight: float = Field(1.0, ge=0)
+    continue_weight: float = Field(1.0, ge=0)
+    kl_weight: float = Field(1.0, ge=0)
+    proprio_weight: float = Field(1.0, ge=0, description="weight of each proprio head's loss")
+    # optimisation
+    lr: float = Field(6e-4, gt=0)
+    adam_eps: float = Field(1e-5, gt=0)
+    grad_clip: float = Field(100.0, gt=0)
+    batch_size: int = Field(16, gt=0)
+    seq_len: int = Field(50, gt=1)
+    # data and schedule
+    policy: Literal["random"] = Field("random", description="data-collecting policy")
+    prefill: int = Field(1000, ge=0, description="env steps before the first update")
+    train_every: int = Field(5, ge=1, description="env steps between rounds of updates")
+    updates: int = Field(1, ge=1, description="model updates per round")
+    buffer_size: int = Field(1_000_000, gt=0)
+    # evaluation
+    holdout_every: int = Field(5, ge=2, description="episodes 0, k, 2k, ... are held out")
+    eval_horizons: list[int] = Field([1, 5, 15], min_length=1)
+    eval_batch: int = Field(32, gt=0, description="held-out sequences per evaluation")
+
+    @field_validator("activation")
+    @classmethod
+    def _known_activation(cls, v: str) -> str:
+        try:
+            activations.get(v)
+        except RegistryError as err:
+            raise ValueError(str(err)) from None
+        return v
+
+    @field_validator("proprio")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"repeated proprio targets in {v}")
+        return v
+
+    @field_validator("eval_horizons")
+    @classmethod
+    def _horizons_fit(cls, v: list[int], info: ValidationInfo) -> list[int]:
+        seq_len = info.data.get("seq_len", 2)
+        if min(v) < 1 or max(v) >= seq_len:
+            raise ValueError(f"horizons must lie in [1, seq_len {seq_len}), got {v}")
+        return v
+
+
+def symlog(x: Tensor) -> Tensor:
+    return torch.sign(x) * torch.log1p(x.abs())
+
+
+def symexp(x: Tensor) -> Tensor:
+    return torch.sign(x) * torch.expm1(x.abs())
+
+
+class WorldModel(nn.Module):
+    """Encoder, RSSM and heads. Shapes: B batch, T time, N states, O obs, A action, F features.
+
+    A batch (see ``agent.common.sequence_replay``) has obs [B, T, O], action [B, T, A] (the
+    action that led to t), reward [B, T], is_first [B, T], is_terminal [B, T] and
+    proprio {name: [B, T, D]} for every enabled target.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, cfg: WorldModelConfig,
+                 proprio_dims: dict[str, int] | None = None):
+        super().__init__()
+        self.cfg = cfg
+        hidden, act = [cfg.hidden] * cfg.layers, cfg.activation
+        self.encoder = mlp(obs_dim, hidden, None, act, hidden_role="encoder")
+        self.rssm = RSSM(cfg.hidden, act_dim, cfg.deter, cfg.stoch, cfg.discrete, cfg.hidden,
+                         act, cfg.min_std, cfg.unimix)
+        f = self.rssm.feat_dim
+        self.decoder = mlp(f, hidden, obs_dim, act, out_role="decoder")
+        self.reward_head = mlp(f, hidden, 1, act, out_role="reward_head")
+        self.continue_head = mlp(f, hidden, 1, act, out_role="continue_head",
+                                 out_activation="sigmoid")
+        self.proprio_heads = nn.ModuleDict({
+            k: mlp(f, hidden, d, act, out_role="proprio_head")
+            for k, d in (proprio_dims or {}).items()})
+
+    # --- latent states -------------------------------------------------------------------------
+    def initial(self, batch: int) -> Latent:
+        """Zero state [batch] that episodes start from."""
+        return self.rssm.initial(batch)
+
+    @staticmethod
+    def features(state: Latent) -> Tensor:
+        """[*L] state -> [*L, F] = [deter, stoch], the input of every head (and of policies)."""
+        return torch.cat([state.deter, state.stoch], -1)
+
+    def embed(self, obs: Tensor) -> Tensor:
+        return self.encoder(symlog(obs) if self.cfg.symlog else obs)
+
+    def observe(self, obs: Tensor, action: Tensor, is_first: Tensor,
+                state: Latent | None = None, sample: bool = True) -> tuple[Latent, Latent]:
+        """Posteriors and priors [B, T] along real sequences (obs [B, T, O], action [B, T, A]
+        leading to t, is_first [B, T]); ``state`` [B] continues a previous call (e.g. acting)."""
+        return self.rssm.observe(self.embed(obs), action, is_first, state, sample)
+
+    def imagine_step(self, state: Latent, action: Tensor, sample: bool = True) -> Latent:
+        """state [N], action [N, A] in [-1, 1] -> the prior's next state [N]."""
+        return self.rssm.img_step(state, action, sample)
+
+    def imagine(self, start: Latent, policy, horizon: int | None = None,
+                sample: bool = True) -> tuple[Latent, Tensor]:
+        """Batched imagination from ``start`` [N] with ``policy(Latent [N]) -> [N, A]`` for
+        ``horizon`` steps, or with fixed actions [N, H, A]. Returns (states [N, H+1], actions
+        [N, H, A]); rate them with ``reward``/``cont`` on ``features(states)``."""
+        return self.rssm.imagine(start, policy, horizon, sample)
+
+    # --- heads -----------------------------------------------------------------------------------
+    def decode(self, feat: Tensor) -> Tensor:
+        """Predicted observation [..., O] in raw units."""
+        x = self.decoder(feat)
+        return symexp(x) if self.cfg.symlog else x
+
+    def reward(self, feat: Tensor) -> Tensor:
+        """Predicted reward [...]."""
+        return self.reward_head(feat).squeeze(-1)
+
+    def cont(self, feat: Tensor) -> Tensor:
+        """Probability [...] that the episode continues (is not terminal) at this state."""
+        return torch.sigmoid(self.continue_head(feat).squeeze(-1))
+
+    def proprio(self, feat: Tensor) -> dict[str, Tensor]:
+        """Predicted proprio targets {name: [..., D]} in raw units."""
+        out = {k: h(feat) for k, h in self.proprio_heads.items()}
+        return {k: symexp(v) for k, v in out.items()} if self.cfg.symlog else out
+
+    # --- learning ------------------------------------------------------------------------------
+    def loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor], Latent]:
+        """The world-model loss on a batch of real sequences.
+
+        Returns (scalar loss, detached metrics ``model/*``, posteriors Latent [B, T]: the start
+        states of imagination for a behaviour learner; detach them before use).
+        """
+        c = self.cfg
+        obs, is_first = batch["obs"], batch["is_first"]
+        posts, priors = self.observe(obs, batch["action"], is_first)
+        feat = self.features(posts)
+        tx = symlog if c.symlog else (lambda x: x)
+        terms: dict[str, Tensor] = {}
+        terms["obs"] = 0.5 * (self.decoder(feat) - tx(obs)).pow(2).sum(-1).mean()
+        mask = (~is_first).to(feat.dtype)  # the reward on arriving at a first step is not real
+        r_err = (self.reward(feat) - batch["reward"]).pow(2)
+        terms["reward"] = 0.5 * (r_err * mask).sum() / mask.sum().clamp_min(1.0)
+        terms["continue"] = F.binary_cross_entropy_with_logits(
+            self.continue_head(feat).squeeze(-1), 1.0 - batch["is_terminal"].to(feat.dtype))
+        for k, head in self.proprio_heads.items():
+            target = tx(batch["proprio"][k])
+            terms[f"proprio_{k}"] = 0.5 * (head(feat) - target).pow(2).sum(-1).mean()
+        kl_prior = self.rssm.kl(posts.stats.detach(), priors.stats).mean()
+        kl_post = self.rssm.kl(posts.stats, priors.stats.detach()).mean()
+        free = c.free_nats
+        terms["kl"] = (c.kl_balance * kl_prior.clamp_min(free)
+                       + (1 - c.kl_balance) * kl_post.clamp_min(free))
+        weights = {"obs": c.obs_weight, "reward": c.reward_weight,
+                   "continue": c.continue_weight, "kl": c.kl_weight}
+        total = sum(weights.get(k, c.proprio_weight) * v for k, v in terms.items())
+        metrics = {f"model/loss_{k}": v.detach() for k, v in terms.items()}
+        metrics["model/kl"] = kl_prior.detach()
+        metrics["model/prior_entropy"] = self.rssm.entropy(priors.stats).mean().detach()
+        metrics["model/post_entropy"] = self.rssm.entropy(posts.stats).mean().detach()
+        metrics["loss/model"] = total.detach()
+        return total, metrics, posts
+
+    # --- evaluation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def open_loop_errors(self, batch: Batch, horizons: list[int] | tuple[int, ...] = (1, 5, 15),
+                         ) -> dict[str, float]:
+        """Open-loop prediction errors on real sequences (e.g. held-out episodes).
+
+        From the posterior (mode) at every step t, the prior is rolled forward on the real
+        actions without further observations; its prediction for t + h is compared with the
+        real obs, reward and each proprio target there (only where no episode starts in
+        (t, t + h]; a horizon no window reaches is left out). Errors are mean squared errors per
+        dimension in raw units, ``model/open_loop/<q>_h<h>``; ``model/const/<q>`` is the batch
+        variance, the error of the best constant predictor.
+        """
+        obs, action, is_first = batch["obs"], batch["action"], batch["is_first"]
+        B, T = is_first.shape
+        H = max(horizons)
+        if H >= T:
+            raise ValueError(f"horizon {H} needs sequences longer than {T}")
+        posts, _ = self.observe(obs, action, is_first, sample=False)
+        state = posts.flatten()  # [B*T] start states
+
+        def windows(x: Tensor, fill: float | bool = 0.0) -> Tensor:
+            """x [B, T, ...] -> [B, T, H, ...]: x[b, t + 1 + k] at [b, t, k], padded past T."""
+            pad = x.new_full((B, H, *x.shape[2:]), fill)
+            w = torch.cat([x, pad], 1)[:, 1:].unfold(1, H, 1)  # [B, T, ..., H]
+            return w.movedim(-1, 2)
+
+        starts_ok = windows(is_first, True).cumsum(2) == 0  # [B, T, H]
+        targets = {"obs": obs, "reward": batch["reward"].unsqueeze(-1), **batch["proprio"]}
+        target_w = {k: windows(v) for k, v in targets.items()}
+        act_w = windows(action)
+        out: dict[str, float] = {}
+        for h in range(1, H + 1):
+            state = self.rssm.img_step(state, act_w[:, :, h - 1].reshape(B * T, -1),
+                                       sample=False)
+            if h not in horizons:
+                continue
+            feat = self.features(state)
+            preds = {"obs": self.decode(feat), "reward": self.reward(feat).unsqueeze(-1),
+                     **self.proprio(feat)}
+            valid = starts_ok[:, :, h - 1].reshape(-1).to(feat.dtype)
+            if not valid.any():  # every window crosses an episode start: nothing to compare
+                continue
+            for k, p in preds.items():
+                err = (p - target_w[k][:, :, h - 1].reshape(B * T, -1)).pow(2).mean(-1)
+                out[f"model/open_loop/{k}_h{h}"] = float((err * valid).sum() / valid.sum())
+        real = ~is_first  # constant-predictor baseline; first steps carry no real reward
+        for k, v in targets.items():
+            vals = v[real] if k == "reward" else v.reshape(B * T, -1)
+            out[f"model/const/{k}"] = float(vals.var(0, unbiased=False).mean())
+        return out
+
+
+def model_update(model: WorldModel, opt: torch.optim.Optimizer, batch: Batch,
+                 grad_clip: float) -> tuple[dict[str, Tensor], Latent]:
+    """One gradient step on ``batch``; returns (detached metrics, posteriors [B, T])."""
+    loss, metrics, posts = model.loss(batch)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    metrics["model/grad_norm"] = nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    opt.step()
+    return metrics, posts
+
+
+@register("world_model", "RSSM world model alone, trained on random-policy data; logs model/*")
+class WorldModelAgent(Agent):
+    """Collects real episodes with a uniform random policy and trains the world model on them.
+
+    Episodes 0, k, 2k, ... (k = ``holdout_every``) go to a held-out replay for the open-loop
+    errors; all others train the model. ``act`` returns zeros (there is no learned policy).
+    """
+
+    Config = WorldModelConfig
+    sections = ("world_model",)
+
+    def __init__(self, cfg: TrialConfig):
+        super().__init__(cfg)
+        c: WorldModelConfig = cfg.section("world_model")
+        self.c = c
+        missing = [k for k in c.proprio if k not in self.env_spec.proprio]
+        if missing:
+            known = ", ".join(sorted(self.env_spec.proprio)) or "none"
+            raise ConfigError([("world_model.proprio", f"env '{self.env_spec.id}' has no proprio "
+                                f"target {missing} (it has: {known})")])
+        self.proprio_fns = {k: self.env_spec.proprio[k] for k in c.proprio}
+        self.env = self.env_spec.make()
+        self.low, self.high = self.env.action_space.low, self.env.action_space.high
+        obs_dim, act_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
+        self.obs, _ = self.env.reset(seed=cfg.seed)
+        dims = {k: int(np.asarray(f(self.env.unwrapped)).size) for k, f in self.proprio_fns.items()}
+        self.model = WorldModel(obs_dim, act_dim, c, dims)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=c.lr, eps=c.adam_eps,
+                                    foreach=True)
+        # the stream holds one more step per episode (its first observation) than env steps
+        capacity = min(c.buffer_size, cfg.total_steps + cfg.total_steps // 4 + 1000)
+        self.replay = SequenceReplay(capacity, obs_dim, act_dim, dims, seed=cfg.seed)
+        self.holdout = SequenceReplay(capacity // c.holdout_every + 1000, obs_dim, act_dim, dims,
+                                      seed=cfg.seed + 1)
+        self.np_rng = np.random.default_rng(cfg.seed + 2)
+        self.episode, self.episode_return, self.completed_returns = 0, 0.0, []
+        self.updates, self.update_time = 0, 0.0
+        self._record(np.zeros(act_dim, np.float32), 0.0, first=True, terminal=False)
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"world_model": self.model}
+
+    # --- the loop ------------------------------------------------------------------------------
+    def _buffer(self) -> SequenceReplay:
+        return self.holdout if self.episode % self.c.holdout_every == 0 else self.replay
+
+    def _record(self, action: np.ndarray, reward: float, first: bool, terminal: bool) -> None:
+        proprio = {k: f(self.env.unwrapped) for k, f in self.proprio_fns.items()}
+        self._buffer().add(self.obs, action, reward, first, terminal, proprio)
+
+    def explore_action(self) -> np.ndarray:
+        """The data-collecting action in [-1, 1] (``policy: random``: uniform)."""
+        return self.np_rng.uniform(-1.0, 1.0, self.low.shape).astype(np.float32)
+
+    def train(self, until: int) -> dict[str, float]:
+        c = self.c
+        sums: dict[str, Tensor] = {}
+        n, t_updates = 0, 0.0
+        while self.env_steps < until:
+            action = self.explore_action()
+            try:
+                self.obs, reward, term, trunc, _ = self.env.step(
+                    scale_action(action, self.low, self.high))
+            except Exception as err:
+                raise EnvError(f"env '{self.env_spec.id}' crashed at step {self.env_steps}: "
+                               f"{err}") from err
+            self._record(action, float(reward), first=False, terminal=bool(term))
+            self.episode_return += float(reward)
+            self.env_steps += 1
+            if term or trunc:
+                self.completed_returns.append(self.episode_return)
+                self.episode_return = 0.0
+                self.episode += 1
+                self.obs, _ = self.env.reset()
+                self._record(np.zeros_like(action), 0.0, first=True, terminal=False)
+            if (self.env_steps >= c.prefill and self.env_steps % c.train_every == 0
+                    and self.replay.can_sample(c.seq_len)):
+                t0 = time.perf_counter()
+                for _ in range(c.updates):
+                    batch = self.replay.sample(c.batch_size, c.seq_len)
+                    metrics, _ = model_update(self.model, self.opt, batch, c.grad_clip)
+                    for k, v in metrics.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    n += 1
+                t_updates += time.perf_counter() - t0
+        self.updates += n
+        out = {k: float(v) / n for k, v in sums.items()} if n else {}
+        if n:
+            out["perf/model_updates_per_s"] = n / max(t_updates, 1e-9)
+        out.update(self.evaluate_model())
+        if self.completed_returns:
+            out["train/return"] = float(np.mean(self.completed_returns[-10:]))
+        out["train/updates"] = float(self.updates)
+        return out
+
+    def evaluate_model(self) -> dict[str, float]:
+        """Open-loop errors on a fixed draw of held-out sequences ({} until there are enough)."""
+        c = self.c
+        length = min(c.seq_len, self.holdout.size)
+        if length <= max(c.eval_horizons):
+            return {}
+        batch = self.holdout.sample(c.eval_batch, length, rng=np.random.default_rng(12345))
+        return self.model.open_loop_errors(batch, c.eval_horizons)
+
+    # --- acting, diagnostics, checkpoints ------------------------------------------------------
+    def act(self, obs: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """Zero actions: this agent learns no policy (eval/return is the zero-action return)."""
+        return np.zeros((obs.shape[0], *self.low.shape), np.float32), state
+
+    def init_probe(self, obs: np.ndarray) -> dict[str, Any]:
+        """The data-collecting policy: uniform in [-1, 1]^A."""
+        rng = np.random.default_rng(self.cfg.seed + 3)  # leaves the data's generator alone
+        a = rng.uniform(-1.0, 1.0, (obs.shape[0], *self.low.shape))
+        return {"actions": a, "entropy": float(np.log(2.0) * a.shape[1]), "mean_abs_mean": 0.0,
+                "std": float(1.0 / np.sqrt(3.0)), "critic_scale": None}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(), "opt": self.opt.state_dict(),
+            "replay": self.replay.state_dict(), "holdout": self.holdout.state_dict(),
+            "env": snapshot(self.env), "obs": self.obs, "episode": self.episode,
+            "episode_return": self.episode_return, "completed_returns": self.completed_returns,
+            "np_rng": self.np_rng.bit_generator.state, "updates": self.updates,
+        }
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        self.model.load_state_dict(s["model"])
+        self.opt.load_state_dict(s["opt"])
+        self.replay.load_state_dict(s["replay"])
+        self.holdout.load_state_dict(s["holdout"])
+        restore(self.env, s["env"])
+        self.obs, self.episode = s["obs"], s["episode"]
+        self.episode_return = s["episode_return"]
+        self.completed_returns = list(s["completed_returns"])
+        self.np_rng.bit_generator.state = s["np_rng"]
+        self.updates = s["updates"]
