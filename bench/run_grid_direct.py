@@ -39,7 +39,7 @@ def run_one(args):
     cfg = build_config(values)
     try:
         run_trial(cfg, Path(root) / "trials" / tid)
-    except Exception as err:  # noqa: BLE001 - recorded in status.json by run_trial
+    except Exception as err:  # recorded in status.json by run_trial
         return tid, f"failed: {err}"
     return tid, "finished"
 

@@ -1,0 +1,521 @@
+"""``sweep run``, ``sweep validate`` and ``sweep status``: a sweep file on Ray Tune.
+
+    sweep validate FILE [--budget NAME]
+    sweep run FILE [--budget NAME] [--storage DIR] [--address ADDR] [--max-concurrent N]
+                   [--dry-run] [--resume] [--force]
+    sweep status DIR
+
+Each trial is one call of a function trainable that builds the agent from the trial's resolved
+config and runs ``agent.trial.run_trial`` into ``<storage>/trials/<trial_id>/``; at every
+evaluation it reports the metrics to Tune with the trial's checkpoint, and when Ray restarts it
+(a retry, or ``--resume`` after the sweep was stopped or killed) it restores from
+``tune.get_checkpoint()``. Only this module knows Ray; the agent package never imports it.
+
+Without ``--address`` an embedded local Ray starts and stops with the command. To run on a
+cluster, start Ray on each machine with the same Python environment and a ``--storage``
+directory that every node sees (a shared filesystem)::
+
+    ray start --head --port 6379 --num-cpus 8 --disable-usage-stats    # on the head node
+    ray start --address HEAD_IP:6379 --num-cpus 8                      # on each worker
+    sweep run init_ablation.yaml --address HEAD_IP:6379 --storage /shared/results/init_ablation
+    ray stop                                                           # on each node, when done
+
+(``--address auto`` finds a cluster started on this machine.) Ray 2.60 starts clusters with token
+authentication when a token exists (``~/.ray/auth_token``); a driver given an explicit address
+then needs ``export RAY_AUTH_MODE=token`` and the same token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sweeps.cli import CLIError
+from sweeps.schema import Sweep, import_user_module, load_sweep
+from sweeps.status import (
+    LiveView,
+    TrialState,
+    format_status,
+    last_row,
+    read_states,
+    text_table,
+)
+
+RAY_DIR = "ray"  # Ray Tune's experiment directory inside the sweep directory
+OWNED = ("sweep.yaml", "sweep_resolved.json", RAY_DIR, "trials")  # what --force removes
+_TUNE_STATE = {"PENDING": "pending", "PAUSED": "pending", "RUNNING": "running",
+               "TERMINATED": "finished", "ERROR": "failed"}
+
+
+# --- the CLI -----------------------------------------------------------------------------------
+
+def add_subcommand(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("run", help="run a sweep file on Ray Tune",
+                       description=__doc__.split("\n\n")[0],
+                       epilog=__doc__.split("\n\n", 2)[2],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("file", help="sweep YAML: a path, or the name of one shipped in sweeps/")
+    s.add_argument("--budget", help="named overlay of the file, e.g. quick or full")
+    s.add_argument("--storage", help="sweep directory (default: the file's storage, else "
+                   "results/<name>)")
+    s.add_argument("--address", help="connect to a running Ray cluster (e.g. auto, HOST:6379, "
+                   "ray://HOST:10001) instead of starting a local one")
+    s.add_argument("--max-concurrent", type=int, metavar="N", help="trials at once (default: "
+                   "as many as the CPUs allow)")
+    s.add_argument("--dry-run", action="store_true", help="print the trials, run nothing")
+    s.add_argument("--resume", action="store_true", help="continue the sweep in the storage "
+                   "directory: finished trials are kept, the others restart from their last "
+                   "checkpoint")
+    s.add_argument("--force", action="store_true", help="delete the sweep in the storage "
+                   "directory and start over")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("validate", help="check a sweep file and run nothing")
+    s.add_argument("file", help="sweep YAML: a path, or the name of one shipped in sweeps/")
+    s.add_argument("--budget", help="show this budget's expansion (every budget is checked)")
+    s.set_defaults(func=cmd_validate)
+
+    s = sub.add_parser("status", help="trials of a sweep directory by state")
+    s.add_argument("dir", help="sweep directory, e.g. results/init_ablation")
+    s.set_defaults(func=_cmd_status)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from sweeps.status import cmd_status
+
+    return cmd_status(args)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    sweep = load_sweep(args.file, args.budget)
+    print(f"{sweep.file}: ok: {_describe(sweep)}")
+    if args.budget is None:
+        for name in sweep.spec.budgets:
+            budget = load_sweep(sweep.file, name, check_budgets=False)
+            print(f"  budget {name}: {_describe(budget)}")
+    return 0
+
+
+def _describe(sweep: Sweep) -> str:
+    groups = len({t.group for t in sweep.trials})
+    steps = sum(t.total_steps for t in sweep.trials)
+    return (f"{len(sweep.trials)} trials ({groups} configs x {len(sweep.seeds)} seeds), "
+            f"{steps:,} env steps")
+
+
+def print_dry_run(sweep: Sweep) -> None:
+    keys = sweep.varying_keys
+    extra = [] if "total_steps" in keys else ["total_steps"]
+    rows = [[t.trial_id, *(_short(t.values[k]) for k in keys), t.seed,
+             *(t.total_steps for _ in extra)] for t in sweep.trials]
+    budget = f", budget {sweep.budget}" if sweep.budget else ""
+    print_safely(text_table(["trial_id", *keys, "seed", *extra], rows)
+                 + f"\n\n{sweep.name}{budget}: {_describe(sweep)}; storage {sweep.storage}")
+
+
+def print_safely(text: str) -> None:
+    """print() that stays quiet when the reader went away (`sweep run ... --dry-run | head`)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _short(v: Any) -> str:
+    return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    sweep = load_sweep(args.file, args.budget)
+    if args.storage:
+        sweep.spec.storage = args.storage
+    if args.dry_run:
+        print_dry_run(sweep)
+        return 0
+    if args.resume and args.force:
+        raise CLIError("--resume and --force exclude each other")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise CLIError(f"--max-concurrent must be at least 1, got {args.max_concurrent}")
+    storage = sweep.storage.resolve()
+    if storage.exists() and not storage.is_dir():
+        raise CLIError(f"storage {storage} exists and is not a directory")
+    existing = [name for name in OWNED if (storage / name).exists()]
+    if existing and not (args.resume or args.force):
+        raise CLIError(f"{storage} already holds a sweep ({', '.join(existing)}); pass --resume "
+                       "to continue it, --force to delete it and start over, or --storage DIR")
+    if args.resume and "sweep_resolved.json" not in existing:
+        raise CLIError(f"nothing to resume in {storage} (no sweep_resolved.json); run without "
+                       "--resume to start the sweep")
+    cpus = os.cpu_count() or 1
+    if not args.address and sweep.spec.resources.cpus > cpus:
+        raise CLIError(f"resources.cpus is {sweep.spec.resources.cpus:g} per trial but this "
+                       f"machine has {cpus} CPUs; lower it or pass --address of a cluster")
+    if args.resume:
+        _check_same(sweep, storage)
+        states = read_states(storage)
+        if all(s.state == "finished" for s in states):
+            print(f"{sweep.name}: all {len(states)} trials already finished in {storage}")
+            return 0
+    started = _connect_ray(sweep, args)  # before writing anything: a bad --address leaves no trace
+    try:
+        if args.force and existing:
+            for name in existing:
+                target = storage / name
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
+        (storage / "trials").mkdir(parents=True, exist_ok=True)
+        if not args.resume:
+            (storage / "sweep.yaml").write_text(sweep.text)
+            _write_json(storage / "sweep_resolved.json", sweep.resolved())
+        return _run_tune(sweep, storage, args)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
+def _check_same(sweep: Sweep, storage: Path) -> None:
+    stored = json.loads((storage / "sweep_resolved.json").read_text())
+    old = {t["trial_id"]: t["config"] for t in stored["trials"]}
+    new = {t.trial_id: t.config for t in sweep.trials}
+    if old == new:
+        return
+    added = len(new.keys() - old.keys())
+    removed = len(old.keys() - new.keys())
+    changed = sum(1 for k in new.keys() & old.keys() if new[k] != old[k])
+    hint = ""
+    if stored.get("budget") != sweep.budget:
+        hint = (f"; it was started with --budget {stored['budget']}" if stored.get("budget")
+                else "; it was started without --budget")
+    raise CLIError(f"the sweep in {storage} was started from a different expansion ({added} "
+                   f"trials added, {removed} removed, {changed} changed){hint}. Resume with the "
+                   "same file and budget, or use --force or another --storage")
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+# --- Ray Tune ----------------------------------------------------------------------------------
+
+def _quiet_ray() -> None:
+    """Tune's own progress tables and per-failure tracebacks are replaced by the live view and
+    by status.json / `sweep status`."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    for name, level in (("ray.tune.execution.tune_controller", logging.CRITICAL),
+                        ("ray.tune.tune", logging.CRITICAL),
+                        ("ray.tune.execution.experiment_state", logging.ERROR),
+                        ("ray.tune.impl.tuner_internal", logging.ERROR),
+                        ("ray.tune.utils.util", logging.ERROR),
+                        ("ray._private.authentication.authentication_token_setup",
+                         logging.ERROR)):
+        logging.getLogger(name).setLevel(level)
+
+
+def _connect_ray(sweep: Sweep, args: argparse.Namespace) -> bool:
+    """Start the embedded local Ray, or connect to --address; True if this call did either
+    (an already initialised Ray, as in tests, is used as it is)."""
+    _quiet_ray()
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+        try:
+            if args.address:
+                _check_reachable(args.address)
+                ray.init(address=args.address, **kwargs)
+            else:
+                cpus = os.cpu_count() or 1
+                if args.max_concurrent:
+                    cpus = max(cpus, math.ceil(args.max_concurrent * sweep.spec.resources.cpus))
+                ray.init(address="local", num_cpus=cpus, include_dashboard=False, **kwargs)
+        except (ConnectionError, ValueError, RuntimeError, TimeoutError) as err:
+            where = f"Ray at {args.address}" if args.address else "a local Ray"
+            msg = " ".join(str(err).split())[:300]
+            if "uthentic" in msg:
+                msg += (" (the cluster uses token authentication: export RAY_AUTH_MODE=token, with "
+                        "the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN)")
+            raise CLIError(f"cannot start or reach {where}: {msg}") from None
+        started = True
+        _quiet_ray()  # ray.init reconfigures its loggers
+    return started
+
+
+def _run_tune(sweep: Sweep, storage: Path, args: argparse.Namespace) -> int:
+    from ray import tune
+
+    table = {t.trial_id: {"config": t.config, "out_dir": str(storage / "trials" / t.trial_id),
+                          "imports": sweep.imports, "metric": sweep.spec.metric}
+             for t in sweep.trials}
+    res = sweep.spec.resources
+    trainable = tune.with_resources(tune.with_parameters(ray_trainable, trials=table),
+                                    {"cpu": res.cpus, "gpu": res.gpus})
+    view = LiveView(sweep.name, sweep.spec.metric, sweep.spec.mode)
+    global _VIEW
+    _VIEW = _ViewState(view, sweep, storage)
+    exp_dir = storage / RAY_DIR
+    try:
+        if args.resume and tune.Tuner.can_restore(str(exp_dir)):
+            tuner = tune.Tuner.restore(str(exp_dir), trainable, resume_unfinished=True,
+                                       resume_errored=True)
+            _set_concurrency(tuner, args.max_concurrent)
+        else:
+            if exp_dir.exists():  # killed before Tune saved any state: nothing to restore
+                shutil.rmtree(exp_dir)
+            tuner = tune.Tuner(
+                trainable,
+                param_space={"trial_id": tune.grid_search([t.trial_id for t in sweep.trials])},
+                tune_config=tune.TuneConfig(
+                    max_concurrent_trials=args.max_concurrent, reuse_actors=True,
+                    trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+                run_config=tune.RunConfig(
+                    name=RAY_DIR, storage_path=str(storage), verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=sweep.spec.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                    callbacks=[new_progress_callback()]),
+            )
+        view.update(_VIEW.initial())
+        view.start()
+        try:
+            tuner.fit()
+        finally:
+            view.stop()
+    finally:
+        _VIEW = None
+    return _report(sweep, storage)
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not minutes (ray.init retries a dead GCS address for a long time)."""
+    import socket
+
+    if "://" in address or address == "auto" or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as err:
+        raise CLIError(f"cannot reach a Ray cluster at {address}: {err}; start one with "
+                       "`ray start --head --port PORT` (see `sweep run --help`)") from None
+
+
+def _set_concurrency(tuner: Any, max_concurrent: int | None) -> None:
+    """A resumed Tuner keeps its pickled TuneConfig; --max-concurrent may change it."""
+    if max_concurrent is None:
+        return
+    internal = getattr(tuner, "_local_tuner", None)
+    cfg = getattr(internal, "_tune_config", None)
+    if cfg is not None:
+        cfg.max_concurrent_trials = max_concurrent
+
+
+def _report(sweep: Sweep, storage: Path) -> int:
+    states = read_states(storage)
+    failed = [s for s in states if s.state == "failed"]
+    unfinished = [s for s in states if s.state in ("pending", "running")]
+    print(format_status(storage).split("\n\n")[0])
+    for s in failed:
+        print(f"failed {s.trial_id}: {s.error}")
+    if unfinished:
+        print(f"{len(unfinished)} trials unfinished; continue with: sweep run {sweep.file} "
+              + (f"--budget {sweep.budget} " if sweep.budget else "")
+              + f"--storage {storage} --resume")
+    print(f"results in {storage}; `sweep status {storage}` lists every trial")
+    return 1 if failed or unfinished else 0
+
+
+def trial_name(trial: Any) -> str:
+    return str(trial.config["trial_id"])
+
+
+# --- the live view, fed by a Tune callback -----------------------------------------------------
+
+class _ViewState:
+    def __init__(self, view: LiveView, sweep: Sweep, storage: Path):
+        self.view, self.storage = view, storage
+        self.trials = {t.trial_id: t for t in sweep.trials}
+        self.metric = sweep.spec.metric
+        self.last = 0.0
+        self.errors: dict[str, str] = {}
+        # trials finished before this run (a resume) stay finished whatever Tune restored
+        self.finished = {s.trial_id: s for s in read_states(storage) if s.state == "finished"}
+
+    def initial(self) -> list[TrialState]:
+        states = read_states(self.storage)
+        for s in states:
+            if s.state == "running":  # nothing runs before Tune starts
+                s.state = "pending"
+        return states
+
+    def refresh(self, trials: list, force: bool = False) -> None:
+        now = time.time()
+        if not force and now - self.last < 0.5:
+            return
+        self.last = now
+        by_id = {str(t.config.get("trial_id")): t for t in trials}
+        states = []
+        for tid, plan in self.trials.items():
+            if tid in self.finished:
+                states.append(self.finished[tid])
+                continue
+            st = TrialState(tid, plan.group, plan.label, "pending", 0, plan.total_steps)
+            tt = by_id.get(tid)
+            if tt is not None:
+                st.state = _TUNE_STATE.get(tt.status, "pending")
+                result = tt.last_result or {}
+                st.env_steps = int(result.get("env_step") or 0)
+                v = result.get(self.metric)
+                st.value = float(v) if isinstance(v, (int, float)) else None
+                if st.state == "failed":
+                    st.error = self.errors.get(tid) or self._error(tid)
+            states.append(st)
+        self.view.update(states)
+
+    def _error(self, tid: str) -> str | None:
+        try:
+            status = json.loads((self.storage / "trials" / tid / "status.json").read_text())
+        except (OSError, ValueError):
+            return None
+        self.errors[tid] = status.get("error")
+        return self.errors[tid]
+
+
+_VIEW: _ViewState | None = None
+
+
+def new_progress_callback() -> Any:
+    """A Tune callback feeding the current run's live view. It pickles by reference to this
+    function, so a resumed Tuner (which unpickles its RunConfig) feeds the new run's view."""
+    from ray import tune
+
+    class ProgressCallback(tune.Callback):
+        def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+            if _VIEW is not None:
+                _VIEW.refresh(trials)
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any):
+            if _VIEW is not None:
+                _VIEW.refresh(trials, force=True)
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any):
+            if _VIEW is not None:
+                _VIEW.refresh(trials, force=True)
+
+        def __reduce__(self):
+            return (new_progress_callback, ())
+
+    return ProgressCallback()
+
+
+# --- the trainable (runs in a Ray worker) ------------------------------------------------------
+
+def ray_trainable(params: dict[str, Any], trials: dict[str, dict[str, Any]]) -> None:
+    """One trial: build the agent from its resolved config, train, report every evaluation with
+    a checkpoint; restore from Tune's checkpoint when Ray restarts the trial."""
+    from ray import tune
+
+    spec = trials[params["trial_id"]]
+    for module, directory in spec["imports"]:
+        import_user_module(module, [directory] if directory else [])
+    from agent.config import build_config
+    from agent.trial import CKPT_NAME, TrialError, run_trial
+
+    out = Path(spec["out_dir"])
+    cfg = build_config(spec["config"])
+    metric = spec["metric"]
+    done = _finished_row(out, cfg)
+    if done is not None:  # finished before the sweep was stopped: never rerun
+        tune.report(done)
+        return
+    reported: dict[str, int | None] = {"mtime": None}
+
+    def on_eval(row: dict[str, Any], ckpt_dir: Path) -> None:
+        value = row.get(metric, row.get("eval/return"))
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TrialError(f"non-finite {metric} at env step {row['env_step']}")
+        state = ckpt_dir / CKPT_NAME
+        mtime = state.stat().st_mtime_ns if state.exists() else None
+        checkpoint = None
+        if mtime is not None and mtime != reported["mtime"]:  # a new checkpoint was written
+            checkpoint = tune.Checkpoint.from_directory(str(ckpt_dir))
+            reported["mtime"] = mtime
+        tune.report(_numeric(row), checkpoint=checkpoint)
+
+    checkpoint = tune.get_checkpoint()
+    try:
+        if checkpoint is None:
+            run_trial(cfg, out, on_eval=on_eval)
+        else:
+            with checkpoint.as_directory() as restore_from:
+                run_trial(cfg, out, restore_from=restore_from, on_eval=on_eval)
+    except BaseException as err:
+        _mark_failed(out, cfg, err)
+        raise
+
+
+def _numeric(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _finished_row(out: Path, cfg: Any) -> dict[str, Any] | None:
+    """The last metrics row of a trial that already finished with this very config."""
+    try:
+        status = json.loads((out / "status.json").read_text())
+        config = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if status.get("state") != "finished" or config != cfg.to_dict():
+        return None
+    if int(status.get("env_steps") or 0) < cfg.total_steps:
+        return None
+    row = last_row(out / "metrics.csv")
+    if row is None:
+        return None
+    out_row: dict[str, Any] = {}
+    for k, v in row.items():
+        try:
+            out_row[k] = float(v)
+        except (TypeError, ValueError):
+            continue
+    return out_row
+
+
+def _mark_failed(out: Path, cfg: Any, err: BaseException) -> None:
+    """run_trial records its own failures; this covers errors before its loop started."""
+    from agent.trial import write_json
+
+    path = out / "status.json"
+    try:
+        status = json.loads(path.read_text())
+    except (OSError, ValueError):
+        status = {}
+    if status.get("state") == "failed":
+        return
+    scores: dict[str, Any] = {"random": None, "reference": None}
+    try:
+        from agent.common.envs import get_env
+
+        spec = get_env(cfg.env)
+        scores = {"random": spec.random_score, "reference": spec.reference_score}
+    except Exception:  # the env itself may be what failed
+        pass
+    status.update(state="failed", error=f"{type(err).__name__}: {err}",
+                  env_steps=int(status.get("env_steps") or 0), planned_steps=cfg.total_steps,
+                  updated=time.time())
+    status.setdefault("env_scores", scores)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(path, status)

@@ -1,0 +1,714 @@
+"""Sweep files: a typed schema, expansion into trials, and validation before anything runs.
+
+A sweep file is YAML with these keys (only ``name`` is required)::
+
+    name: init_ablation            # names the results directory: results/<name>
+    description: ...               # free text
+    base:                          # a trial config, dotted or nested keys (agent/config.py)
+      agent: sac
+      sac.lr: 1.0e-3
+    grid:                          # dotted key -> list of values; the trials are the cross product
+      init.scheme: [fanin, orthogonal]
+      env: [Pendulum-v1, Walker2d-v5]
+    exclude:                       # partial configs: grid combinations matching all the keys of
+      - {init.scheme: fanin, env: Walker2d-v5}     # an entry are dropped
+    include:                       # partial configs added as extra combinations (base + entry),
+      - {init.scheme: pytorch_default, env: Pendulum-v1}  # not crossed with the grid
+    overrides:                     # per-case values: every combination (grid or include) whose
+      - when: {env: Walker2d-v5}   # values match all of `when` gets `set` on top
+        set: {sac.lr: 3.0e-4, total_steps: 100000}
+    seeds: 5                       # a count (seeds 0..4) or a list [0, 3, 7]; one trial per seed
+    metric: eval/return            # what "best" means in the progress view
+    mode: max                      # max or min
+    resources: {cpus: 1}           # per trial (gpus too)
+    max_failures: 0                # Ray retries of a trial that raised, from its last checkpoint
+    budgets:                       # named overlays, chosen with `sweep run FILE --budget NAME`
+      quick:
+        grid.env: [Pendulum-v1]    # grid.<key>: replace (or add) that axis; an include entry whose
+                                   # value of <key> is not in the list is dropped too. Also
+                                   # written grid: {env: [Pendulum-v1]}
+        seeds: 2                   # replace the seeds
+        base: {eval_episodes: 3}   # overlay base (grid, include and overrides still win)
+        total_steps: 3000          # any other dotted key: set in every trial (the last word,
+                                   # after base, grid, include and overrides)
+    imports: [my_inits]            # modules (or .py files, relative to this file) registering
+                                   # init schemes, agents or envs; imported before validation
+    storage: results/init_ablation # default results/<name>, relative to the working directory
+
+Order of application for one trial: defaults < ``base`` < the budget's ``base`` < grid values or
+include entry < matching ``overrides`` (in file order) < the budget's other keys < ``seed``.
+Without ``--budget`` the file runs as written. Every expanded trial config is validated by
+``agent.config.build_config``; its problems are reported at the YAML key that set the value, with
+the line number.
+
+Trial ids are ``t<combination index>_<values of the varying keys>_s<seed>``, e.g.
+``t003_orthogonal_small_std_Pendulum-v1_s2``: deterministic (file order) and readable. The
+varying keys are the grid and include keys whose values differ between trials.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import itertools
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SWEEPS_DIR = Path(__file__).resolve().parent
+METRIC_NAMESPACES = ("eval/", "train/", "loss/", "perf/", "init/", "model/")
+MAX_ID_LEN = 96
+MAX_VALUE_LEN = 32
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a sweep file, at a YAML key path (and line, when known)."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def format(self, file: str) -> str:
+        where = f"{file}:{self.line}" if self.line else file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class SweepError(ValueError):
+    """Every problem of a sweep file; ``str()`` has one line per problem."""
+
+    def __init__(self, file: str, problems: list[Problem]):
+        self.file = file
+        self.problems = problems
+        super().__init__("\n".join(p.format(file) for p in problems))
+
+
+# --- the schema --------------------------------------------------------------------------------
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Resources(_Strict):
+    """What one trial reserves on the Ray cluster."""
+
+    cpus: float = Field(1.0, gt=0, description="CPUs per trial")
+    gpus: float = Field(0.0, ge=0, description="GPUs per trial")
+
+
+class Override(_Strict):
+    """Values set in every combination whose values match all of ``when``."""
+
+    when: dict[str, Any] = Field(min_length=1)
+    set: dict[str, Any] = Field(min_length=1)
+
+
+NonEmptyList = Annotated[list[Any], Field(min_length=1)]
+
+
+class SweepSpec(_Strict):
+    """The keys of a sweep file (see the module docstring)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
+    description: str = ""
+    base: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, NonEmptyList] | None = None
+    include: list[dict[str, Any]] = Field(default_factory=list)
+    exclude: list[dict[str, Any]] = Field(default_factory=list)
+    overrides: list[Override] = Field(default_factory=list)
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    metric: str = "eval/return"
+    mode: Literal["max", "min"] = "max"
+    resources: Resources = Field(default_factory=Resources)
+    max_failures: int = Field(0, ge=0)
+    budgets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    imports: list[str] = Field(default_factory=list)
+    storage: str | None = None
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, v: dict[str, list[Any]] | None) -> dict[str, list[Any]]:
+        if not v:
+            raise ValueError("empty grid: give at least one key with a list of values, or leave "
+                             "`grid` out for a single configuration")
+        return v
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, v: Any) -> list[int]:
+        return parse_seeds(v)
+
+    @field_validator("budgets", mode="before")
+    @classmethod
+    def _budgets(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: ({} if b is None else b) for k, b in v.items()}
+        return v
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str) -> str:
+        if not v.startswith(METRIC_NAMESPACES):
+            raise ValueError(f"'{v}' is not a namespaced metric key (e.g. eval/return, "
+                             f"train/return, loss/critic; namespaces: "
+                             f"{', '.join(METRIC_NAMESPACES)})")
+        return v
+
+
+def parse_seeds(v: Any) -> list[int]:
+    """``5`` -> [0..4]; ``[0, 3]`` -> [0, 3]; a clear ValueError for anything else."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        if v < 1:
+            raise ValueError(f"must be a positive number of seeds, got {v}")
+        return list(range(v))
+    if isinstance(v, list):
+        if not v:
+            raise ValueError("empty list of seeds")
+        for s in v:
+            if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+                raise ValueError(f"must be non-negative integers, got {s!r}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"repeated seeds in {v}")
+        return list(v)
+    raise ValueError(f"must be a count (e.g. 5) or a list of seeds (e.g. [0, 1, 2]), got {v!r}")
+
+
+# --- resolved sweeps ---------------------------------------------------------------------------
+
+@dataclass
+class Trial:
+    """One trial: one combination of the grid (or one include entry) with one seed."""
+
+    trial_id: str
+    group: str  # "t003": the combination, shared by its seeds
+    label: str  # the varying values, e.g. "orthogonal small_std Pendulum-v1"
+    seed: int
+    values: dict[str, Any]  # varying key -> value
+    config: dict[str, Any]  # the fully resolved nested trial config
+
+    @property
+    def total_steps(self) -> int:
+        return int(self.config["total_steps"])
+
+
+@dataclass
+class Sweep:
+    """A validated sweep file with its trials expanded for one budget."""
+
+    name: str
+    file: Path
+    text: str
+    spec: SweepSpec
+    budget: str | None
+    seeds: list[int]
+    grid: dict[str, list[Any]]
+    varying_keys: list[str]
+    trials: list[Trial]
+    imports: list[tuple[str, str | None]] = field(default_factory=list)  # (module, sys.path dir)
+
+    @property
+    def storage(self) -> Path:
+        return Path(self.spec.storage or f"results/{self.name}")
+
+    def resolved(self) -> dict[str, Any]:
+        """The content of sweep_resolved.json (docs/results_layout.md)."""
+        return {
+            "name": self.name, "budget": self.budget, "metric": self.spec.metric,
+            "mode": self.spec.mode, "seeds": self.seeds, "grid": self.grid,
+            "varying_keys": self.varying_keys, "source": str(self.file),
+            "resources": self.spec.resources.model_dump(), "max_failures": self.spec.max_failures,
+            "trials": [{"trial_id": t.trial_id, "group": t.group, "config": t.config}
+                       for t in self.trials],
+        }
+
+
+def find_sweep_file(name: str | Path) -> Path:
+    """A bare name (``init_ablation.yaml`` or ``init_ablation``) is looked up among the YAMLs
+    shipped in ``sweeps/`` first, then in the working directory; a path is used as given."""
+    text = str(name)
+    if "/" in text or text.startswith("."):
+        path = Path(text)
+        if path.is_file():
+            return path
+        raise SweepError(text, [Problem("", "no such sweep file")])
+    stems = [text] if text.endswith((".yaml", ".yml")) else [f"{text}.yaml", f"{text}.yml", text]
+    for base in (SWEEPS_DIR, Path.cwd()):
+        for stem in stems:
+            if (base / stem).is_file():
+                return base / stem
+    shipped = sorted(p.name for p in SWEEPS_DIR.glob("*.yaml"))
+    hint = difflib.get_close_matches(text, shipped, n=1, cutoff=0.5)
+    msg = (f"no such sweep file (looked in {SWEEPS_DIR}/ and the working directory"
+           + (f"; did you mean '{hint[0]}'?" if hint else "")
+           + f"; shipped: {', '.join(shipped) or 'none'})")
+    raise SweepError(text, [Problem("", msg)])
+
+
+def load_sweep(name: str | Path, budget: str | None = None, *,
+               check_budgets: bool = True) -> Sweep:
+    """Parse, validate and expand a sweep file; raise :class:`SweepError` listing every problem.
+
+    With ``check_budgets`` every budget is expanded and validated too, so a broken budget is
+    found before a run of another budget starts.
+    """
+    path = find_sweep_file(name)
+    file = str(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise SweepError(file, [Problem("", f"cannot read: {err}")]) from None
+    doc = _parse_yaml(text, file)
+    data = _plain(doc)
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as err:
+        raise SweepError(file, _schema_problems(err, doc)) from None
+    problems: list[Problem] = []
+    imports = _import_modules(spec, doc, path.parent, problems)
+    if problems:
+        raise SweepError(file, problems)
+    if budget is not None and budget not in spec.budgets:
+        known = ", ".join(spec.budgets) or "none defined"
+        hint = difflib.get_close_matches(budget, list(spec.budgets), n=1, cutoff=0.5)
+        msg = (f"unknown budget '{budget}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
+               + f" (budgets: {known})")
+        raise SweepError(file, [Problem("budgets", msg, _line(doc, ("budgets",)))])
+    to_check = [budget]
+    if check_budgets:
+        to_check += [b for b in spec.budgets if b != budget]
+    result = None
+    for b in to_check:
+        sweep = _expand(spec, doc, path, text, b, problems)
+        if b == budget:
+            result = sweep
+    if problems:
+        raise SweepError(file, _dedupe(problems))
+    assert result is not None
+    result.imports = imports
+    return result
+
+
+# --- parsing and line numbers ------------------------------------------------------------------
+
+def _parse_yaml(text: str, file: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        doc = YAML(typ="rt", pure=True).load(text)
+    except MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise SweepError(file, [Problem("", "invalid YAML: " + _yaml_message(err), line)]) \
+            from None
+    except YAMLError as err:
+        raise SweepError(file, [Problem("", f"invalid YAML: {' '.join(str(err).split())}")]) \
+            from None
+    if doc is None:
+        raise SweepError(file, [Problem("", "the file is empty; a sweep needs at least `name` "
+                                            "and a `base` or `grid`")])
+    if not isinstance(doc, dict):
+        raise SweepError(file, [Problem("", "the top level must be a mapping of keys (name, "
+                                            f"base, grid, seeds, ...), got a {_kind(doc)}", 1)])
+    return doc
+
+
+def _yaml_message(err: Any) -> str:
+    """ruamel's parser messages, said in terms of what to fix."""
+    problem = " ".join(str(err.problem or "").split())
+    dup = re.search(r'found duplicate key "([^"]*)"', problem)
+    if dup:
+        return f"duplicate key '{dup.group(1)}' (each key may appear once per mapping)"
+    if "'\\t'" in problem or "\t" in problem:
+        return "a tab character: YAML indents with spaces only"
+    if "expected <block end>" in problem or "mapping values are not allowed" in problem:
+        return (f"{problem}: this line's indentation does not match the keys above it (or a "
+                "':' is missing or extra)")
+    context = " ".join(str(err.context or "").split())
+    return f"{context}: {problem}" if context else problem or "cannot parse"
+
+
+def _kind(x: Any) -> str:
+    return "list" if isinstance(x, list) else type(x).__name__
+
+
+def _plain(x: Any) -> Any:
+    """ruamel's round-trip types -> plain dicts, lists, ints, floats, strs."""
+    if isinstance(x, dict):
+        return {_plain(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_plain(v) for v in x]
+    if isinstance(x, bool) or x is None:
+        return x
+    if isinstance(x, int):
+        return int(x)
+    if isinstance(x, float):
+        return float(x)
+    if isinstance(x, str):
+        return str(x)
+    return x
+
+
+def _line(doc: Any, path: tuple) -> int | None:
+    """1-based line of the YAML node at ``path`` (keys and list indices), or of its nearest
+    existing parent."""
+    node, line = doc, None
+    for part in path:
+        lc = getattr(node, "lc", None)
+        try:
+            if isinstance(node, dict) and part in node:
+                line = lc.key(part)[0] + 1 if lc is not None else line
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                line = lc.item(part)[0] + 1 if lc is not None else line
+                node = node[part]
+            else:
+                break
+        except (KeyError, IndexError, AttributeError, TypeError):
+            break
+    return line
+
+
+def _show(path: tuple) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _schema_problems(err: ValidationError, doc: Any) -> list[Problem]:
+    from init_schemes import suggest
+
+    problems = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if p != "[key]")
+        msg = e["msg"].removeprefix("Value error, ")
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            fields = _fields_at(loc)
+            msg = f"unknown key{suggest(str(loc[-1]), fields)} (known: {', '.join(fields)})"
+        elif kind == "missing":
+            msg = "missing required key"
+        elif kind == "too_short" and loc[:1] == ("grid",):
+            msg = "empty list of values: the grid would have no trials"
+        elif kind == "too_short":
+            msg = "must not be empty"
+        elif kind in ("list_type", "dict_type", "string_type", "int_type", "float_type",
+                      "bool_type", "model_type", "literal_error", "int_from_float",
+                      "string_pattern_mismatch", "greater_than", "greater_than_equal",
+                      "string_too_long"):
+            msg = _type_message(kind, msg, e.get("input"), loc)
+        problems.append(Problem(_show(loc), msg, _line(doc, loc)))
+    return problems
+
+
+def _type_message(kind: str, msg: str, value: Any, loc: tuple) -> str:
+    expected = {"list_type": "a list", "dict_type": "a mapping of keys", "string_type": "a string",
+                "int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+                "model_type": "a mapping of keys", "int_from_float": "an integer"}.get(kind)
+    got = f"got {_kind(value) if isinstance(value, (dict, list)) else repr(value)}"
+    if expected:
+        hint = ""
+        if kind == "list_type" and loc[:1] == ("grid",):
+            hint = f"; write [{value}] for a single value" if not isinstance(value, dict) else ""
+        return f"must be {expected}, {got}{hint}"
+    if kind == "string_pattern_mismatch":
+        return f"must be letters, digits, '_', '.' or '-' (it names a directory), {got}"
+    return f"{msg} ({got})"
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    model: type[BaseModel] = SweepSpec
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        ann = getattr(model.model_fields.get(str(part)), "annotation", None)
+        inner = getattr(ann, "__args__", (ann,))
+        sub = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if sub is None:
+            break
+        model = sub
+    return list(model.model_fields)
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen, out = set(), []
+    for p in problems:
+        if (p.path, p.message) not in seen:
+            seen.add((p.path, p.message))
+            out.append(p)
+    return out
+
+
+# --- imports -----------------------------------------------------------------------------------
+
+def _import_modules(spec: SweepSpec, doc: Any, here: Path,
+                    problems: list[Problem]) -> list[tuple[str, str | None]]:
+    """Import ``imports`` (the YAML's directory and the working directory on sys.path)."""
+    done = []
+    for i, name in enumerate(spec.imports):
+        where = ("imports", i)
+        module, directory = name, None
+        if name.endswith(".py") or "/" in name:
+            path = Path(name) if Path(name).is_absolute() else here / name
+            if not path.exists() and Path(name).exists():
+                path = Path(name)
+            if not path.is_file():
+                problems.append(Problem(_show(where), f"cannot import '{name}': file not found "
+                                        f"(relative to {here})", _line(doc, where)))
+                continue
+            module, directory = path.stem, str(path.resolve().parent)
+        try:
+            import_user_module(module, [directory] if directory else [str(here.resolve())])
+        except Exception as err:  # any error of user code: report it, don't crash
+            msg = " ".join(str(err).split())
+            problems.append(Problem(_show(where), f"cannot import '{name}': "
+                                    f"{type(err).__name__}: {msg}", _line(doc, where)))
+            continue
+        done.append((module, directory or str(here.resolve())))
+    return done
+
+
+def import_user_module(module: str, paths: list[str]) -> None:
+    """Import ``module`` with ``paths`` and the working directory on sys.path (also used in the
+    Ray workers, which start elsewhere)."""
+    for p in [*paths, str(Path.cwd())]:
+        if p and p not in sys.path:
+            sys.path.append(p)
+    importlib.import_module(module)
+
+
+# --- expansion ---------------------------------------------------------------------------------
+
+@dataclass
+class _Combo:
+    values: dict[str, Any]  # dotted key -> value (grid values or the include entry)
+    where: dict[str, tuple]  # dotted key -> YAML path that set it
+
+
+def _flatten(d: dict[str, Any], path: tuple, out: dict[str, Any] | None = None,
+             where: dict[str, tuple] | None = None, prefix: str = "") -> tuple[dict, dict]:
+    """Nested/dotted mapping -> (dotted key -> value, dotted key -> YAML path)."""
+    out = {} if out is None else out
+    where = {} if where is None else where
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            _flatten(v, (*path, k), out, where, key + ".")
+        else:
+            out[key] = v
+            where[key] = (*path, k)
+    return out, where
+
+
+def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None,
+            problems: list[Problem]) -> Sweep:
+    from agent.config import ConfigError, build_config, flatten
+
+    n_before = len(problems)
+
+    def problem(where: tuple, msg: str) -> None:
+        problems.append(Problem(_show(where), msg, _line(doc, where)))
+
+    base, base_where = _flatten(spec.base, ("base",))
+    grid = {k: list(v) for k, v in (spec.grid or {}).items()}
+    grid_where: dict[str, tuple] = {k: ("grid", k) for k in grid}
+    seeds = spec.seeds
+    overlay: dict[str, Any] = {}
+    overlay_where: dict[str, tuple] = {}
+    restricted: dict[str, list[Any]] = {}
+    if budget is not None:
+        items = list(spec.budgets[budget].items())
+        axes: list[tuple[str, Any, tuple]] = []  # the grid axes this budget replaces
+        for key, value in items:
+            where = ("budgets", budget, key)
+            if key == "seeds":
+                try:
+                    seeds = parse_seeds(value)
+                except ValueError as err:
+                    problem(where, str(err))
+            elif key.startswith("grid."):
+                axes.append((key.removeprefix("grid."), value, where))
+            elif key == "grid":
+                if not isinstance(value, dict) or not value:
+                    problem(where, f"must be a mapping of grid keys to lists, got {value!r}")
+                else:
+                    axes += [(k, v, (*where, k)) for k, v in value.items()]
+        for axis, value, where in axes:
+            if not isinstance(value, list) or not value:
+                problem(where, f"must be a non-empty list of values for the '{axis}' axis, "
+                               f"got {value!r}")
+                continue
+            grid[axis], grid_where[axis], restricted[axis] = list(value), where, list(value)
+        for key, value in items:
+            if key in ("seeds", "grid") or key.startswith("grid."):
+                continue
+            if key in ("include", "exclude", "overrides", "budgets"):
+                problem(("budgets", budget, key), f"a budget cannot set '{key}'; it sets seeds, "
+                        "grid (or grid.<key>), base, or trial config keys (e.g. total_steps)")
+                continue
+            if key == "base":  # overlays base: grid values, include entries and overrides win
+                if not isinstance(value, dict):
+                    problem(("budgets", budget, key), f"must be a mapping, got {value!r}")
+                    continue
+                flat, fwhere = _flatten(value, ("budgets", budget, "base"))
+                base.update(flat)
+                base_where.update(fwhere)
+            else:  # the last word, set in every trial
+                flat, fwhere = _flatten({key: value}, ("budgets", budget))
+                overlay.update(flat)
+                overlay_where.update(fwhere)
+            for k in flat:
+                if k in grid:
+                    problem(fwhere[k], f"'{k}' is a grid key; write grid.{k}: [...] to "
+                                       "restrict its values")
+
+    # `seed` comes from `seeds` only
+    for src in (base_where, grid_where, overlay_where):
+        if "seed" in src:
+            problem(src["seed"], "set seeds with the top-level `seeds` key (a count or a list)")
+    for i, entry in enumerate(spec.include):
+        if "seed" in entry:
+            problem(("include", i, "seed"), "set seeds with the top-level `seeds` key")
+
+    # the grid's cross product, less the excluded combinations
+    combos: list[_Combo] = []
+    keys = list(grid)
+    for idx in itertools.product(*(range(len(grid[k])) for k in keys)):
+        values = {k: grid[k][i] for k, i in zip(keys, idx)}
+        where = {k: (*grid_where[k], i) for k, i in zip(keys, idx)}
+        combos.append(_Combo(values, where))
+    for i, entry in enumerate(spec.exclude):
+        flat, _ = _flatten(entry, ("exclude", i))
+        kept = [c for c in combos if not _matches(flat, {**base, **c.values})]
+        if len(kept) == len(combos) and budget is None:
+            problem(("exclude", i), f"matches no combination of the grid ({_brief(flat)})")
+        combos = kept
+    for i, entry in enumerate(spec.include):
+        flat, fwhere = _flatten(entry, ("include", i))
+        if any(k in flat and flat[k] not in vals for k, vals in restricted.items()):
+            continue  # the budget restricts this axis to other values
+        combos.append(_Combo(flat, fwhere))
+    if not combos:
+        problem(("grid",), "no trials: every combination is excluded")
+
+    # overrides, the budget, then one build_config per combination
+    resolved: list[tuple[_Combo, dict[str, Any]]] = []
+    used = [False] * len(spec.overrides)
+    for combo in combos:
+        flat = {**base, **combo.values}
+        where = {**base_where, **combo.where}
+        point = dict(flat)
+        for j, ov in enumerate(spec.overrides):
+            when, _ = _flatten(ov.when, ("overrides", j, "when"))
+            if _matches(when, point):
+                used[j] = True
+                sets, swhere = _flatten(ov.set, ("overrides", j, "set"))
+                flat.update(sets)
+                where.update(swhere)
+        flat.update(overlay)
+        where.update(overlay_where)
+        flat["seed"] = seeds[0]
+        try:
+            cfg = build_config(flat).to_dict()
+        except ConfigError as err:
+            for key, msg in err.problems:
+                problem(_origin(key, where), _hint(key, msg))
+            continue
+        resolved.append((combo, cfg))
+    if budget is None:
+        for j, u in enumerate(used):
+            if not u:
+                when, _ = _flatten(spec.overrides[j].when, ())
+                problem(("overrides", j, "when"),
+                        f"matches no combination ({_brief(when)})")
+    if len(problems) > n_before:
+        return Sweep(spec.name, path, text, spec, budget, seeds, grid, [], [])
+
+    # varying keys, ids, duplicates
+    flats = [flatten(cfg) for _, cfg in resolved]
+    candidates = list(dict.fromkeys([*grid, *(k for c, _ in resolved for k in c.values)]))
+    varying = [k for k in candidates
+               if len({_hashable(f.get(k)) for f in flats}) > 1]
+    width = max(3, len(str(len(resolved) - 1)))
+    trials: list[Trial] = []
+    seen: dict[str, str] = {}
+    for i, ((combo, cfg), flat) in enumerate(zip(resolved, flats)):
+        group = f"t{i:0{width}d}"
+        values = {k: flat.get(k) for k in varying}
+        fingerprint = repr(sorted((k, _hashable(v)) for k, v in flat.items()))
+        if fingerprint in seen:
+            first = next(iter(combo.where.values()), ("grid",))
+            problem(first[:2] if first[0] == "include" else ("grid",),
+                    f"combination {group} ({_brief(values)}) repeats {seen[fingerprint]}: "
+                    "the same config twice")
+            continue
+        seen[fingerprint] = group
+        label = " ".join(_slug(v) for v in values.values()) or spec.name
+        stem = "_".join([group, *(_slug(v) for v in values.values())])
+        for seed in seeds:
+            suffix = f"_s{seed}"
+            trial_id = stem[: MAX_ID_LEN - len(suffix)].rstrip("_.-") + suffix
+            trials.append(Trial(trial_id, group, label, seed, values, {**cfg, "seed": seed}))
+    return Sweep(spec.name, path, text, spec, budget, seeds, grid, varying, trials)
+
+
+def _hint(key: str, msg: str) -> str:
+    """'sac.total_steps: unknown key' -> ...; did you mean 'total_steps' (a top-level key)?"""
+    from agent.config import TrialConfig
+
+    last = key.rsplit(".", 1)[-1]
+    if msg.startswith("unknown key") and "did you mean" not in msg and "." in key \
+            and last in TrialConfig.model_fields:
+        return f"unknown key; did you mean '{last}' (a top-level key)?"
+    return msg
+
+
+def _matches(partial: dict[str, Any], point: dict[str, Any]) -> bool:
+    return all(k in point and _hashable(point[k]) == _hashable(v) for k, v in partial.items())
+
+
+def _hashable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return tuple(sorted((k, _hashable(x)) for k, x in v.items()))
+    if isinstance(v, list):
+        return tuple(_hashable(x) for x in v)
+    return v
+
+
+def _origin(key: str, where: dict[str, tuple]) -> tuple:
+    """The YAML path that set dotted config ``key`` (or the closest), else ``base``."""
+    if key in where:
+        return where[key]
+    parts = key.split(".")
+    for n in range(len(parts) - 1, 0, -1):
+        if ".".join(parts[:n]) in where:
+            return where[".".join(parts[:n])]
+    below = [w for k, w in where.items() if k.startswith(key + ".")]
+    if below:
+        return below[0]
+    return ("base", key)
+
+
+def _brief(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items())
+
+
+def _slug(v: Any) -> str:
+    if isinstance(v, float):
+        text = f"{v:g}"
+    elif isinstance(v, (list, tuple)):
+        text = "-".join(_slug(x) for x in v)
+    elif isinstance(v, dict):
+        text = "-".join(f"{k}{_slug(x)}" for k, x in v.items())
+    else:
+        text = str(v)
+    text = re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-") if not isinstance(v, str) else \
+        re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-")
+    return text[:MAX_VALUE_LEN] or "x"

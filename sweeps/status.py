@@ -1,0 +1,330 @@
+"""Where a sweep stands: ``sweep status DIR`` and the live view of ``sweep run``.
+
+Both read the same facts: the planned trials of ``sweep_resolved.json`` and, per trial, its state,
+env steps and last value of the sweep's metric. ``sweep status`` takes them from the trial
+directories (``status.json``, ``metrics.csv``); the live view from Ray Tune's trial objects.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STATES = ("finished", "running", "pending", "failed")
+STALE_S = 600.0  # a "running" trial without news for this long was probably interrupted
+
+
+@dataclass
+class TrialState:
+    trial_id: str
+    group: str
+    label: str
+    state: str  # one of STATES
+    env_steps: int
+    planned_steps: int
+    value: float | None = None  # last value of the sweep's metric
+    error: str | None = None
+    restores: int = 0
+    updated: float | None = None
+
+
+def read_resolved(sweep_dir: Path) -> dict[str, Any]:
+    path = Path(sweep_dir) / "sweep_resolved.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{sweep_dir}: not a sweep directory (no sweep_resolved.json)") \
+            from None
+    except ValueError as err:
+        raise ValueError(f"{path}: unreadable ({err})") from None
+
+
+def last_row(metrics_csv: Path) -> dict[str, str] | None:
+    """The last row of a trial's metrics.csv, or None."""
+    try:
+        with open(metrics_csv, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return None
+    return rows[-1] if rows else None
+
+
+def _float(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v
+
+
+def read_states(sweep_dir: Path, resolved: dict[str, Any] | None = None) -> list[TrialState]:
+    """Every planned trial's state, from its directory (pending when it has none yet)."""
+    sweep_dir = Path(sweep_dir)
+    resolved = resolved or read_resolved(sweep_dir)
+    metric = resolved.get("metric", "eval/return")
+    labels = _labels(resolved)
+    out = []
+    for t in resolved["trials"]:
+        tid, cfg = t["trial_id"], t["config"]
+        d = sweep_dir / "trials" / tid
+        st = TrialState(tid, t.get("group", tid), labels.get(tid, tid), "pending", 0,
+                        int(cfg.get("total_steps", 0)))
+        try:
+            status = json.loads((d / "status.json").read_text())
+        except (OSError, ValueError):
+            status = None
+        if status:
+            st.state = status.get("state") if status.get("state") in STATES else "running"
+            st.env_steps = int(status.get("env_steps") or 0)
+            st.planned_steps = int(status.get("planned_steps") or st.planned_steps)
+            st.error = status.get("error")
+            st.restores = int(status.get("restores") or 0)
+            st.updated = status.get("updated")
+        row = last_row(d / "metrics.csv")
+        if row is not None:
+            st.value = _float(row.get(metric))
+            if status is None:  # metrics but no status yet: the first evaluation is running
+                st.state = "running"
+        out.append(st)
+    return out
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _labels(resolved: dict[str, Any]) -> dict[str, str]:
+    keys = resolved.get("varying_keys", [])
+    out = {}
+    for t in resolved["trials"]:
+        flat = _flatten(t["config"])
+        out[t["trial_id"]] = " ".join(str(flat.get(k)) for k in keys) or resolved.get("name", "")
+    return out
+
+
+# --- summaries ---------------------------------------------------------------------------------
+
+def counts(states: list[TrialState]) -> Counter:
+    c = Counter(s.state for s in states)
+    return Counter({k: c.get(k, 0) for k in STATES})
+
+
+def steps(states: list[TrialState]) -> tuple[int, int]:
+    done = sum(s.planned_steps if s.state == "finished" else min(s.env_steps, s.planned_steps)
+               for s in states)
+    return done, sum(s.planned_steps for s in states)
+
+
+def best_groups(states: list[TrialState], mode: str = "max",
+                top: int | None = None) -> list[tuple[str, float, int, int]]:
+    """(label, mean of the last metric over the seeds that reported, n reporting, n seeds),
+    best first."""
+    groups: dict[str, list[TrialState]] = {}
+    for s in states:
+        groups.setdefault(s.label, []).append(s)
+    rows = []
+    for label, members in groups.items():
+        vals = [s.value for s in members if s.value is not None and math.isfinite(s.value)]
+        if vals:
+            rows.append((label, sum(vals) / len(vals), len(vals), len(members)))
+    rows.sort(key=lambda r: -r[1] if mode == "max" else r[1])
+    return rows[:top] if top else rows
+
+
+def fmt_duration(s: float | None) -> str:
+    if s is None or not math.isfinite(s):
+        return "--"
+    s = round(s)
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
+
+
+def text_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A plain aligned table (predictable in pipes and logs, unlike a terminal-width one)."""
+    cells = [[str(c) for c in header]] + [[_cell(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cell(c: Any) -> str:
+    if isinstance(c, float):
+        return f"{c:.4g}" if abs(c) < 1e-3 or abs(c) >= 1e5 else f"{c:.1f}" if abs(c) >= 10 \
+            else f"{c:.3f}"
+    return "" if c is None else str(c)
+
+
+# --- sweep status ------------------------------------------------------------------------------
+
+def format_status(sweep_dir: Path, now: float | None = None) -> str:
+    resolved = read_resolved(sweep_dir)
+    states = read_states(sweep_dir, resolved)
+    now = time.time() if now is None else now
+    metric, mode = resolved.get("metric", "eval/return"), resolved.get("mode", "max")
+    c = counts(states)
+    done, planned = steps(states)
+    budget = f" (budget {resolved['budget']})" if resolved.get("budget") else ""
+    lines = [
+        f"{resolved['name']}{budget}: {len(states)} trials in {sweep_dir}",
+        "  " + "   ".join(f"{k} {c[k]}" for k in STATES),
+        f"  env steps {done:,} / {planned:,} ({100 * done / max(planned, 1):.0f}%)",
+        "",
+    ]
+    rows = []
+    for s in states:
+        state = s.state
+        if state == "running" and s.updated and now - s.updated > STALE_S:
+            state = f"running? (no news for {fmt_duration(now - s.updated)})"
+        rows.append([s.trial_id, state, f"{s.env_steps:,}/{s.planned_steps:,}", s.value,
+                     s.restores or ""])
+    lines.append(text_table(["trial", "state", "steps", metric, "restores"], rows))
+    best = best_groups(states, mode, top=5)
+    if best:
+        lines += ["", f"best so far ({metric}, last evaluation, mean over seeds):"]
+        lines += [f"  {v:10.2f}  {label}  ({n}/{m} seeds)" for label, v, n, m in best]
+    failed = [s for s in states if s.state == "failed"]
+    if failed:
+        lines += ["", "failures:"]
+        lines += [f"  {s.trial_id}: {s.error or 'unknown error'}" for s in failed]
+    return "\n".join(lines)
+
+
+def cmd_status(args: Any) -> int:
+    sweep_dir = Path(args.dir)
+    if not sweep_dir.exists() and not Path(args.dir).is_absolute():
+        alt = Path("results") / args.dir
+        sweep_dir = alt if alt.exists() else sweep_dir
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"{args.dir}: no such sweep directory")
+    from sweeps.runner import print_safely
+
+    print_safely(format_status(sweep_dir))
+    return 0
+
+
+# --- the live view of sweep run ----------------------------------------------------------------
+
+class LiveView:
+    """Trials done/running/pending/failed, best so far per group, ETA.
+
+    On a terminal a rich Live panel redraws twice a second; otherwise one line is printed when a
+    trial finishes or fails, and at most every ``interval`` seconds in between.
+    """
+
+    def __init__(self, name: str, metric: str, mode: str, *, interval: float = 30.0,
+                 stream: Any = None, tty: bool | None = None):
+        self.name, self.metric, self.mode = name, metric, mode
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.interval = interval
+        self.t0 = time.time()
+        self.steps0: int | None = None
+        self.states: list[TrialState] = []
+        self._live = None
+        self._last_line = 0.0
+        self._last_counts: tuple = ()
+        self._last_text: tuple = ()
+
+    def start(self) -> None:
+        if self.tty:
+            from rich.console import Console
+            from rich.live import Live
+
+            console = Console(file=self.stream)
+            self._live = Live(self._renderable(), console=console, refresh_per_second=2,
+                              transient=False)
+            self._live.start()
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.update(self._renderable())
+            self._live.stop()
+            self._live = None
+        else:
+            self._print_line(force=True)
+
+    def update(self, states: list[TrialState]) -> None:
+        self.states = states
+        if self.steps0 is None:
+            self.steps0 = steps(states)[0]  # restored progress does not count towards the rate
+        if self._live is not None:
+            self._live.update(self._renderable())
+        else:
+            self._print_line()
+
+    def eta(self) -> float | None:
+        """Steps still to run (failed trials run no more) at this run's average rate so far."""
+        done = steps(self.states)[0]
+        left = sum(max(s.planned_steps - s.env_steps, 0) for s in self.states
+                   if s.state in ("pending", "running"))
+        gained, elapsed = done - (self.steps0 or 0), time.time() - self.t0
+        if gained <= 0 or elapsed <= 0:
+            return None
+        return left / (gained / elapsed)
+
+    def summary(self) -> str:
+        c = counts(self.states)
+        done, planned = steps(self.states)
+        elapsed = fmt_duration(time.time() - self.t0)
+        return (f"{c['finished']}/{len(self.states)} finished, {c['running']} running, "
+                f"{c['pending']} pending, {c['failed']} failed; env steps {done:,}/{planned:,} "
+                f"({100 * done / max(planned, 1):.0f}%); elapsed {elapsed}, "
+                f"ETA {fmt_duration(self.eta())}")
+
+    def _print_line(self, force: bool = False) -> None:
+        """A line when a trial finishes or fails, or every ``interval`` s; at the end only if
+        something changed since the last line."""
+        c = counts(self.states)
+        best = best_groups(self.states, self.mode, top=1)
+        key = (tuple(c.values()), steps(self.states)[0], best[:1])
+        now = time.time()
+        finished_or_failed = (c["finished"], c["failed"]) != self._last_counts
+        if key == self._last_text or not (force or finished_or_failed
+                                           or now - self._last_line >= self.interval):
+            return
+        self._last_counts, self._last_line, self._last_text = (c["finished"], c["failed"]), now, key
+        tail = f"; best {best[0][0]}: {best[0][1]:.2f}" if best else ""
+        print(f"[{self.name}] {self.summary()}{tail}", file=self.stream, flush=True)
+
+    def _renderable(self):
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        c = counts(self.states)
+        head = Text.assemble(
+            (f"{self.name}  ", "bold"),
+            (f"{c['finished']} done  ", "green"), (f"{c['running']} running  ", "cyan"),
+            (f"{c['pending']} pending  ", "white"), (f"{c['failed']} failed", "red"),
+        )
+        done, planned = steps(self.states)
+        line = Text(f"env steps {done:,}/{planned:,} ({100 * done / max(planned, 1):.0f}%)   "
+                    f"elapsed {fmt_duration(time.time() - self.t0)}   "
+                    f"ETA {fmt_duration(self.eta())}")
+        table = Table(title=f"best so far: {self.metric} (last eval, mean over seeds)",
+                      title_justify="left", box=None, pad_edge=False)
+        table.add_column("group")
+        table.add_column(self.metric, justify="right")
+        table.add_column("seeds", justify="right")
+        for label, v, n, m in best_groups(self.states, self.mode, top=8):
+            table.add_row(label, f"{v:.2f}", f"{n}/{m}")
+        parts = [head, line, table]
+        failed = [s for s in self.states if s.state == "failed"][-3:]
+        for s in failed:
+            parts.append(Text(f"failed {s.trial_id}: {s.error or ''}"[:200], style="red"))
+        return Group(*parts)

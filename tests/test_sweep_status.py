@@ -1,0 +1,64 @@
+"""The live view of `sweep run`: counts, best group so far, ETA; lines when not on a terminal."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from sweeps.status import LiveView, TrialState, best_groups, fmt_duration
+
+
+def states(finished: int, running: int, failed: int = 0) -> list[TrialState]:
+    out = []
+    for i in range(6):
+        group, label = (f"t00{i // 2}", ["fanin", "orthogonal", "kaiming"][i // 2])
+        if i < finished:
+            st = TrialState(f"{group}_s{i % 2}", group, label, "finished", 400, 400, -200.0 * i)
+        elif i < finished + running:
+            st = TrialState(f"{group}_s{i % 2}", group, label, "running", 200, 400, -1000.0)
+        elif i < finished + running + failed:
+            st = TrialState(f"{group}_s{i % 2}", group, label, "failed", 200, 400, None,
+                            error="TrialError: non-finite loss/critic at env step 200")
+        else:
+            st = TrialState(f"{group}_s{i % 2}", group, label, "pending", 0, 400)
+        out.append(st)
+    return out
+
+
+def test_best_groups_mean_over_reporting_seeds():
+    best = best_groups(states(3, 1), "max")
+    assert best[0] == ("fanin", -100.0, 2, 2)
+    assert best[1] == ("orthogonal", -700.0, 2, 2)
+    assert best_groups(states(3, 1), "min")[0][0] == "orthogonal"
+
+
+def test_plain_lines_when_trials_finish_or_fail():
+    out = io.StringIO()
+    view = LiveView("demo", "eval/return", "max", stream=out, tty=False, interval=3600)
+    view.update(states(0, 2))
+    view.update(states(0, 2))  # nothing finished: no new line
+    view.update(states(2, 2))
+    view.update(states(2, 1, failed=1))
+    view.stop()  # nothing changed since the last line: no repeat
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("[demo] 0/6 finished, 2 running, 4 pending, 0 failed")
+    assert "2/6 finished, 2 running, 2 pending, 0 failed; env steps 1,200/2,400 (50%)" in lines[1]
+    assert lines[1].endswith("best fanin: -100.00")
+    assert "1 failed" in lines[2]
+
+
+def test_terminal_view_renders_counts_best_and_eta():
+    view = LiveView("demo", "eval/return", "max", stream=io.StringIO(), tty=False)
+    view.update(states(0, 2))
+    view.t0 -= 60  # a minute in: 1,000 steps gained; 800 to go (a failed trial runs no more)
+    view.update(states(2, 2, failed=1))
+    console = Console(record=True, width=120, file=io.StringIO())
+    console.print(view._renderable())
+    text = console.export_text()
+    assert "2 done  2 running  1 pending  1 failed" in text
+    assert "best so far: eval/return" in text and "fanin" in text and "2/2" in text
+    assert "ETA 48s" in text
+    assert "failed t002_s0: TrialError: non-finite" in text
+    assert fmt_duration(3725) == "1h02m" and fmt_duration(None) == "--"

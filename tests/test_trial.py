@@ -1,0 +1,122 @@
+"""The trial loop with real agents: determinism, exact resume from checkpoints, failures.
+
+Small networks and short runs keep this fast; what is compared is exact (==), so any state the
+checkpoint misses (an RNG, a normaliser, a half-filled rollout, an env's time limit) shows up.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from agent import TrialError, build_config, run_trial
+from agent.common.envs import EnvError
+from agent.config import ConfigError, TrialConfig
+from agent.registry import agents
+
+# eval_every does not divide the PPO rollout (2 envs x 64 steps), so checkpoints fall mid-rollout;
+# 600 steps cross a Pendulum time limit (200 steps per env) for both agents.
+SETTINGS = {
+    "sac": {"sac.hidden": [32, 32], "sac.batch_size": 32, "sac.learning_starts": 100},
+    "ppo": {"ppo.hidden": [16, 16], "ppo.num_envs": 2, "ppo.n_steps": 64,
+            "ppo.minibatch_size": 32, "ppo.epochs": 2, "ppo.value_clip": 0.2},
+}
+STEPS, HALF = 600, 300
+
+
+def config(agent: str, total_steps: int = STEPS, **extra):
+    return build_config({"agent": agent, "env": "Pendulum-v1", "seed": 3,
+                         "total_steps": total_steps, "eval_every": 100, "eval_episodes": 2,
+                         "diag_states": 50, **SETTINGS[agent], **extra})
+
+
+def curve(rows: list[dict]) -> list[tuple]:
+    """Everything but timings, row by row."""
+    keep = sorted({k for r in rows for k in r if k != "wall_time" and not k.startswith("perf/")})
+    return [tuple(r.get(k) for k in keep) for r in rows]
+
+
+@pytest.fixture(scope="module", params=["sac", "ppo"])
+def full_run(request, tmp_path_factory):
+    agent = request.param
+    out = tmp_path_factory.mktemp(f"{agent}_full")
+    return agent, run_trial(config(agent), out), out
+
+
+def test_same_seed_same_config_gives_the_same_curve(full_run, tmp_path):
+    agent, rows, _ = full_run
+    again = run_trial(config(agent), tmp_path)
+    assert len(rows) == STEPS // 100 + 1
+    assert curve(again) == curve(rows)
+    other = run_trial(config(agent, total_steps=200, seed=4), tmp_path / "other_seed")
+    assert curve(other)[1] != curve(rows)[1]
+
+
+def test_resume_from_a_checkpoint_continues_the_curve_exactly(full_run, tmp_path):
+    agent, rows, _ = full_run
+    first = run_trial(config(agent, total_steps=HALF), tmp_path)
+    assert (tmp_path / "checkpoints" / "state.pt").exists()
+    assert json.loads((tmp_path / "status.json").read_text())["env_steps"] == HALF
+    resumed = run_trial(config(agent), tmp_path)  # a new call: restores, does not restart
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["restored_from_step"] == HALF and status["restores"] == 1
+    assert status["state"] == "finished" and status["env_steps"] == STEPS
+    assert curve(resumed[:len(first)]) == curve(first)
+    assert curve(resumed) == curve(rows)
+    table = pd.read_csv(tmp_path / "metrics.csv")
+    assert table["env_step"].tolist() == list(range(0, STEPS + 1, 100))
+    assert table["eval/return"].tolist() == pytest.approx([r["eval/return"] for r in rows])
+
+
+@pytest.mark.parametrize("agent", ["sac", "ppo"])
+def test_nan_loss_fails_the_trial_and_keeps_the_last_checkpoint(agent, tmp_path, monkeypatch):
+    cls = agents.get(agent)
+    update = cls.update
+
+    def poisoned(self):
+        stats = update(self)
+        if self.env_steps <= 300:
+            return stats
+        if isinstance(stats, dict):
+            return {k: v * math.nan for k, v in stats.items()}
+        return stats * math.nan
+
+    monkeypatch.setattr(cls, "update", poisoned)
+    with pytest.raises(TrialError, match=r"non-finite loss/\w+.* at env step \d+.*checkpoint"):
+        run_trial(config(agent), tmp_path)
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["state"] == "failed" and "non-finite" in status["error"]
+    state = torch.load(tmp_path / "checkpoints" / "state.pt", weights_only=False)
+    assert 200 <= state["env_steps"] <= 400 and state["env_steps"] == status["env_steps"]
+    assert all(math.isfinite(r["eval/return"]) for r in state["rows"])
+    # the surviving checkpoint is a usable one: a fixed run resumes from it
+    monkeypatch.setattr(cls, "update", update)
+    rows = run_trial(config(agent), tmp_path)
+    assert rows[-1]["env_step"] == STEPS
+    assert json.loads((tmp_path / "status.json").read_text())["restored_from_step"] == \
+        state["env_steps"]
+
+
+@pytest.mark.parametrize("agent", ["sac", "ppo"])
+def test_discrete_or_unknown_env_is_a_clear_error(agent):
+    message = r"'CartPole-v1' has a Discrete action space.*continuous \(Box\)"
+    with pytest.raises(ConfigError, match="env: env " + message):
+        build_config({"agent": agent, "env": "CartPole-v1"})
+    with pytest.raises(EnvError, match=message):  # a config made without build_config's checks
+        agents.get(agent)(TrialConfig(agent=agent, env="CartPole-v1"))
+    with pytest.raises(ConfigError, match=r"env: unknown environment 'Pendulm-v1'.*Pendulum-v1"):
+        build_config({"agent": agent, "env": "Pendulm-v1"})
+
+
+@pytest.mark.parametrize("agent", ["sac", "ppo"])
+def test_other_box_env_trains_with_actions_in_its_bounds(agent, tmp_path):
+    # MountainCarContinuous: a 1-D action in [-1, 1], a 2-D observation; no registry entry
+    cfg = build_config({"agent": agent, "env": "MountainCarContinuous-v0", "seed": 0,
+                        "total_steps": 200, "eval_every": 200, "eval_episodes": 1,
+                        "diag_states": 20, **SETTINGS[agent]})
+    rows = run_trial(cfg, tmp_path)
+    assert rows[-1]["env_step"] == 200 and math.isfinite(rows[-1]["eval/return"])
+    assert json.loads(Path(tmp_path, "config.json").read_text())["env"] == cfg.env
