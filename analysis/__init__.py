@@ -7,6 +7,7 @@ load -> stats -> plots -> report::
     df = analysis.load_sweep("results/init_ablation")       # one row per run x eval step
     runs = analysis.final_scores(df, "eval/return")          # one row per (trial_id, seed)
     table = analysis.interval_table(runs, ["init.scheme", "init.scenario"])
+    best_first = analysis.rank_groups(table, "iqm", mode="max")   # mode="min": lower is better
     fig, axes = analysis.plot_intervals(table)
     analysis.write_report("results/init_ablation")           # report.md + report.html
 """
@@ -40,8 +41,10 @@ from analysis.stats import (
     bootstrap_ci,
     final_scores,
     group_labels,
+    higher_is_better,
     interval_table,
     iqm,
+    is_return_metric,
     learning_curves,
     normalise_scores,
     normalised_auc,
@@ -50,6 +53,7 @@ from analysis.stats import (
     probability_of_improvement,
     probability_of_improvement_ci,
     profile_table,
+    rank_groups,
     steps_to_threshold,
     threshold_table,
 )
@@ -65,8 +69,10 @@ __all__ = [
     "flatten_config",
     "group_labels",
     "group_palette",
+    "higher_is_better",
     "interval_table",
     "iqm",
+    "is_return_metric",
     "learning_curves",
     "load_init_diagnostics",
     "load_sweep",
@@ -85,6 +91,7 @@ __all__ = [
     "probability_of_improvement",
     "probability_of_improvement_ci",
     "profile_table",
+    "rank_groups",
     "read_sweep_info",
     "save_figure",
     "steps_to_threshold",

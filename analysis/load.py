@@ -83,6 +83,8 @@ class SweepInfo:
     varying_keys: list[str]
     planned_trials: list[dict[str, Any]] = field(default_factory=list)
     resolved: dict[str, Any] = field(default_factory=dict)
+    mode: str = "max"
+    """The metric's direction from the sweep file: ``max`` (higher is better) or ``min``."""
 
 
 def read_sweep_info(sweep_dir: str | Path) -> SweepInfo:
@@ -104,6 +106,7 @@ def read_sweep_info(sweep_dir: str | Path) -> SweepInfo:
         varying_keys=[str(k) for k in resolved.get("varying_keys") or []],
         planned_trials=list(resolved.get("trials") or []),
         resolved=resolved,
+        mode=str(resolved.get("mode") or "max").strip().lower(),
     )
 
 

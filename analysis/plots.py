@@ -49,6 +49,8 @@ METRIC_NAMES = {
     "median": "Median",
     "optimality_gap": "Optimality gap",
 }
+DEFAULT_TITLE = "<default>"
+"""``title`` value that asks for the plot's own default title (None means no title)."""
 LINESTYLES: list[Any] = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3))]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 _RC = {
@@ -155,11 +157,22 @@ def plot_performance_profiles(
     col: str | None = "env",
     palette: Mapping[Any, Any] | None = None,
     xlabel: str = r"score $\tau$",
-    ylabel: str = r"fraction of runs with score $> \tau$",
+    ylabel: str | None = None,
     title: str | None = None,
+    mode: str = "max",
 ) -> tuple[Figure, np.ndarray]:
     """Performance profiles (``tau, fraction, low, high`` from
-    :func:`analysis.stats.profile_table`) as lines with CI bands, one per hue x style value."""
+    :func:`analysis.stats.profile_table`) as lines with CI bands, one per hue x style value.
+
+    ``ylabel`` defaults to "fraction of runs with score > tau", or "< tau" when ``mode`` is
+    ``"min"`` (lower is better; the profile table must have been made with the same mode).
+    """
+    if ylabel is None:
+        ylabel = (
+            "fraction of runs with\n" r"score $< \tau$ (lower is better)"
+            if _lower_is_better(mode)
+            else r"fraction of runs with score $> \tau$"
+        )
     frame = profiles.rename(columns={"fraction": "estimate"})
     return _line_facets(
         frame,
@@ -250,21 +263,25 @@ def plot_intervals(
     palette: Mapping[Any, Any] | None = None,
     units: Mapping[Any, str] | str = "",
     title: str | None = None,
+    mode: str = "max",
 ) -> tuple[Figure, np.ndarray]:
     """rliable-style interval estimates: one horizontal CI bar per group, a tick at the estimate.
 
     ``summary`` is :func:`analysis.stats.interval_table` output (``group, metric, estimate,
     low, high`` and optionally ``row``). Panels: ``row`` values x metrics; bars: groups in
-    ``order`` (default: best IQM, or first metric, on top). ``units`` (a string, or a mapping
-    from row value to string) is appended to the x labels, e.g. "return".
+    ``order`` (default: best IQM, or first metric, on top: the highest estimate, or the lowest
+    when ``mode`` is ``"min"``). ``units`` (a string, or a mapping from row value to string) is
+    appended to the x labels, e.g. "return"; with ``mode="min"`` so is "lower is better".
     """
     metrics = [m for m in (metrics or METRIC_NAMES) if m in set(summary["metric"])]
     row_vals = _levels(summary, row)
+    lower = _lower_is_better(mode)
     if order is None:
         first = summary[summary["metric"] == ("iqm" if "iqm" in metrics else metrics[0])]
         if row is not None and row in first:
             first = first[first[row] == row_vals[0]]
-        order = list(first.sort_values("estimate", ascending=False)["group"].drop_duplicates())
+        first = first.sort_values("estimate", ascending=lower, kind="stable")
+        order = list(first["group"].drop_duplicates())
         order += [g for g in _levels(summary, "group") if g not in order]
     palette = dict(palette) if palette is not None else group_palette(order)
     with theme():
@@ -300,7 +317,10 @@ def plot_intervals(
             ax.set_ylim(len(order) - 0.5, -0.5)
             ax.grid(axis="y", visible=False)
             unit = units.get(rv, "") if isinstance(units, Mapping) else units
-            ax.set_xlabel(METRIC_NAMES.get(metric, metric) + (f" ({unit})" if unit else ""))
+            notes = ", ".join(n for n in (unit, "lower is better" if lower else "") if n)
+            name = METRIC_NAMES.get(metric, metric)
+            sep = "\n" if len(name) + len(notes) > 21 else " "  # panels are narrow
+            ax.set_xlabel(name + (f"{sep}({notes})" if notes else ""))
             if rv is not None:
                 ax.set_title(_facet_title({row: rv}))
             ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(4))
@@ -321,16 +341,20 @@ def plot_heatmap(
     row_order: Sequence[Any] | None = None,
     col_order: Sequence[Any] | None = None,
     value_label: str | Mapping[Any, str] = "final IQM",
-    cmap: str = "viridis",
+    cmap: str | None = None,
     title: str | None = None,
+    mode: str = "max",
 ) -> tuple[Figure, np.ndarray]:
     """Grid heatmap (e.g. init scheme x scenario) of a final metric, CI printed in each cell.
 
     ``summary`` is :func:`analysis.stats.interval_table` output with ``row``/``col`` columns
     (and ``facet``). One panel per ``facet`` value, each with its own colour scale (envs have
     different return scales); each cell shows the estimate and its 95% CI ``[low, high]``.
-    Cells without data are blank.
+    Cells without data are blank. ``cmap`` defaults to viridis, reversed when ``mode`` is
+    ``"min"`` so that the better cells are the bright ones in both modes.
     """
+    if cmap is None:
+        cmap = "viridis_r" if _lower_is_better(mode) else "viridis"
     data = summary[summary["metric"] == metric] if "metric" in summary else summary
     facets = _levels(data, facet)
     row_order = list(row_order) if row_order is not None else _levels(data, row)
@@ -379,14 +403,23 @@ def plot_probability_of_improvement(
     *,
     order: Sequence[Any] | None = None,
     annotate: bool | None = None,
-    title: str | None = "P(row > column); * = 95% CI excludes 0.5",
+    title: str | None = DEFAULT_TITLE,
+    mode: str = "max",
 ) -> tuple[Figure, np.ndarray]:
-    """Matrix of P(row group > column group) from :func:`analysis.stats.poi_table`.
+    """Matrix of P(row group better than column group) from :func:`analysis.stats.poi_table`.
 
     ``poi`` has columns ``a, b, p`` and optionally ``supported``. Shape of the matrix: n x n
     groups (diagonal blank). Cells show the probability and ``*`` where supported when
-    ``annotate`` is True (default: up to 12 groups); otherwise only the ``*`` marks.
+    ``annotate`` is True (default: up to 12 groups); otherwise only the ``*`` marks. The default
+    title reads "P(row > column)", or "P(row < column): lower is better" when ``mode`` is
+    ``"min"`` (the table must have been made with the same mode); None: no title.
     """
+    if title == DEFAULT_TITLE:
+        title = (
+            "P(row < column): lower is better\n* = 95% CI excludes 0.5"
+            if _lower_is_better(mode)
+            else "P(row > column); * = 95% CI excludes 0.5"
+        )
     order = list(order) if order is not None else list(dict.fromkeys([*poi["a"], *poi["b"]]))
     n = len(order)
     annotate = n <= 12 if annotate is None else annotate
@@ -565,6 +598,12 @@ def plot_clip_vs_coverage(
 
 # --------------------------------------------------------------------------------------------
 # helpers
+
+
+def _lower_is_better(mode: str) -> bool:
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' (higher is better) or 'min', got {mode!r}")
+    return mode == "min"
 
 
 def _heatmap(data: pd.DataFrame, **kwargs: Any) -> None:

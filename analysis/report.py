@@ -9,9 +9,16 @@ Writes, next to the sweep's results::
     DIR/report/figures/*.png|svg  every figure
 
 Works on a sweep that is still running: running trials are included up to their last
-evaluation and the report says so at the top. Failed trials are listed with their errors and
-left out of the statistics. CLI wiring: :func:`add_subcommand` (the hook ``sweeps.cli`` looks
-for), or :func:`add_arguments` + :func:`main` on a parser of your own.
+evaluation and the report says so at the top. The metric's direction is the sweep's ``mode``
+(``sweep_resolved.json``; ``--mode`` overrides it): with ``min`` (lower is better, e.g. a world
+model's open-loop prediction error) rankings, "best" groups, probabilities of improvement,
+steps-to-threshold, performance profiles, axis labels and the text all read lower as better,
+while every number stays in the metric's own units. Env scores (random / reference return)
+are used only for episode-return metrics: normalisation and the cross-env aggregate, the
+optimality gap and the default threshold (the reference score; for other metrics, or in min
+mode, the median of the groups' final IQMs in each env). Failed trials are listed with their
+errors and left out of the statistics. CLI wiring: :func:`add_subcommand` (the hook
+``sweeps.cli`` looks for), or :func:`add_arguments` + :func:`main` on a parser of your own.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from analysis.load import (
     load_trials,
     read_sweep_info,
 )
+from analysis.stats import MODES
 
 __all__ = ["add_arguments", "add_subcommand", "main", "write_report"]
 
@@ -62,6 +70,7 @@ def write_report(
     metric: str | None = None,
     progress: bool = True,
     *,
+    mode: str | None = None,
     last_k: int = 3,
     reps: int = 2000,
     curve_reps: int = 300,
@@ -74,11 +83,16 @@ def write_report(
         group: config keys whose unique combinations form the compared groups (default: every
             varying key except ``seed`` and ``env``; envs are strata, compared separately and
             aggregated with normalised scores).
-        threshold: return for steps-to-threshold, applied to every env (default: each env's
-            reference score from ``status.json``; skipped for envs without one).
+        threshold: value of the metric for steps-to-threshold, applied to every env; reached
+            when the group's IQM curve is at or above it (at or below it in min mode). Default:
+            for an episode return in max mode each env's reference score from ``status.json``
+            (envs without one are skipped); otherwise the median over groups of the final IQM
+            in each env, so that roughly the better half of the groups reach it.
         metric: the metric column (default: ``metric`` of ``sweep_resolved.json``, else
             ``eval/return``).
         progress: show a progress bar on stderr.
+        mode: ``"max"`` (higher is better) or ``"min"`` (lower is better); default: ``mode`` of
+            ``sweep_resolved.json``, else ``"max"``.
         last_k: final performance of a run = mean of its last ``last_k`` evaluations.
         reps: bootstrap resamples for final-performance CIs and P(improvement).
         curve_reps: bootstrap resamples for learning-curve bands.
@@ -88,8 +102,8 @@ def write_report(
         The path of ``report.md``.
 
     Raises:
-        AnalysisError: missing directory, no trials, unknown group key, or no values of the
-            metric; the message names the path.
+        AnalysisError: missing directory, no trials, unknown group key, unknown mode, or no
+            values of the metric; the message names the path.
     """
     started = time.perf_counter()
     sweep_dir = Path(sweep_dir)
@@ -122,9 +136,12 @@ def write_report(
         trials = load_trials(sweep_dir)
         df = load_sweep(sweep_dir, trials=trials)
         metric = metric or info.metric
+        mode = _check_mode(mode or info.mode, sweep_dir)
         _check_metric(df, metric, sweep_dir)
         group = _group_keys(df, group, sweep_dir)
-        ctx = _Context(sweep_dir, info, trials, df, metric, list(group), last_k, reps, seed)
+        ctx = _Context(
+            sweep_dir, info, trials, df, metric, list(group), last_k, reps, seed, mode=mode
+        )
         out = sweep_dir / "report"
         (out / "figures").mkdir(parents=True, exist_ok=True)
         df.to_parquet(out / "metrics.parquet", index=False)
@@ -193,9 +210,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         type=float,
         metavar="R",
         default=None,
-        help="return for steps-to-threshold (default: each env's reference score)",
+        help="value of the metric for steps-to-threshold, reached at >= R (<= R with mode min); "
+        "default: each env's reference score for eval/return in max mode, otherwise the median "
+        "of the groups' final IQMs per env",
     )
     parser.add_argument("--metric", default=None, help="metric column (default: the sweep's)")
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default=None,
+        help="direction of the metric: max = higher is better, min = lower is better "
+        "(default: the sweep's mode)",
+    )
     parser.add_argument(
         "--last-k",
         type=int,
@@ -243,6 +269,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             threshold=args.threshold,
             metric=getattr(args, "metric", None),
             progress=getattr(args, "progress", True),
+            mode=getattr(args, "mode", None),
             last_k=getattr(args, "last_k", 3),
             reps=getattr(args, "reps", 2000),
         )
@@ -270,6 +297,7 @@ class _Context:
     last_k: int
     reps: int
     seed: int
+    mode: str = "max"
     runs_all: pd.DataFrame = field(default_factory=pd.DataFrame)
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     envs: list[str] = field(default_factory=list)
@@ -277,6 +305,7 @@ class _Context:
     intervals: pd.DataFrame = field(default_factory=pd.DataFrame)
     auc: pd.DataFrame = field(default_factory=pd.DataFrame)
     thresholds: dict[str, float] = field(default_factory=dict)
+    threshold_rule: str = ""
     steps: pd.DataFrame = field(default_factory=pd.DataFrame)
     poi: pd.DataFrame = field(default_factory=pd.DataFrame)
     vs_best: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -288,9 +317,42 @@ class _Context:
     diag_figures: list[tuple[str, str]] = field(default_factory=list)
 
     @property
+    def lower(self) -> bool:
+        """Lower values of the metric are better (``mode: min``)."""
+        return not stats.higher_is_better(self.mode)
+
+    @property
+    def returns(self) -> bool:
+        """The metric is an episode return, so env scores (random / reference) apply to it."""
+        return stats.is_return_metric(self.metric)
+
+    @property
+    def reference_is_target(self) -> bool:
+        """The env's reference score is a target to reach: a return, higher is better."""
+        return self.returns and not self.lower
+
+    @property
+    def cmp(self) -> str:
+        """The comparison that means "better": ``>`` or ``<``."""
+        return "<" if self.lower else ">"
+
+    @property
+    def direction(self) -> str:
+        return "lower is better" if self.lower else "higher is better"
+
+    @property
     def scopes(self) -> list[str]:
         """Envs, then the normalised aggregate when there are several envs with scores."""
         return [*self.envs, AGG_ENV] if self.normalised and len(self.envs) > 1 else self.envs
+
+
+def _check_mode(mode: str, sweep_dir: Path) -> str:
+    if mode not in MODES:
+        raise AnalysisError(
+            f"unknown metric mode {mode!r} for {sweep_dir} (sweep_resolved.json or --mode): "
+            "expected 'max' (higher is better) or 'min' (lower is better)"
+        )
+    return mode
 
 
 def _check_metric(df: pd.DataFrame, metric: str, sweep_dir: Path) -> None:
@@ -324,10 +386,10 @@ def _intervals(ctx: _Context, threshold: float | None) -> None:
     tables, aucs = [], []
     for env in ctx.envs:
         sub = runs[runs["env"] == env]
-        ref = refs.get(env, np.nan)
+        ref = refs.get(env, np.nan) if ctx.reference_is_target else np.nan
         # one env: the median over envs of per-env means is the mean, so it is left out
         metrics = ("iqm", "mean") + (("optimality_gap",) if np.isfinite(ref) else ())
-        kwargs: dict[str, Any] = {"reps": ctx.reps, "seed": ctx.seed}
+        kwargs: dict[str, Any] = {"reps": ctx.reps, "seed": ctx.seed, "mode": ctx.mode}
         tables.append(
             stats.interval_table(
                 sub, ctx.group, metrics=metrics, gamma=float(ref), **kwargs
@@ -339,11 +401,13 @@ def _intervals(ctx: _Context, threshold: float | None) -> None:
             )
         )
     if AGG_ENV in ctx.scopes:
-        kwargs = {"reps": ctx.reps, "seed": ctx.seed}
+        kwargs = {"reps": ctx.reps, "seed": ctx.seed, "mode": ctx.mode}
+        agg_metrics = ("iqm", "mean", "median")
+        agg_metrics += ("optimality_gap",) if ctx.reference_is_target else ()
         tables.append(
-            stats.interval_table(runs, ctx.group, value="score_norm", gamma=1.0, **kwargs).assign(
-                env=AGG_ENV
-            )
+            stats.interval_table(
+                runs, ctx.group, value="score_norm", metrics=agg_metrics, gamma=1.0, **kwargs
+            ).assign(env=AGG_ENV)
         )
         aucs.append(
             stats.interval_table(
@@ -354,27 +418,39 @@ def _intervals(ctx: _Context, threshold: float | None) -> None:
     ctx.auc = pd.concat(aucs, ignore_index=True)
     if threshold is not None:
         ctx.thresholds = {env: float(threshold) for env in ctx.envs}
-    else:
+        ctx.threshold_rule = f"set by `--threshold {_num(threshold)}`"
+    elif ctx.reference_is_target:
         ctx.thresholds = {env: float(refs[env]) for env in ctx.envs if np.isfinite(refs.get(env))}
+        ctx.threshold_rule = "by default the env's reference score"
+    else:
+        iqm = ctx.intervals[ctx.intervals["metric"] == "iqm"]
+        medians = iqm.groupby("env")["estimate"].median()
+        ctx.thresholds = {env: float(medians[env]) for env in ctx.envs if env in medians.index}
+        ctx.thresholds = {env: v for env, v in ctx.thresholds.items() if np.isfinite(v)}
+        ctx.threshold_rule = (
+            "by default the median over groups of the final IQM in that env, so that roughly "
+            "the better half of the groups reach it"
+        )
     if ctx.thresholds:
         ctx.steps = stats.threshold_table(
             ctx.df,
             ctx.metric,
             ctx.group,
             ctx.thresholds,
+            mode=ctx.mode,
             reps=max(ctx.reps // 2, 200),
             seed=ctx.seed,
         )
     for scope in ctx.scopes:
-        iqm = ctx.intervals[(ctx.intervals["env"] == scope) & (ctx.intervals["metric"] == "iqm")]
-        order = iqm.sort_values("estimate", ascending=False, kind="stable")["group"].tolist()
+        scoped = ctx.intervals[ctx.intervals["env"] == scope]
+        order = stats.rank_groups(scoped, "iqm", mode=ctx.mode)
         ctx.order[scope] = order
         ctx.best[scope] = order[0]
 
 
 def _improvement(ctx: _Context) -> None:
     """All pairs stratified over envs (matrix), and each group vs the best per scope."""
-    kwargs: dict[str, Any] = {"reps": ctx.reps, "seed": ctx.seed}
+    kwargs: dict[str, Any] = {"reps": ctx.reps, "seed": ctx.seed, "mode": ctx.mode}
     ctx.poi = stats.poi_table(ctx.runs, ctx.group, **kwargs)
     for scope in ctx.scopes:
         best = ctx.best[scope]
@@ -412,6 +488,8 @@ def _figures(ctx: _Context, fig_dir: Path) -> None:
     partial = ""
     if _n(ctx, "running"):
         partial = " Running trials contribute up to their last evaluation."
+    lower_note = "; lower is better" if ctx.lower else ""
+    lower_sentence = f" Lower `{ctx.metric}` is better." if ctx.lower else ""
 
     init_grid = all(k in ctx.group for k in _INIT_KEYS)
     if init_grid and len(ctx.group) == 2:
@@ -424,9 +502,9 @@ def _figures(ctx: _Context, fig_dir: Path) -> None:
         facet_kw = {"hue": key, "palette": key_palette}
     else:
         facet_kw = {"hue": "group", "palette": plots.group_palette(group_order)}
-    fig, _ = plots.plot_learning_curves(
-        ctx.curves, ylabel=f"{ctx.metric} (IQM, 95% CI)", col="env", **facet_kw
-    )
+    ylabel = f"(IQM, 95% CI{lower_note})"
+    ylabel = ctx.metric + ("\n" if len(ctx.metric) + len(ylabel) > 32 else " ") + ylabel
+    fig, _ = plots.plot_learning_curves(ctx.curves, ylabel=ylabel, col="env", **facet_kw)
     _save(
         ctx,
         fig,
@@ -434,11 +512,20 @@ def _figures(ctx: _Context, fig_dir: Path) -> None:
         "learning_curves",
         "Learning curves",
         f"IQM of `{ctx.metric}` over runs at each evaluation, with 95% bootstrap CI bands."
+        + lower_sentence
         + partial,
     )
 
-    units = {env: "return" for env in ctx.envs} | {AGG_ENV: "normalised"}
-    fig, _ = plots.plot_intervals(ctx.intervals, order=group_order, palette=palette, units=units)
+    # a long metric name goes in the title: the panels are too narrow for it
+    units = {env: "return" if ctx.returns else "" for env in ctx.envs} | {AGG_ENV: "normalised"}
+    fig, _ = plots.plot_intervals(
+        ctx.intervals,
+        order=group_order,
+        palette=palette,
+        units=units,
+        mode=ctx.mode,
+        title=None if ctx.returns else f"final {ctx.metric}",
+    )
     _save(
         ctx,
         fig,
@@ -446,8 +533,14 @@ def _figures(ctx: _Context, fig_dir: Path) -> None:
         "final_intervals",
         "Final performance",
         f"Final performance (mean of the last {ctx.last_k} evaluations of each run): point "
-        "estimate (black tick) and 95% stratified bootstrap CI (bar). Lower is better for "
-        "the optimality gap.",
+        "estimate (black tick) and 95% stratified bootstrap CI (bar). "
+        + (
+            f"Lower is better for every panel (`{ctx.metric}` is minimised)."
+            if ctx.lower
+            else "Higher is better, except for the optimality gap."
+            if (ctx.intervals["metric"] == "optimality_gap").any()
+            else "Higher is better."
+        ),
     )
 
     if init_grid:
@@ -459,12 +552,14 @@ def _figures(ctx: _Context, fig_dir: Path) -> None:
         grid = ctx.info.grid
         labels = {
             p: ("IQM (normalised)" if p.startswith(AGG_ENV) else f"IQM {ctx.metric}")
+            + ("\n(lower is better)" if ctx.lower else "")
             for p in heat["panel"].unique()
         }
         fig, _ = plots.plot_heatmap(
             heat,
             facet="panel",
             value_label=labels,
+            mode=ctx.mode,
             row_order=_grid_order(grid, "init.scheme", heat),
             col_order=_grid_order(grid, "init.scenario", heat),
         )
@@ -475,11 +570,17 @@ def _figures(ctx: _Context, fig_dir: Path) -> None:
             "init_grid_heatmap",
             "Init scheme x scenario",
             "Final IQM per init scheme (rows) and output-layer scenario (columns); each cell "
-            "shows the estimate and its 95% CI. Colour scales are per panel.",
+            "shows the estimate and its 95% CI. Colour scales are per panel"
+            + (
+                "; the colour map is reversed so that bright cells are better."
+                if ctx.lower
+                else "."
+            )
+            + lower_sentence,
         )
 
     if len(group_order) > 1:
-        fig, _ = plots.plot_probability_of_improvement(ctx.poi, order=group_order)
+        fig, _ = plots.plot_probability_of_improvement(ctx.poi, order=group_order, mode=ctx.mode)
         strat = " averaged over envs (each env weighs the same)" if len(ctx.envs) > 1 else ""
         _save(
             ctx,
@@ -487,35 +588,44 @@ def _figures(ctx: _Context, fig_dir: Path) -> None:
             fig_dir,
             "probability_of_improvement",
             "Probability of improvement",
-            f"P(row group's final score > column group's){strat}. `*`: the 95% CI excludes "
-            "0.5, i.e. the difference is supported by the data.",
+            f"P(row group's final score {ctx.cmp} column group's){strat}"
+            + (f", i.e. the row group is better (lower `{ctx.metric}`)" if ctx.lower else "")
+            + ". `*`: the 95% CI excludes 0.5, i.e. the difference is supported by the data.",
         )
 
     if AGG_ENV in ctx.scopes:
         prof = stats.profile_table(
-            ctx.runs, ctx.group, value="score_norm", reps=300, seed=ctx.seed
+            ctx.runs, ctx.group, value="score_norm", mode=ctx.mode, reps=300, seed=ctx.seed
         ).assign(env=AGG_ENV)
         xlabel = r"normalised score $\tau$"
     else:
         prof = pd.concat(
             [
                 stats.profile_table(
-                    ctx.runs[ctx.runs["env"] == env], ctx.group, reps=300, seed=ctx.seed
+                    ctx.runs[ctx.runs["env"] == env],
+                    ctx.group,
+                    mode=ctx.mode,
+                    reps=300,
+                    seed=ctx.seed,
                 ).assign(env=env)
                 for env in ctx.envs
             ],
             ignore_index=True,
         )
-        xlabel = r"final return $\tau$"
-    fig, _ = plots.plot_performance_profiles(prof, xlabel=xlabel, col="env", **facet_kw)
+        xlabel = "final return" if ctx.returns else f"final {ctx.metric}"
+        xlabel += r" $\tau$"
+    fig, _ = plots.plot_performance_profiles(
+        prof, xlabel=xlabel, col="env", mode=ctx.mode, **facet_kw
+    )
     _save(
         ctx,
         fig,
         fig_dir,
         "performance_profiles",
         "Performance profiles",
-        "Fraction of runs whose final score exceeds tau, with 95% CI bands; a curve that "
-        "lies above another everywhere is stochastically better.",
+        f"Fraction of runs whose final score {'is below' if ctx.lower else 'exceeds'} tau, "
+        "with 95% CI bands; a curve that lies above another everywhere is stochastically "
+        "better." + lower_sentence,
     )
 
 
@@ -609,13 +719,13 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     doc.p(
         f"Generated {now} from `{ctx.sweep_dir}` by `sweep report` in {elapsed:.0f} s. "
-        f"Metric: `{ctx.metric}`."
+        f"Metric: `{ctx.metric}`, **{ctx.direction}** (mode `{ctx.mode}`)."
     )
-    if info.resolved.get("mode") == "min":
+    if ctx.lower:
         doc.p(
-            f"**Warning:** the sweep's metric mode is `min` (lower `{ctx.metric}` is better), but "
-            "this report ranks, compares and thresholds as if higher were better: read the "
-            "rankings and probabilities of improvement reversed."
+            f"Lower `{ctx.metric}` is better: groups are ranked lowest first, P(A < B) is the "
+            "probability that A improves on B, and a threshold counts as reached at or below "
+            "it. All numbers are in the metric's own units."
         )
     unfinished = n_total - counts["finished"] - counts["failed"]
     if unfinished:
@@ -652,17 +762,17 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
     env_rows = []
     for env in ctx.envs:
         sub = ctx.runs_all[ctx.runs_all["env"] == env]
-        env_rows.append(
-            [
-                env,
-                _num(sub["env_score_random"].iloc[0]),
-                _num(sub["env_score_reference"].iloc[0]),
-                _num(ctx.thresholds[env]) if env in ctx.thresholds else "-",
-            ]
+        scores = [_num(sub[f"env_score_{k}"].iloc[0]) for k in ("random", "reference")]
+        threshold = _num(ctx.thresholds[env]) if env in ctx.thresholds else "-"
+        env_rows.append([env, *(scores if ctx.returns else []), threshold])
+    score_headers = ["Random score", "Reference score"] if ctx.returns else []
+    doc.table(["Env", *score_headers, "Threshold for steps-to-threshold"], env_rows)
+    reached = "at or below" if ctx.lower else "at or above"
+    if ctx.thresholds:
+        doc.p(
+            f"Threshold for steps-to-threshold: {ctx.threshold_rule}; reached when a group's "
+            f"IQM learning curve is {reached} it."
         )
-    doc.table(
-        ["Env", "Random score", "Reference score", "Threshold for steps-to-threshold"], env_rows
-    )
     failed = trials[trials["state"] == "failed"]
     if len(failed):
         doc.h(3, f"Failed trials ({len(failed)}, excluded from the statistics)")
@@ -677,23 +787,43 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
         doc.table(["Trial", "Group", "Env", "Env steps reached", "Error"], rows)
 
     doc.h(2, "How to read the numbers")
+    has_gap = bool((ctx.intervals["metric"] == "optimality_gap").any())
+    quantity = "return" if ctx.returns else f"`{ctx.metric}`"
     doc.ul(
         [
+            f"**Direction**: {ctx.direction} for `{ctx.metric}` (mode `{ctx.mode}`); every "
+            "ranking, best group, probability of improvement and threshold follows it.",
             f"**Final performance** of a run (one trial x seed) = mean of its last {ctx.last_k} "
             "evaluations; this smooths over single lucky or unlucky evaluations.",
             "**IQM** = interquartile mean over runs (mean of the middle 50%), robust to "
             "outlier seeds; **mean/median** are over envs of the per-env mean (median only "
-            "across envs); **optimality gap** = how far runs fall short of the reference score "
-            "(lower is better).",
+            "across envs)"
+            + (
+                "; **optimality gap** = how far runs fall short of the reference score "
+                "(lower is better)."
+                if has_gap
+                else "."
+            ),
             f"**95% CIs**: stratified percentile bootstrap over runs ({ctx.reps} resamples), "
             "resampling seeds within each env (rliable's method, via scipy).",
-            "**AUC** = area under the run's learning curve divided by its length: the average "
-            "return during training (a learning-speed measure). Running trials' AUC covers only "
-            "the steps they reached.",
-            "**Supported** = the 95% CI of the probability of improvement excludes 0.5. "
+            f"**AUC** = area under the run's learning curve divided by its length: the average "
+            f"{quantity} during training (a learning-speed measure"
+            + ("; lower is better)." if ctx.lower else ").")
+            + " Running trials' AUC covers only the steps they reached.",
+            f"**Probability of improvement** P(A {ctx.cmp} B) = the chance that a run of A "
+            f"{'scores lower than' if ctx.lower else 'beats'} a run of B on the same env (ties "
+            "count half). **Supported** = its 95% CI excludes 0.5. "
             "**Not supported** means this data cannot tell the groups apart, not that they are "
             "equal; more seeds may resolve it.",
         ]
+        + (
+            [
+                "**Steps to threshold** = first env step at which a group's IQM learning curve "
+                f"is {reached} the threshold ({ctx.threshold_rule})."
+            ]
+            if ctx.thresholds
+            else []
+        )
         + (
             [
                 "Across envs, scores are normalised per env: 0 = random policy, 1 = reference "
@@ -709,7 +839,11 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
         doc.h(3, section)
         doc.figure(f"report/figures/{name}", caption)
 
-    doc.h(2, "Ranking (final performance, 95% CIs)")
+    doc.h(
+        2,
+        "Ranking (final performance, 95% CIs"
+        + ("; lower is better, lowest IQM first)" if ctx.lower else ")"),
+    )
     for scope in ctx.scopes:
         doc.h(3, scope)
         headers, rows = _ranking_rows(ctx, scope)
@@ -717,15 +851,20 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
 
     doc.h(2, "Which differences are supported")
     doc.p(
-        "Each group against the best group by IQM: P(best > group) is the chance that a run "
-        "of the best group beats a run of the other group on the same env."
+        f"Each group against the best group by IQM: P(best {ctx.cmp} group) is the chance that "
+        "a run of the best group beats a run of the other group on the same env"
+        + (f" (has a lower `{ctx.metric}`)." if ctx.lower else ".")
     )
     for scope in ctx.scopes:
         doc.h(3, scope)
         doc.p(_verdict_summary(ctx, scope))
         if len(ctx.vs_best[scope]):
             doc.table(
-                [f"Group vs best (**{ctx.best[scope]}**)", "P(best > group) [95% CI]", "Verdict"],
+                [
+                    f"Group vs best (**{ctx.best[scope]}**)",
+                    f"P(best {ctx.cmp} group) [95% CI]",
+                    "Verdict",
+                ],
                 _verdict_rows(ctx.vs_best[scope], ctx.best[scope]),
             )
     n_groups = len(ctx.order[ctx.scopes[-1]])
@@ -737,7 +876,7 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
         ahead = (poi["p"] > 0.5) | ((poi["p"] == 0.5) & (poi["a"].map(rank) < poi["b"].map(rank)))
         pairs = poi[ahead].sort_values("p", ascending=False, kind="stable")
         doc.table(
-            ["A", "B", "P(A > B) [95% CI]", "Verdict"],
+            ["A", "B", f"P(A {ctx.cmp} B) [95% CI]", "Verdict"],
             [
                 [r.a, r.b, _ci(r.p, r.low, r.high, digits=2), _verdict(r.low, r.high, r.a, r.b)]
                 for r in pairs.itertuples()
@@ -809,7 +948,8 @@ def _ranking_rows(ctx: _Context, scope: str) -> tuple[list[str], list[list[str]]
     headers = ["Rank", "Group", "Runs"] + [plots.METRIC_NAMES[m] + unit for m in metrics]
     headers.append("AUC" + unit)
     if steps is not None and scope in ctx.thresholds:
-        headers.append(f"Steps to {_num(ctx.thresholds[scope])}")
+        at_most = "≤ " if ctx.lower else ""
+        headers.append(f"Steps to {at_most}{_num(ctx.thresholds[scope])}")
     else:
         steps = None
     rows = []
@@ -865,7 +1005,11 @@ def _verdict_summary(ctx: _Context, scope: str) -> str:
     iqm = ctx.intervals[(ctx.intervals["env"] == scope) & (ctx.intervals["metric"] == "iqm")]
     iqm = iqm.set_index("group")["estimate"]
     tied = [g for g in ctx.order[scope][1:] if np.isclose(iqm[g], iqm[best])]
-    parts = [f"**{best}** has the highest IQM" + (f" (tied with {_list(tied)})." if tied else ".")]
+    extreme = "lowest" if ctx.lower else "highest"
+    head = f"**{best}** has the {extreme} IQM"
+    if ctx.lower:
+        head += f" (lower `{ctx.metric}` is better)"
+    parts = [head + (f", tied with {_list(tied)}." if tied else ".")]
     if better:
         parts.append(
             f"The data support that it beats {len(better)} of {len(table)} other "
@@ -878,7 +1022,7 @@ def _verdict_summary(ctx: _Context, scope: str) -> str:
         )
     if worse:
         parts.append(
-            f"{_list(worse)} beat it more often than not despite a lower IQM "
+            f"{_list(worse)} beat it more often than not despite a worse IQM "
             "(skewed score distributions)."
         )
     runs = ctx.runs if scope == AGG_ENV else ctx.runs[ctx.runs["env"] == scope]

@@ -20,8 +20,16 @@ Two layers, both pure (no file access):
   resampled and is held fixed.
 
 - DataFrame functions on the tidy table of :mod:`analysis.load`: :func:`final_scores` (one row
-  per run), :func:`interval_table`, :func:`poi_table`, :func:`profile_table`,
-  :func:`learning_curves` and :func:`threshold_table`.
+  per run), :func:`interval_table` (ranked by :func:`rank_groups`), :func:`poi_table`,
+  :func:`profile_table`, :func:`learning_curves` and :func:`threshold_table`.
+
+Direction: every function whose answer depends on which way is better takes ``mode``, the
+sweep's ``mode`` (``"max"``: higher is better, the default and rliable's convention; ``"min"``:
+lower is better, e.g. a world model's prediction error). With ``mode="min"`` "X better than Y"
+means ``x < y`` (probability of improvement), a performance profile counts runs *below* tau,
+steps-to-threshold looks for the first evaluation *at or below* the threshold, the optimality gap
+measures how far runs stay *above* ``gamma``, and :func:`rank_groups` puts the lowest estimate
+first. Values are never negated: tables stay in the metric's own units.
 
 "Final performance" of a run is the mean of its last ``last_k`` evaluations (default 3) of the
 metric, so a single lucky or unlucky evaluation does not decide a run. Failed runs are left out
@@ -43,15 +51,20 @@ from analysis.load import RUN_KEYS, config_columns
 
 __all__ = [
     "AGGREGATES",
+    "MODES",
+    "RETURN_METRICS",
     "aggregate_iqm",
     "aggregate_mean",
     "aggregate_median",
     "aggregate_optimality_gap",
     "bootstrap_ci",
+    "check_mode",
     "final_scores",
     "group_labels",
+    "higher_is_better",
     "interval_table",
     "iqm",
+    "is_return_metric",
     "learning_curves",
     "nan_iqm",
     "normalise_scores",
@@ -61,12 +74,37 @@ __all__ = [
     "probability_of_improvement",
     "probability_of_improvement_ci",
     "profile_table",
+    "rank_groups",
     "steps_to_threshold",
     "threshold_table",
 ]
 
 ArrayLike = np.ndarray | Sequence[float]
 Strata = Sequence[np.ndarray]
+
+MODES = ("max", "min")
+"""Metric directions, as in the sweep file's ``mode``: higher (``max``) or lower is better."""
+
+RETURN_METRICS = ("eval/return", "train/return")
+"""Episode-return metrics: the only ones that env scores (random / reference return) apply to,
+i.e. that are normalised and have an optimality gap against the reference score."""
+
+
+def check_mode(mode: str) -> str:
+    """Return ``mode`` if it is ``"max"`` or ``"min"``; raise ValueError otherwise."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'max' (higher is better) or 'min', got {mode!r}")
+    return mode
+
+
+def higher_is_better(mode: str) -> bool:
+    """True for ``mode="max"``, False for ``"min"`` (ValueError for anything else)."""
+    return check_mode(mode) == "max"
+
+
+def is_return_metric(metric: str) -> bool:
+    """Whether ``metric`` is an episode return (:data:`RETURN_METRICS`), so env scores apply."""
+    return metric in RETURN_METRICS
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,13 +148,19 @@ def aggregate_median(*strata: np.ndarray) -> np.ndarray:
     return np.median([np.mean(s, axis=-1) for s in strata], axis=0)
 
 
-def aggregate_optimality_gap(*strata: np.ndarray, gamma: float = 1.0) -> np.ndarray:
+def aggregate_optimality_gap(
+    *strata: np.ndarray, gamma: float = 1.0, mode: str = "max"
+) -> np.ndarray:
     """How far runs fall short of ``gamma``, averaged over tasks: ``(..., n_k)`` -> ``(...)``.
 
-    ``gamma - mean(min(score, gamma))`` per task; lower is better. ``gamma`` is in the units of
-    the scores (1.0 for normalised scores, the reference return for raw ones).
+    ``gamma - mean(min(score, gamma))`` per task (``mode="max"``, rliable's definition), or
+    ``mean(max(score, gamma)) - gamma`` for ``mode="min"`` (how far runs stay above the target
+    ``gamma``). Never negative; lower is better in both modes. ``gamma`` is in the units of the
+    scores (1.0 for normalised scores, the reference return for raw ones).
     """
-    return np.mean([gamma - np.mean(np.minimum(s, gamma), axis=-1) for s in strata], axis=0)
+    if higher_is_better(mode):
+        return np.mean([gamma - np.mean(np.minimum(s, gamma), axis=-1) for s in strata], axis=0)
+    return np.mean([np.mean(np.maximum(s, gamma), axis=-1) - gamma for s in strata], axis=0)
 
 
 AGGREGATES: dict[str, Callable[..., np.ndarray]] = {
@@ -128,19 +172,22 @@ AGGREGATES: dict[str, Callable[..., np.ndarray]] = {
 """Name -> aggregate function of strata; the keys are the ``metric`` values of the tables."""
 
 
-def probability_of_improvement(x: Strata, y: Strata) -> np.ndarray:
-    """P(X > Y) averaged over tasks; ``x[k]`` and ``y[k]`` are the runs of task k.
+def probability_of_improvement(x: Strata, y: Strata, *, mode: str = "max") -> np.ndarray:
+    """P(X better than Y) averaged over tasks; ``x[k]`` and ``y[k]`` are the runs of task k.
 
-    Shapes: ``x[k]`` ``(..., m_k)``, ``y[k]`` ``(..., n_k)`` -> ``(...)``. Ties count one half,
-    so P(X > Y) + P(Y > X) = 1.
+    "Better" is ``x > y`` for ``mode="max"`` and ``x < y`` for ``mode="min"``. Shapes: ``x[k]``
+    ``(..., m_k)``, ``y[k]`` ``(..., n_k)`` -> ``(...)``. Ties count one half, so P(X better
+    than Y) + P(Y better than X) = 1.
     """
     if len(x) != len(y) or not len(x):
         raise ValueError(f"need the same, non-zero number of tasks, got {len(x)} and {len(y)}")
+    higher = higher_is_better(mode)
     per_task = []
     for xs, ys in zip(x, y, strict=True):
         xs = np.asarray(xs, dtype=float)[..., :, None]
         ys = np.asarray(ys, dtype=float)[..., None, :]
-        per_task.append(np.mean((xs > ys) + 0.5 * (xs == ys), axis=(-2, -1)))
+        better = (xs > ys) if higher else (xs < ys)
+        per_task.append(np.mean(better + 0.5 * (xs == ys), axis=(-2, -1)))
     return np.mean(per_task, axis=0)
 
 
@@ -224,19 +271,22 @@ def probability_of_improvement_ci(
     x: Strata,
     y: Strata,
     *,
+    mode: str = "max",
     reps: int = 2000,
     confidence: float = 0.95,
     seed: int | None = 0,
 ) -> tuple[float, float, float]:
-    """P(X > Y) averaged over tasks with a stratified bootstrap CI: ``(p, low, high)``.
+    """P(X better than Y) averaged over tasks with a stratified bootstrap CI: ``(p, low, high)``.
 
     ``x[k]`` ``(m_k,)`` and ``y[k]`` ``(n_k,)`` are the final scores of task k; X's and Y's runs
     are resampled independently within each task (rliable's StratifiedIndependentBootstrap).
+    ``mode`` as in :func:`probability_of_improvement`.
     """
     n_tasks = len(x)
+    check_mode(mode)
 
     def statistic(*samples: np.ndarray) -> np.ndarray:
-        return probability_of_improvement(samples[:n_tasks], samples[n_tasks:])
+        return probability_of_improvement(samples[:n_tasks], samples[n_tasks:], mode=mode)
 
     p, low, high = bootstrap_ci([*x, *y], statistic, reps=reps, confidence=confidence, seed=seed)
     return float(p), float(low), float(high)
@@ -246,21 +296,25 @@ def performance_profile(
     strata: Strata,
     taus: ArrayLike,
     *,
+    mode: str = "max",
     reps: int = 1000,
     confidence: float = 0.95,
     seed: int | None = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Score distribution: fraction of runs scoring above each ``tau``, averaged over tasks.
+    """Score distribution: fraction of runs scoring better than each ``tau``, averaged over tasks.
 
-    ``strata[k]`` ``(n_k,)``, ``taus`` ``(n_tau,)`` -> ``(fraction, low, high)``, each
-    ``(n_tau,)``. With equal run counts this is rliable's run-score distribution.
+    Better than tau is ``score > tau`` for ``mode="max"`` (rliable's run-score distribution,
+    with equal run counts) and ``score < tau`` for ``mode="min"``; either way a higher curve is
+    better. ``strata[k]`` ``(n_k,)``, ``taus`` ``(n_tau,)`` -> ``(fraction, low, high)``, each
+    ``(n_tau,)``.
     """
     taus = np.asarray(taus, dtype=float)
     tiled = [np.broadcast_to(np.asarray(s, dtype=float), (taus.size, len(s))) for s in strata]
+    higher = higher_is_better(mode)
 
     def statistic(*samples: np.ndarray) -> np.ndarray:
         t = taus.reshape((-1,) + (1,) * (samples[0].ndim - 1))
-        return np.mean([np.mean(s > t, axis=-1) for s in samples], axis=0)
+        return np.mean([np.mean((s > t) if higher else (s < t), axis=-1) for s in samples], axis=0)
 
     return bootstrap_ci(tiled, statistic, reps=reps, confidence=confidence, seed=seed)
 
@@ -270,6 +324,7 @@ def steps_to_threshold(
     steps: ArrayLike,
     threshold: float,
     *,
+    mode: str = "max",
     estimator: str = "iqm",
     reps: int = 1000,
     confidence: float = 0.95,
@@ -277,6 +332,8 @@ def steps_to_threshold(
 ) -> tuple[float, float, float]:
     """First env step at which a group's IQM (or mean) learning curve reaches ``threshold``.
 
+    Reaching is ``curve >= threshold`` for ``mode="max"`` and ``curve <= threshold`` for
+    ``mode="min"`` (e.g. the first evaluation with a prediction error at most ``threshold``).
     ``curves`` ``(T, n_runs)`` (NaN where a run has no evaluation, e.g. still running),
     ``steps`` ``(T,)`` increasing. Returns ``(step, low, high)`` with a bootstrap CI over runs;
     ``inf`` means "not reached within the evaluated steps" (for the estimate or a bound).
@@ -285,10 +342,11 @@ def steps_to_threshold(
     steps = np.asarray(steps, dtype=float)
     never = steps[-1] + max(steps[-1] - steps[0], 1.0)  # finite sentinel keeps percentiles sane
     center = nan_iqm if estimator == "iqm" else _nan_mean
+    higher = higher_is_better(mode)
 
     def statistic(sample: np.ndarray) -> np.ndarray:
         curve = center(sample, axis=-1)  # (T, ...)
-        hit = curve >= threshold
+        hit = (curve >= threshold) if higher else (curve <= threshold)
         first = np.argmax(hit, axis=0)
         return np.where(hit.any(axis=0), steps[first], never)
 
@@ -325,6 +383,7 @@ def final_scores(
     *,
     last_k: int = 3,
     include_failed: bool = False,
+    normalise: bool | None = None,
 ) -> pd.DataFrame:
     """One row per run (``trial_id``, ``seed``) with its final performance and learning AUC.
 
@@ -332,7 +391,9 @@ def final_scores(
     (n_runs, ...) with the run's ``env, state`` and config columns plus:
 
     - ``score``: mean of the run's last ``last_k`` evaluations of ``metric``;
-    - ``score_norm``: ``score`` normalised with the trial's env scores (NaN if unknown);
+    - ``score_norm``: ``score`` normalised with the trial's env scores (NaN if unknown, or if
+      not ``normalise``; by default only episode returns, :func:`is_return_metric`, are
+      normalised: env scores are returns and mean nothing for, e.g., a prediction error);
     - ``auc`` / ``auc_norm``: :func:`normalised_auc` of the run's whole curve (raw / normalised);
     - ``n_evals``, ``last_step``: how many evaluations the run has and the last env step.
 
@@ -360,7 +421,11 @@ def final_scores(
     runs["auc"] = [
         float(normalised_auc(steps[a:b], values[a:b])) for a, b in itertools.pairwise(bounds)
     ]
+    if normalise is None:
+        normalise = is_return_metric(metric)
     rand, ref = _env_scores(runs)
+    if not normalise:
+        rand = ref = np.full(len(runs), np.nan)
     runs["score_norm"] = normalise_scores(runs["score"], rand, ref)
     runs["auc_norm"] = normalise_scores(runs["auc"], rand, ref)
     runs = runs.reset_index()
@@ -375,6 +440,7 @@ def interval_table(
     value: str = "score",
     metrics: Sequence[str] = ("iqm", "mean", "median", "optimality_gap"),
     gamma: float = 1.0,
+    mode: str = "max",
     stratify: str | None = "env",
     reps: int = 2000,
     confidence: float = 0.95,
@@ -385,14 +451,17 @@ def interval_table(
     ``runs`` has one row per run (e.g. :func:`final_scores`); runs are grouped by the unique
     combinations of the ``group`` columns and stratified by ``stratify`` (tasks). Returns a
     DataFrame with columns ``group`` (label), the group keys, ``metric, estimate, low, high,
-    n_runs, n_strata``. ``gamma`` is the optimality-gap threshold in ``value``'s units.
+    n_runs, n_strata``. ``gamma`` is the optimality-gap target in ``value``'s units; ``mode``
+    only matters for the optimality gap (:func:`aggregate_optimality_gap`). Rank the groups
+    with :func:`rank_groups`.
     """
+    check_mode(mode)
     rows = []
     for label, keyvals, strata in _iter_strata(runs, group, value, stratify):
         for metric in metrics:
             func = AGGREGATES[metric]
             if metric == "optimality_gap":
-                func = _partial_gamma(gamma)
+                func = _partial_gamma(gamma, mode)
             est, low, high = bootstrap_ci(
                 list(strata.values()), func, reps=reps, confidence=confidence, seed=seed
             )
@@ -412,6 +481,19 @@ def interval_table(
     return pd.DataFrame(rows, columns=columns)
 
 
+def rank_groups(table: pd.DataFrame, metric: str = "iqm", *, mode: str = "max") -> list[str]:
+    """Group labels of an :func:`interval_table`, best ``metric`` estimate first.
+
+    Best is the highest estimate for ``mode="max"`` and the lowest for ``mode="min"`` (the
+    optimality gap is lower-is-better in both modes). Ties keep the table's order; groups
+    without an estimate come last.
+    """
+    lower_first = not higher_is_better(mode) or metric == "optimality_gap"
+    rows = table[table["metric"] == metric]
+    ordered = rows.sort_values("estimate", ascending=lower_first, kind="stable", na_position="last")
+    return [str(g) for g in ordered["group"].drop_duplicates()]
+
+
 def poi_table(
     runs: pd.DataFrame,
     group: Sequence[str],
@@ -419,6 +501,7 @@ def poi_table(
     value: str = "score",
     stratify: str | None = "env",
     pairs: Iterable[tuple[str, str]] | None = None,
+    mode: str = "max",
     reps: int = 2000,
     confidence: float = 0.95,
     seed: int | None = 0,
@@ -426,10 +509,12 @@ def poi_table(
     """Probability of improvement between groups with stratified bootstrap CIs.
 
     One row per ordered pair ``(a, b)`` of group labels (all pairs if ``pairs`` is None): ``a,
-    b, p`` (= P(a > b), averaged over the tasks both have), ``low, high, n_tasks`` and
-    ``supported``: True when the CI excludes 0.5, i.e. the data support a difference in one
-    direction. P(b > a) = 1 - P(a > b), so each unordered pair is bootstrapped once.
+    b, p`` (= P(a better than b), averaged over the tasks both have; better = higher value for
+    ``mode="max"``, lower for ``"min"``), ``low, high, n_tasks`` and ``supported``: True when
+    the CI excludes 0.5, i.e. the data support a difference in one direction. P(b better than
+    a) = 1 - P(a better than b), so each unordered pair is bootstrapped once.
     """
+    check_mode(mode)
     strata_by = {label: strata for label, _, strata in _iter_strata(runs, group, value, stratify)}
     if pairs is None:
         labels = list(strata_by)
@@ -446,6 +531,7 @@ def poi_table(
             p, low, high = probability_of_improvement_ci(
                 [strata_by[a][t] for t in tasks],
                 [strata_by[b][t] for t in tasks],
+                mode=mode,
                 reps=reps,
                 confidence=confidence,
                 seed=seed,
@@ -474,15 +560,19 @@ def profile_table(
     value: str = "score",
     taus: ArrayLike | None = None,
     stratify: str | None = "env",
+    mode: str = "max",
     reps: int = 500,
     confidence: float = 0.95,
     seed: int | None = 0,
 ) -> pd.DataFrame:
-    """Performance profiles (fraction of runs above tau, with CI bands) per group.
+    """Performance profiles (fraction of runs better than tau, with CI bands) per group.
 
-    ``taus`` defaults to 51 points spanning the observed ``value`` range. Returns one row per
-    group x tau: ``group``, group keys, ``tau, fraction, low, high``.
+    Better than tau: above it for ``mode="max"``, below it for ``"min"``
+    (:func:`performance_profile`). ``taus`` defaults to 51 points spanning the observed
+    ``value`` range. Returns one row per group x tau: ``group``, group keys, ``tau, fraction,
+    low, high``.
     """
+    check_mode(mode)
     if taus is None:
         vals = runs[value].to_numpy(dtype=float)
         vals = vals[np.isfinite(vals)]
@@ -492,7 +582,7 @@ def profile_table(
     frames = []
     for label, keyvals, strata in _iter_strata(runs, group, value, stratify):
         frac, low, high = performance_profile(
-            list(strata.values()), taus, reps=reps, confidence=confidence, seed=seed
+            list(strata.values()), taus, mode=mode, reps=reps, confidence=confidence, seed=seed
         )
         frame = pd.DataFrame({"tau": taus, "fraction": frac, "low": low, "high": high})
         frames.append(frame.assign(group=label, **keyvals))
@@ -571,6 +661,7 @@ def threshold_table(
     group: Sequence[str],
     thresholds: float | Mapping[str, float],
     *,
+    mode: str = "max",
     estimator: str = "iqm",
     include_failed: bool = False,
     reps: int = 1000,
@@ -579,10 +670,12 @@ def threshold_table(
 ) -> pd.DataFrame:
     """Steps-to-threshold per env x group (:func:`steps_to_threshold`).
 
-    ``thresholds`` is one return for every env or a mapping env -> return (envs missing from
-    the mapping are skipped). Returns columns ``env, group``, group keys, ``threshold,
+    ``thresholds`` is one value of ``metric`` for every env or a mapping env -> value (envs
+    missing from the mapping are skipped); reached means at or above it for ``mode="max"``, at
+    or below it for ``"min"``. Returns columns ``env, group``, group keys, ``threshold,
     estimate, low, high`` with ``inf`` meaning "not reached".
     """
+    check_mode(mode)
     data = df[df[metric].notna() & df["env_step"].notna()]
     if not include_failed:
         data = data[data["state"] != "failed"]
@@ -598,6 +691,7 @@ def threshold_table(
             values,
             steps,
             float(thr),
+            mode=mode,
             estimator=estimator,
             reps=reps,
             confidence=confidence,
@@ -631,9 +725,9 @@ def _fmt_value(value: Any) -> str:
     return str(value)
 
 
-def _partial_gamma(gamma: float) -> Callable[..., np.ndarray]:
+def _partial_gamma(gamma: float, mode: str = "max") -> Callable[..., np.ndarray]:
     def optimality_gap(*strata: np.ndarray) -> np.ndarray:
-        return aggregate_optimality_gap(*strata, gamma=gamma)
+        return aggregate_optimality_gap(*strata, gamma=gamma, mode=mode)
 
     return optimality_gap
 

@@ -241,6 +241,9 @@ def _connect_ray(sweep: Sweep, args: argparse.Namespace) -> bool:
                 cpus = os.cpu_count() or 1
                 if args.max_concurrent:
                     cpus = max(cpus, math.ceil(args.max_concurrent * sweep.spec.resources.cpus))
+                # Ray renices its workers to +15 by default; trials are the work here, so they
+                # get the driver's priority (on a shared machine +15 starves them)
+                os.environ.setdefault("RAY_worker_niceness", "0")
                 ray.init(address="local", num_cpus=cpus, include_dashboard=False, **kwargs)
         except (ConnectionError, ValueError, RuntimeError, TimeoutError) as err:
             where = f"Ray at {args.address}" if args.address else "a local Ray"
