@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from init_schemes import InitConfig, RegistryError, suggest
 
@@ -23,7 +23,10 @@ class TrialConfig(BaseModel):
     agent: str = Field("sac", description="agent registry name")
     env: str = Field("Pendulum-v1", description="environment registry name or gymnasium id")
     seed: int = Field(0, ge=0, description="seed of networks, replay sampling and envs")
-    seeds_per_trial: int = Field(1, ge=1, description="seeds trained together (seed-batched)")
+    seeds_per_trial: int = Field(1, ge=1, description="seeds trained together (seed-batched): "
+                                 "seed, seed+1, ... unless `seeds` lists them")
+    seeds: list[int] | None = Field(None, description="the seeds of a seed-batched trial "
+                                    "(the sweep sets it; seeds[0] == seed)")
     total_steps: int = Field(10_000, gt=0, description="real environment steps")
     eval_every: int = Field(1_000, gt=0, description="env steps between evaluations")
     eval_episodes: int = Field(5, gt=0, description="deterministic episodes per evaluation")
@@ -31,6 +34,33 @@ class TrialConfig(BaseModel):
     diag_states: int = Field(1_000, ge=0, description="states for the step-0 init diagnostics")
     threads: int = Field(1, gt=0, description="torch threads inside the trial")
     init: InitConfig = Field(default_factory=InitConfig)
+
+    @model_validator(mode="after")
+    def _check_seeds(self) -> TrialConfig:
+        if self.seeds is None:
+            return self
+        if not self.seeds or any(s < 0 for s in self.seeds) or \
+                len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct non-negative integers, got {self.seeds}")
+        if "seeds_per_trial" not in self.model_fields_set:
+            self.seeds_per_trial = len(self.seeds)
+        if self.seeds_per_trial != len(self.seeds):
+            raise ValueError(f"seeds_per_trial={self.seeds_per_trial} but seeds lists "
+                             f"{len(self.seeds)}: {self.seeds}")
+        if "seed" in self.model_fields_set and self.seed != self.seeds[0]:
+            raise ValueError(f"seed={self.seed} must be the first of seeds {self.seeds}")
+        self.seed = self.seeds[0]
+        return self
+
+    @property
+    def seed_batched(self) -> bool:
+        """Whether the trial trains its seeds as one batched model (agent.common.seed_batch)."""
+        return self.seeds_per_trial > 1 or self.seeds is not None
+
+    def run_seeds(self) -> list[int]:
+        """The seeds this trial trains: ``seeds``, or seed, seed+1, ..., seed+K-1."""
+        return list(self.seeds) if self.seeds is not None else \
+            list(range(self.seed, self.seed + self.seeds_per_trial))
 
     def section(self, name: str) -> Any:
         """The validated sub-config of agent ``name`` (defaults if the trial set none)."""
@@ -44,6 +74,10 @@ class TrialConfig(BaseModel):
 
     def to_dict(self) -> dict[str, Any]:
         out = self.model_dump(mode="json")
+        if self.seed_batched:
+            out["seeds"] = self.run_seeds()
+        else:  # a plain trial's config.json stays as it was
+            out.pop("seeds", None)
         for key in self.model_extra or {}:
             out[key] = getattr(self, key).model_dump(mode="json")
         return out
@@ -161,6 +195,13 @@ def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
             parsed[name] = agents.get(name).Config(**value)
         except ValidationError as err:
             problems += _pydantic_problems(err, prefix=f"{name}.", model=agents.get(name).Config)
+    if cfg is not None and cfg.seed_batched and agent_cls is not None:
+        from agent.common.seed_batch import get_batched
+
+        try:
+            get_batched(agent_name)
+        except RegistryError as err:
+            problems.append(("seeds_per_trial", str(err)))
     if problems:
         raise ConfigError(problems)
     assert cfg is not None

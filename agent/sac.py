@@ -14,6 +14,11 @@ Per env step:
      from before the step (as in the authors' implementation); the actor's pass through the
      critic freezes the critic's weights, so L_pi moves only the policy.
 ``bf16: true`` runs the networks' matmuls inside the update in bfloat16 (see bench/sac_vs_sb3.py).
+
+The losses are written per seed: a plain run's tensors are [B, ...]; a seed-batched run
+(``SeedBatchedSAC``, K seeds of one config in one process, see agent/common/seed_batch.py) puts a
+seed axis in front, [K, B, ...], its layers hold one member per seed, and the per-seed losses are
+summed before the backward pass, so every seed's gradient is exactly its own.
 """
 
 from __future__ import annotations
@@ -25,13 +30,15 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.base import Agent, to_tensor
+from agent.base import Agent, seed_everything, to_tensor
+from agent.common import seed_batch
 from agent.common.distributions import squashed_sample
 from agent.common.envs import EnvError, restore, scale_action, snapshot
 from agent.common.networks import SquashedGaussianActor, mlp
-from agent.common.replay import ReplayBuffer
+from agent.common.replay import ReplayBuffer, SeedBatchedReplay
 from agent.config import TrialConfig
 from agent.registry import register
+from init_schemes import apply_init
 
 
 class SACConfig(BaseModel):
@@ -75,12 +82,27 @@ class SAC(Agent):
         obs_dim, act_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
         self.obs, _ = self.env.reset(seed=cfg.seed)
         self.episode_return, self.completed_returns = 0.0, []
-        self.actor = SquashedGaussianActor(obs_dim, act_dim, c.hidden, c.activation, c.layer_norm)
-        # both Q heads in one ensemble MLP: [2, B, obs+act] -> [2, B, 1]
-        self.critic = mlp(obs_dim + act_dim, c.hidden, 1, c.activation, out_role="q",
-                          layer_norm=c.layer_norm, ensemble=2)
+        self.actor, self.critic = self.build_networks(obs_dim, act_dim)
+        self._learner(torch.tensor(float(np.log(c.init_alpha)), requires_grad=True), act_dim)
+        self.buffer = ReplayBuffer(min(c.buffer_size, cfg.total_steps), obs_dim, act_dim,
+                                   seed=cfg.seed)
+        self.np_rng = np.random.default_rng(cfg.seed + 1)
+        self.updates = 0
+
+    def build_networks(self, obs_dim: int, act_dim: int) -> tuple[torch.nn.Module, ...]:
+        """A plain policy, and a critic with both Q heads in one ensemble MLP ([2, B, O+A] ->
+        [2, B, 1])."""
+        c = self.c
+        actor = SquashedGaussianActor(obs_dim, act_dim, c.hidden, c.activation, c.layer_norm)
+        critic = mlp(obs_dim + act_dim, c.hidden, 1, c.activation, out_role="q",
+                     layer_norm=c.layer_norm, ensemble=2)
+        return actor, critic
+
+    def _learner(self, log_alpha: torch.Tensor, act_dim: int) -> None:
+        """Target critic, temperature and optimiser for ``self.actor`` and ``self.critic``."""
+        c = self.c
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = torch.tensor(float(np.log(c.init_alpha)), requires_grad=True)
+        self.log_alpha = log_alpha
         self.target_entropy = -float(act_dim) if c.target_entropy is None else c.target_entropy
         self.critic_params = list(self.critic.parameters())
         self.target_params = list(self.critic_target.parameters())
@@ -90,10 +112,6 @@ class SAC(Agent):
         if c.alpha == "auto":
             groups.append({"params": [self.log_alpha], "lr": c.lr})
         self.opt = torch.optim.Adam(groups, fused=True)
-        self.buffer = ReplayBuffer(min(c.buffer_size, cfg.total_steps), obs_dim, act_dim,
-                                   seed=cfg.seed)
-        self.np_rng = np.random.default_rng(cfg.seed + 1)
-        self.updates = 0
 
     def networks(self):
         return {"actor": self.actor, "critic": self.critic}
@@ -155,7 +173,7 @@ class SAC(Agent):
         # one backward and one Adam step: each loss reaches only its own parameters, and all
         # three use the critic and policy from before this step (as the reference SAC does)
         self.opt.zero_grad(set_to_none=True)
-        (critic_loss + actor_loss + alpha_loss).backward()
+        (critic_loss + actor_loss + alpha_loss).sum().backward()  # sum over seeds (if batched)
         self.opt.step()
         with torch.no_grad():
             torch._foreach_lerp_(self.target_params, self.critic_params, self.c.tau)
@@ -163,7 +181,10 @@ class SAC(Agent):
         return stats
 
     def losses(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        """(L_Q, L_pi, L_alpha, detached STATS) on a replay batch."""
+        """(L_Q, L_pi, L_alpha, detached STATS) on a replay batch [*S, B, ...].
+
+        S is the seed axis of a seed-batched run ([K]) and empty for a plain run: the losses
+        are shaped [*S] (scalars for a plain run) and STATS [*S, len(STATS)]."""
         c = self.c
         obs, act, rew, next_obs, term = batch
         alpha = self.alpha
@@ -172,31 +193,39 @@ class SAC(Agent):
             next_act, next_logp = self._sample(next_obs)
             q_next = self._q(self.critic_target, next_obs, next_act).min(0).values
             target = rew + c.gamma * (1.0 - term) * (q_next - alpha * next_logp)
-        q = self._q(self.critic, obs, act)  # [2, B]
-        critic_loss = (q - target).pow(2).mean(1).sum()
+        q = self._q(self.critic, obs, act)  # [2, *S, B]
+        critic_loss = (q - target).pow(2).mean(-1).sum(0)
         # actor: gradient through the critic's input only (its weights are frozen for this pass)
         new_act, logp = self._sample(obs)
         self.critic.requires_grad_(False)
         q_pi = self._q(self.critic, obs, new_act).min(0).values
         self.critic.requires_grad_(True)
-        actor_loss = (alpha * logp - q_pi).mean()
+        actor_loss = (alpha * logp - q_pi).mean(-1)
         # temperature: keep the policy's entropy near the target
-        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
-        stats = torch.stack([critic_loss, actor_loss, alpha_loss, -logp.mean(), q.mean()])
+        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean(-1)
+        stats = torch.stack([critic_loss, actor_loss, alpha_loss, -logp.mean(-1),
+                             q.mean((0, -1))], -1)
         if c.alpha != "auto":
-            alpha_loss = torch.zeros(())
+            alpha_loss = torch.zeros_like(alpha_loss)
         return critic_loss, actor_loss, alpha_loss, stats.detach()
 
     def _sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """a ~ pi(obs) and log pi(a|obs): [B, A], [B] (float32; matmuls in bf16 if ``bf16``)."""
+        """a ~ pi(obs) and log pi(a|obs): [*S, B, A], [*S, B] (float32; matmuls in bf16 if
+        ``bf16``)."""
         with torch.autocast("cpu", torch.bfloat16, enabled=self.c.bf16):
             mean, log_std = self.actor(obs)
-        return squashed_sample(mean.float(), log_std.float())
+        return self._squashed(mean.float(), log_std.float())
+
+    def _squashed(self, mean: torch.Tensor, log_std: torch.Tensor):
+        """tanh-Gaussian sample and log-prob (noise from the global torch generator)."""
+        return squashed_sample(mean, log_std)
 
     def _q(self, critic: torch.nn.Module, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """Both Q heads: [B, O], [B, A] -> [2, B] (float32; matmuls in bf16 if ``bf16``)."""
+        """Both Q heads: [*S, B, O], [*S, B, A] -> [2, *S, B] (float32; matmuls in bf16 if
+        ``bf16``)."""
         with torch.autocast("cpu", torch.bfloat16, enabled=self.c.bf16):
-            return critic(_pair(obs, act)).squeeze(-1).float()
+            q = critic(_pair(obs, act)).float()  # [S * 2, B, 1], seed-major
+        return q.view(*obs.shape[:-2], 2, obs.shape[-2]).movedim(-2, 0)
 
     # --- acting, diagnostics, checkpoints ---------------------------------------------------
     @torch.inference_mode()
@@ -238,7 +267,169 @@ class SAC(Agent):
         self.updates = s["updates"]
 
 
+
+@seed_batch.register_batched("sac")
+class SeedBatchedSAC(SAC):
+    """SAC on K seeds of one config at once (``seeds_per_trial``), each with its own env,
+    initialisation, replay, optimiser state, temperature and random stream; the networks hold
+    one member per seed along a leading axis, so the losses above run unchanged on [K, B, ...]."""
+
+    def __init__(self, cfg: TrialConfig):
+        Agent.__init__(self, cfg)
+        c: SACConfig = cfg.section("sac")
+        self.c = c
+        self.seeds = cfg.run_seeds()
+        k = len(self.seeds)
+        self.envs = [self.env_spec.make() for _ in self.seeds]
+        self.low, self.high = self.envs[0].action_space.low, self.envs[0].action_space.high
+        obs_dim, act_dim = self.envs[0].observation_space.shape[0], self.low.shape[0]
+        self.obs = np.stack([env.reset(seed=s)[0] for env, s in zip(self.envs, self.seeds)])
+        self.episode_return = np.zeros(k)
+        self.completed_returns: list[list[float]] = [[] for _ in self.seeds]
+        # plain networks: each seed is initialised on these, exactly as a plain run, then stacked
+        self.plain = dict(zip(("actor", "critic"), self.build_networks(obs_dim, act_dim)))
+        self.actor = seed_batch.seed_stack(self.plain["actor"], k)    # [K, B, O] -> [K, B, A]
+        self.critic = seed_batch.seed_stack(self.plain["critic"], k)  # [K * 2, B, O + A] -> ...
+        log_alpha = torch.full((k, 1), float(np.log(c.init_alpha)), requires_grad=True)
+        self._learner(log_alpha, act_dim)
+        self.buffer = SeedBatchedReplay(min(c.buffer_size, cfg.total_steps), obs_dim, act_dim,
+                                        self.seeds)
+        self.np_rngs = [np.random.default_rng(s + 1) for s in self.seeds]
+        self.rng = seed_batch.SeedRNG(k)
+        self.updates = 0
+
+    def initialise(self) -> list[dict]:
+        """Seed k's weights: ``seed_everything(seed_k)`` then the init spec on the plain networks
+        (a plain run's exact sequence); its random stream continues from there."""
+        records = []
+        for k, seed in enumerate(self.seeds):
+            seed_everything(seed)
+            for name, net in self.plain.items():
+                for rec in apply_init(net, self.cfg.init):
+                    records.append({**rec, "layer": f"{name}.{rec['layer']}", "seed": seed})
+                seed_batch.load_member(self.networks()[name], k, net)
+            self.rng.capture(k)
+        self.after_init()
+        return records
+
+    def member_state_dict(self, k: int) -> dict[str, dict[str, torch.Tensor]]:
+        """Seed k's actor and critic in a plain SAC's layout."""
+        return {name: seed_batch.member_state_dict(net, k, self.plain[name])
+                for name, net in self.networks().items()}
+
+    def train(self, until: int) -> list[dict[str, float]]:
+        """Step every seed's env and learn until ``env_steps == until``; per-seed metrics."""
+        k = len(self.seeds)
+        sums = torch.zeros(k, len(STATS))
+        n_updates = 0
+        rewards, terms = np.zeros(k, np.float32), np.zeros(k, np.float32)
+        next_obs = np.empty_like(self.obs)
+        while self.env_steps < until:
+            action, obs = self._explore_action(), self.obs.copy()
+            for i, env in enumerate(self.envs):
+                try:
+                    o, r, term, trunc, _ = env.step(scale_action(action[i], self.low, self.high))
+                except Exception as err:
+                    raise EnvError(f"env '{self.env_spec.id}' (seed {self.seeds[i]}) crashed at "
+                                   f"step {self.env_steps}: {err}") from err
+                next_obs[i], rewards[i], terms[i] = o, r, float(term)
+                self.episode_return[i] += float(r)
+                if term or trunc:
+                    self.completed_returns[i].append(float(self.episode_return[i]))
+                    self.episode_return[i] = 0.0
+                    o, _ = env.reset()
+                self.obs[i] = o
+            self.buffer.add(obs, action, rewards, next_obs, terms)
+            self.env_steps += 1
+            if self.env_steps >= self.c.learning_starts and self.buffer.size >= self.c.batch_size:
+                for _ in range(self.c.utd):
+                    sums += self.update()
+                    n_updates += 1
+        out = []
+        alpha = self.alpha.expand(k, 1)[:, 0].tolist()
+        for i in range(k):
+            m = dict(zip(STATS, (sums[i] / n_updates).tolist())) if n_updates else {}
+            if self.c.alpha != "auto":
+                m.pop("loss/alpha", None)
+            if self.completed_returns[i]:
+                m["train/return"] = float(np.mean(self.completed_returns[i][-10:]))
+            m["train/alpha"] = float(alpha[i])
+            m["train/updates"] = float(self.updates)
+            out.append(m)
+        return out
+
+    @torch.inference_mode()
+    def _explore_action(self) -> np.ndarray:
+        """[K, A]: seed k's action from its policy (or its uniform warm-up generator)."""
+        if self.env_steps < self.c.learning_starts and self.c.warmup == "uniform":
+            return np.stack([r.uniform(-1.0, 1.0, self.low.shape).astype(np.float32)
+                             for r in self.np_rngs])
+        mean, log_std = self.actor(to_tensor(self.obs).unsqueeze(1))
+        action, _ = self._squashed(mean, log_std)
+        return action[:, 0].numpy()
+
+    def _squashed(self, mean: torch.Tensor, log_std: torch.Tensor):
+        return seed_batch.squashed_sample(mean, log_std, self.rng)  # seed k's noise: its stream
+
+    # --- acting, diagnostics, checkpoints (per seed) ----------------------------------------
+    @torch.inference_mode()
+    def act_seeds(self, obs: np.ndarray) -> np.ndarray:
+        """Deterministic actions of every seed's policy: [K, n, O] -> [K, n, A]."""
+        mean, _ = self.actor(to_tensor(obs))
+        return torch.tanh(mean).numpy()
+
+    def act(self, obs: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        raise TypeError("a seed-batched agent acts per seed: act_seeds(obs [K, n, O])")
+
+    @torch.inference_mode()
+    def init_probe_seeds(self, obs: np.ndarray) -> list[dict[str, Any]]:
+        """``init_probe`` of each seed on its own states [K, N, O] (noise from its stream)."""
+        o = to_tensor(obs)
+        mean, log_std = self.actor(o)
+        actions, logp = self._squashed(mean, log_std)
+        q = self.critic(_pair(o, actions)).view(len(self.seeds), -1)
+        return [{"actions": actions[i].numpy(), "entropy": float(-logp[i].mean()),
+                 "mean_abs_mean": float(torch.tanh(mean[i]).abs().mean()),
+                 "std": float(log_std[i].exp().mean()), "critic_scale": float(q[i].abs().mean())}
+                for i in range(len(self.seeds))]
+
+    def init_probe(self, obs: np.ndarray) -> dict[str, Any]:
+        raise TypeError("a seed-batched agent probes per seed: init_probe_seeds(obs [K, N, O])")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "seeds": self.seeds, "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(), "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.data, "opt": self.opt.state_dict(),
+            "buffer": self.buffer.state_dict(), "envs": [snapshot(e) for e in self.envs],
+            "obs": self.obs, "episode_return": self.episode_return,
+            "completed_returns": self.completed_returns,
+            "np_rngs": [r.bit_generator.state for r in self.np_rngs], "rng": self.rng.state(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        if list(s["seeds"]) != self.seeds:
+            raise ValueError(f"checkpoint of seeds {s['seeds']} cannot continue seeds {self.seeds}")
+        self.actor.load_state_dict(s["actor"])
+        self.critic.load_state_dict(s["critic"])
+        self.critic_target.load_state_dict(s["critic_target"])
+        self.log_alpha.data.copy_(s["log_alpha"])
+        self.opt.load_state_dict(s["opt"])
+        self.buffer.load_state_dict(s["buffer"])
+        for env, snap in zip(self.envs, s["envs"], strict=True):
+            restore(env, snap)
+        self.obs, self.episode_return = s["obs"].copy(), s["episode_return"].copy()
+        self.completed_returns = [list(r) for r in s["completed_returns"]]
+        for r, state in zip(self.np_rngs, s["np_rngs"], strict=True):
+            r.bit_generator.state = state
+        self.rng.set_state(s["rng"])
+        self.updates = s["updates"]
+
 def _pair(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-    """[B, O], [B, A] -> [2, B, O + A] for the twin-Q ensemble."""
+    """[B, O], [B, A] -> [2, B, O + A] for the twin-Q ensemble; with a seed axis,
+    [K, B, O], [K, B, A] -> [K * 2, B, O + A] (seed-major, the stacked critic's member order)."""
     x = torch.cat([obs, act], -1)
-    return x.unsqueeze(0).expand(2, *x.shape)
+    if x.ndim == 2:
+        return x.unsqueeze(0).expand(2, *x.shape)
+    return x.unsqueeze(-3).expand(*x.shape[:-2], 2, *x.shape[-2:]).reshape(-1, *x.shape[-2:])

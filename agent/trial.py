@@ -3,6 +3,11 @@
 ``run_trial`` is what both ``sweep train`` and the Ray trainable call. It writes the result files
 of docs/results_layout.md into ``out_dir`` and never imports Ray: the sweep runner passes an
 ``on_eval`` callback (to report to Tune) and a checkpoint directory to restore from.
+
+A seed-batched trial (``seeds_per_trial > 1``, see agent/common/seed_batch.py) trains its K seeds
+as one model and writes what K plain trials would: K metrics rows per evaluation told apart by
+``seed``, one init-diagnostics entry per seed, one init record per seed and layer; one checkpoint
+holds all K.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import numpy as np
 import torch
 
 from agent.base import Agent, rng_state, seed_everything, set_rng_state
-from agent.common.envs import scale_action
+from agent.common.envs import EnvSpec, scale_action
 from agent.common.evaluation import evaluate
+from agent.common.seed_batch import evaluate_seeds, get_batched
 from agent.config import TrialConfig
 from agent.registry import agents
 from init_schemes import action_diagnostics
@@ -63,7 +69,19 @@ def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def init_diagnostics(agent: Agent, n_states: int, seed: int) -> dict[str, Any]:
     """States from a random-policy rollout of the real env -> the initial policy's action stats."""
-    env = agent.env_spec.make()
+    return _probe_summary(agent.init_probe(_diag_states(agent.env_spec, n_states, seed)))
+
+
+def init_diagnostics_seeds(agent: Any, n_states: int, seeds: list[int]) -> dict[str, Any]:
+    """``init_diagnostics`` of every seed of a seed-batched agent: {str(seed): diag}."""
+    states = np.stack([_diag_states(agent.env_spec, n_states, s) for s in seeds])
+    probes = agent.init_probe_seeds(states)
+    return {str(s): _probe_summary(p) for s, p in zip(seeds, probes)}
+
+
+def _diag_states(env_spec: EnvSpec, n_states: int, seed: int) -> np.ndarray:
+    """[n_states, obs_dim] from a uniform-random-action rollout seeded by ``seed``."""
+    env = env_spec.make()
     obs, _ = env.reset(seed=seed + 7919)
     rng = np.random.default_rng(seed + 7919)
     low, high = env.action_space.low, env.action_space.high
@@ -75,7 +93,10 @@ def init_diagnostics(agent: Agent, n_states: int, seed: int) -> dict[str, Any]:
         if term or trunc:
             obs, _ = env.reset()
     env.close()
-    probe = agent.init_probe(np.stack(states))
+    return np.stack(states)
+
+
+def _probe_summary(probe: dict[str, Any]) -> dict[str, Any]:
     diag = action_diagnostics(probe["actions"])
     for key in ("entropy", "mean_abs_mean", "std", "critic_scale"):
         diag[key] = probe.get(key)
@@ -111,7 +132,8 @@ def run_trial(
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     write_json(out / "config.json", cfg.to_dict())
-    agent: Agent = agents.get(cfg.agent)(cfg)
+    seeds = cfg.run_seeds()
+    agent: Agent = (get_batched(cfg.agent) if cfg.seed_batched else agents.get(cfg.agent))(cfg)
     status = {
         "state": "running", "error": None, "env_steps": 0, "planned_steps": cfg.total_steps,
         "env_scores": {"random": agent.env_spec.random_score,
@@ -129,31 +151,44 @@ def run_trial(
         status["restores"] = prev.get("restores", 0) + 1
         status["restored_from_step"] = agent.env_steps
     else:
-        seed_everything(cfg.seed)
-        record = agent.initialise()
+        if not cfg.seed_batched:
+            seed_everything(cfg.seed)
+        record = agent.initialise()  # a seed-batched agent seeds each of its seeds itself
         write_json(out / "init_record.json", record)
-        row: dict[str, Any] = {"env_step": 0, "wall_time": 0.0, "seed": cfg.seed}
+        rows = [{"env_step": 0, "wall_time": 0.0, "seed": s} for s in seeds]
         if cfg.diag_states:
-            diag = init_diagnostics(agent, cfg.diag_states, cfg.seed)
-            write_json(out / "init_diagnostics.json", {str(cfg.seed): diag})
-            row.update(diag_metrics(diag))
-        row.update(_eval_metrics(agent, cfg))
-        rows, wall0 = [row], 0.0
+            if cfg.seed_batched:
+                diags = init_diagnostics_seeds(agent, cfg.diag_states, seeds)
+            else:
+                diags = {str(cfg.seed): init_diagnostics(agent, cfg.diag_states, cfg.seed)}
+            write_json(out / "init_diagnostics.json", diags)
+            for row in rows:
+                row.update(diag_metrics(diags[str(row["seed"])]))
+        for row, metrics in zip(rows, _eval_metrics(agent, cfg)):
+            row.update(metrics)
+        wall0 = 0.0
         write_metrics(out / "metrics.csv", rows)
     start = time.perf_counter() - wall0
     bar = _progress(cfg, agent.env_steps) if progress else None
     try:
-        evals_done = len(rows) - 1
+        evals_done = len({r["env_step"] for r in rows}) - 1
         while agent.env_steps < cfg.total_steps:
             target = min(cfg.total_steps, (agent.env_steps // cfg.eval_every + 1) * cfg.eval_every)
             before, t0 = agent.env_steps, time.perf_counter()
-            train_metrics = agent.train(target)
-            _check_finite(train_metrics, agent.env_steps)
+            train_metrics = agent.train(target)  # a list, one per seed, if seed-batched
+            per_seed = train_metrics if isinstance(train_metrics, list) else [train_metrics]
+            for metrics in per_seed:
+                _check_finite(metrics, agent.env_steps)
             sps = (agent.env_steps - before) / max(time.perf_counter() - t0, 1e-9)
-            row = {"env_step": agent.env_steps, "wall_time": time.perf_counter() - start,
-                   "seed": cfg.seed, **train_metrics, "perf/env_steps_per_s": sps}
-            row.update(_eval_metrics(agent, cfg))
-            rows.append(row)
+            wall = time.perf_counter() - start
+            new = [{"env_step": agent.env_steps, "wall_time": wall, "seed": s, **metrics,
+                    "perf/env_steps_per_s": sps} for s, metrics in zip(seeds, per_seed)]
+            for row, metrics in zip(new, _eval_metrics(agent, cfg)):
+                if cfg.seed_batched:  # the trial's env steps per second, summed over its seeds
+                    row["perf/batch_env_steps_per_s"] = sps * len(seeds)
+                row.update(metrics)
+            rows += new
+            row = new[0] if len(new) == 1 else _mean_row(new)
             evals_done += 1
             write_metrics(out / "metrics.csv", rows)
             done = agent.env_steps >= cfg.total_steps
@@ -187,13 +222,28 @@ def _read_status(out: Path) -> dict[str, Any]:
         return {}
 
 
-def _eval_metrics(agent: Agent, cfg: TrialConfig) -> dict[str, Any]:
-    returns = evaluate(agent, cfg.eval_episodes, seed=10_000 + 1000 * cfg.seed)
-    return {
+def _eval_metrics(agent: Agent, cfg: TrialConfig) -> list[dict[str, Any]]:
+    """One dict of eval metrics per seed of the trial (one for a plain trial)."""
+    if cfg.seed_batched:
+        per_seed = list(evaluate_seeds(agent, cfg.eval_episodes, cfg.run_seeds()))
+    else:
+        per_seed = [evaluate(agent, cfg.eval_episodes, seed=10_000 + 1000 * cfg.seed)]
+    return [{
         "eval/return": float(returns.mean()),
         "eval/return_std": float(returns.std()),
         "eval/episode_returns": json.dumps([round(float(r), 3) for r in returns]),
-    }
+    } for returns in per_seed]
+
+
+def _mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mean over a seed-batched trial's rows of one evaluation (what progress reports)."""
+    out: dict[str, Any] = {"env_step": rows[0]["env_step"]}
+    for key in rows[0]:
+        values = [r.get(key) for r in rows]
+        if key not in out and key != "seed" and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            out[key] = float(np.mean(values))
+    return out
 
 
 def _check_finite(metrics: dict[str, float], step: int) -> None:
@@ -215,7 +265,9 @@ def _progress(cfg: TrialConfig, initial: int):
     from tqdm import tqdm
 
     return tqdm(total=cfg.total_steps, initial=initial, unit="step", dynamic_ncols=True,
-                desc=f"{cfg.agent} {cfg.env} seed {cfg.seed}")
+                desc=f"{cfg.agent} {cfg.env} seed" + (
+                    f"s {','.join(map(str, cfg.run_seeds()))}" if cfg.seed_batched
+                    else f" {cfg.seed}"))
 
 
 def clear_checkpoints(out_dir: Path) -> None:

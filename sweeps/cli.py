@@ -102,9 +102,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         shutil.rmtree(out)
     rows = run_trial(cfg, out, progress=True)
-    last = rows[-1]
-    print(f"finished {cfg.agent} on {cfg.env}, seed {cfg.seed}: eval/return "
-          f"{last['eval/return']:.1f} at {last['env_step']} env steps; results in {out}")
+    last = [r for r in rows if r["env_step"] == rows[-1]["env_step"]]  # one row per seed
+    returns = ", ".join(f"{r['eval/return']:.1f}" for r in last)
+    seeds = ", ".join(str(r["seed"]) for r in last)
+    print(f"finished {cfg.agent} on {cfg.env}, seed{'s' if len(last) > 1 else ''} {seeds}: "
+          f"eval/return {returns} at {last[0]['env_step']} env steps; results in {out}")
     return 0
 
 

@@ -44,7 +44,7 @@ from sweeps.status import (
     LiveView,
     TrialState,
     format_status,
-    last_row,
+    last_rows,
     read_states,
     text_table,
 )
@@ -106,7 +106,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _describe(sweep: Sweep) -> str:
     groups = len({t.group for t in sweep.trials})
-    steps = sum(t.total_steps for t in sweep.trials)
+    steps = sum(t.total_steps * len(t.seeds) for t in sweep.trials)
     return (f"{len(sweep.trials)} trials ({groups} configs x {len(sweep.seeds)} seeds), "
             f"{steps:,} env steps")
 
@@ -485,16 +485,15 @@ def _finished_row(out: Path, cfg: Any) -> dict[str, Any] | None:
         return None
     if int(status.get("env_steps") or 0) < cfg.total_steps:
         return None
-    row = last_row(out / "metrics.csv")
-    if row is None:
-        return None
-    out_row: dict[str, Any] = {}
-    for k, v in row.items():
-        try:
-            out_row[k] = float(v)
-        except (TypeError, ValueError):
-            continue
-    return out_row
+    rows = last_rows(out / "metrics.csv")  # one per seed; a seed-batched trial reports the mean
+    sums: dict[str, list[float]] = {}
+    for row in rows:
+        for k, v in row.items():
+            try:
+                sums.setdefault(k, []).append(float(v))
+            except (TypeError, ValueError):
+                continue
+    return {k: sum(v) / len(v) for k, v in sums.items()} if rows else None
 
 
 def _mark_failed(out: Path, cfg: Any, err: BaseException) -> None:

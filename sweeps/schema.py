@@ -17,7 +17,9 @@ A sweep file is YAML with these keys (only ``name`` is required)::
     overrides:                     # per-case values: every combination (grid or include) whose
       - when: {env: Walker2d-v5}   # values match all of `when` gets `set` on top
         set: {sac.lr: 3.0e-4, total_steps: 100000}
-    seeds: 5                       # a count (seeds 0..4) or a list [0, 3, 7]; one trial per seed
+    seeds: 5                       # a count (seeds 0..4) or a list [0, 3, 7]; one trial per seed,
+                                   # or per K seeds with the trial key seeds_per_trial: K (trained
+                                   # together as one batched model; `vectorized`: all the seeds)
     metric: eval/return            # what "best" means in the progress view
     mode: max                      # max or min
     resources: {cpus: 1}           # per trial (gpus too)
@@ -44,6 +46,13 @@ the line number.
 Trial ids are ``t<combination index>_<values of the varying keys>_s<seed>``, e.g.
 ``t003_orthogonal_small_std_Pendulum-v1_s2``: deterministic (file order) and readable. The
 varying keys are the grid and include keys whose values differ between trials.
+
+Seed-batched trials: ``seeds_per_trial: K`` (any trial key position: base, grid, overrides,
+budget) splits the seed list into consecutive chunks of K, and each chunk is one trial training
+those seeds together (agent/common/seed_batch.py); ``seeds_per_trial: vectorized`` puts all the
+seeds of a config in one trial. Its config has ``seed`` = the chunk's first seed,
+``seeds_per_trial`` = its size and ``seeds`` = the chunk; its id ends in the seeds it covers
+(``_s0-4`` for 0..4, ``_s3+7`` for [3, 7]). A chunk of one seed is a plain trial.
 """
 
 from __future__ import annotations
@@ -181,20 +190,48 @@ def parse_seeds(v: Any) -> list[int]:
 
 # --- resolved sweeps ---------------------------------------------------------------------------
 
+class TrialSeeds(int):
+    """A trial's first seed (its ``seed``) that prints as every seed it trains: ``0-4`` for a
+    seed-batched trial of seeds 0..4, ``3+7`` for [3, 7], ``2`` for a plain trial."""
+
+    seeds: tuple[int, ...]
+
+    def __new__(cls, seeds: list[int] | tuple[int, ...]) -> TrialSeeds:
+        obj = super().__new__(cls, seeds[0])
+        obj.seeds = tuple(seeds)
+        return obj
+
+    def __str__(self) -> str:
+        return seeds_text(self.seeds)
+
+
+def seeds_text(seeds: list[int] | tuple[int, ...]) -> str:
+    """[0, 1, 2] -> '0-2'; [3, 7] -> '3+7'; [2] -> '2'."""
+    if len(seeds) > 2 and list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return "+".join(map(str, seeds))
+
+
 @dataclass
 class Trial:
-    """One trial: one combination of the grid (or one include entry) with one seed."""
+    """One trial: one combination of the grid (or one include entry) with one seed, or with
+    ``seeds_per_trial`` seeds trained together."""
 
     trial_id: str
     group: str  # "t003": the combination, shared by its seeds
     label: str  # the varying values, e.g. "orthogonal small_std Pendulum-v1"
-    seed: int
+    seed: int  # the first seed (a TrialSeeds: prints as all of them)
     values: dict[str, Any]  # varying key -> value
     config: dict[str, Any]  # the fully resolved nested trial config
 
     @property
     def total_steps(self) -> int:
         return int(self.config["total_steps"])
+
+    @property
+    def seeds(self) -> list[int]:
+        """Every seed the trial trains (one, unless it is seed-batched)."""
+        return list(getattr(self.seed, "seeds", (self.seed,)))
 
 
 @dataclass
@@ -569,13 +606,15 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
                     problem(fwhere[k], f"'{k}' is a grid key; write grid.{k}: [...] to "
                                        "restrict its values")
 
-    # `seed` comes from `seeds` only
+    # `seed` (and a seed-batched trial's `seeds`) come from the top-level `seeds` only
     for src in (base_where, grid_where, overlay_where):
-        if "seed" in src:
-            problem(src["seed"], "set seeds with the top-level `seeds` key (a count or a list)")
+        for key in ("seed", "seeds"):
+            if key in src:
+                problem(src[key], "set seeds with the top-level `seeds` key (a count or a list)")
     for i, entry in enumerate(spec.include):
-        if "seed" in entry:
-            problem(("include", i, "seed"), "set seeds with the top-level `seeds` key")
+        for key in ("seed", "seeds"):
+            if key in entry:
+                problem(("include", i, key), "set seeds with the top-level `seeds` key")
 
     # the grid's cross product, less the excluded combinations
     combos: list[_Combo] = []
@@ -614,14 +653,23 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
                 where.update(swhere)
         flat.update(overlay)
         where.update(overlay_where)
-        flat["seed"] = seeds[0]
+        raw = flat.pop("seeds_per_trial", 1)
+        per_trial = _seeds_per_trial(raw, len(seeds))
+        if per_trial is None:
+            problem(_origin("seeds_per_trial", where), "must be a positive number of seeds "
+                    f"trained together in one trial, or 'vectorized' (all the seeds), got {raw!r}")
+            continue
+        first = seeds[:per_trial]
+        flat.update(seed=first[0], seeds_per_trial=len(first))
+        if len(first) > 1:
+            flat["seeds"] = first
         try:
             cfg = build_config(flat).to_dict()
         except ConfigError as err:
             for key, msg in err.problems:
                 problem(_origin(key, where), _hint(key, msg))
             continue
-        resolved.append((combo, cfg))
+        resolved.append((combo, cfg, per_trial))
     if budget is None:
         for j, u in enumerate(used):
             if not u:
@@ -632,14 +680,14 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
         return Sweep(spec.name, path, text, spec, budget, seeds, grid, [], [])
 
     # varying keys, ids, duplicates
-    flats = [flatten(cfg) for _, cfg in resolved]
-    candidates = list(dict.fromkeys([*grid, *(k for c, _ in resolved for k in c.values)]))
+    flats = [flatten(cfg) for _, cfg, _ in resolved]
+    candidates = list(dict.fromkeys([*grid, *(k for c, _, _ in resolved for k in c.values)]))
     varying = [k for k in candidates
                if len({_hashable(f.get(k)) for f in flats}) > 1]
     width = max(3, len(str(len(resolved) - 1)))
     trials: list[Trial] = []
     seen: dict[str, str] = {}
-    for i, ((combo, cfg), flat) in enumerate(zip(resolved, flats)):
+    for i, ((combo, cfg, per_trial), flat) in enumerate(zip(resolved, flats)):
         group = f"t{i:0{width}d}"
         values = {k: flat.get(k) for k in varying}
         fingerprint = repr(sorted((k, _hashable(v)) for k, v in flat.items()))
@@ -652,11 +700,25 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
         seen[fingerprint] = group
         label = " ".join(_slug(v) for v in values.values()) or spec.name
         stem = "_".join([group, *(_slug(v) for v in values.values())])
-        for seed in seeds:
-            suffix = f"_s{seed}"
+        for j in range(0, len(seeds), per_trial):
+            chunk = seeds[j:j + per_trial]
+            suffix = f"_s{seeds_text(chunk)}"
             trial_id = stem[: MAX_ID_LEN - len(suffix)].rstrip("_.-") + suffix
-            trials.append(Trial(trial_id, group, label, seed, values, {**cfg, "seed": seed}))
+            config = {**cfg, "seed": chunk[0], "seeds_per_trial": len(chunk)}
+            config.pop("seeds", None)
+            if len(chunk) > 1:
+                config["seeds"] = list(chunk)
+            trials.append(Trial(trial_id, group, label, TrialSeeds(chunk), values, config))
     return Sweep(spec.name, path, text, spec, budget, seeds, grid, varying, trials)
+
+
+def _seeds_per_trial(value: Any, n_seeds: int) -> int | None:
+    """``seeds_per_trial`` of a combination -> seeds per trial (None if invalid)."""
+    if value == "vectorized":
+        return n_seeds
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return min(value, n_seeds)
+    return None
 
 
 def _hint(key: str, msg: str) -> str:

@@ -48,12 +48,18 @@ def read_resolved(sweep_dir: Path) -> dict[str, Any]:
 
 def last_row(metrics_csv: Path) -> dict[str, str] | None:
     """The last row of a trial's metrics.csv, or None."""
+    rows = last_rows(metrics_csv)
+    return rows[-1] if rows else None
+
+
+def last_rows(metrics_csv: Path) -> list[dict[str, str]]:
+    """The rows of a trial's last evaluation: one per seed (several if seed-batched)."""
     try:
         with open(metrics_csv, newline="") as f:
             rows = list(csv.DictReader(f))
     except OSError:
-        return None
-    return rows[-1] if rows else None
+        return []
+    return [r for r in rows if r.get("env_step") == rows[-1].get("env_step")] if rows else []
 
 
 def _float(x: Any) -> float | None:
@@ -87,9 +93,10 @@ def read_states(sweep_dir: Path, resolved: dict[str, Any] | None = None) -> list
             st.error = status.get("error")
             st.restores = int(status.get("restores") or 0)
             st.updated = status.get("updated")
-        row = last_row(d / "metrics.csv")
-        if row is not None:
-            st.value = _float(row.get(metric))
+        rows = last_rows(d / "metrics.csv")
+        if rows:  # a seed-batched trial: the mean over its seeds
+            values = [v for r in rows if (v := _float(r.get(metric))) is not None]
+            st.value = sum(values) / len(values) if values else None
             if status is None:  # metrics but no status yet: the first evaluation is running
                 st.state = "running"
         out.append(st)
