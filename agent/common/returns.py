@@ -93,3 +93,47 @@ def monte_carlo(rewards: torch.Tensor, done: torch.Tensor, gamma: float,
         running = rewards[t] + gamma * (1.0 - done[t]) * running
         out[t] = running
     return out
+
+
+#: the names :func:`estimate` accepts (the ``return_estimator`` switch of model-based agents)
+ESTIMATORS: tuple[str, ...] = ("lambda_return", "gae", "td0", "monte_carlo")
+
+
+def estimate(name: str, rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
+             continues: torch.Tensor, gamma: float, lam: float,
+             done: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Value targets and advantages by the estimator ``name``: (targets, advantages), [T, ...].
+
+    ``continues[t]`` is the probability that s_{t+1} is not terminal (``1 - terminated``; a
+    learned continue head's output on imagined trajectories); ``done[t]`` (optional, binary)
+    marks real episode boundaries after step t, where the recursion stops but the bootstrap
+    from ``next_values[t]`` stays (time limits). Every estimator bootstraps from
+    ``next_values[-1]`` at the segment's end, and advantages are ``targets - values``:
+
+      lambda_return  G_t = r_t + gamma c_t ((1 - lam) V(s_{t+1}) + lam G_{t+1})  (Dreamer's form)
+      gae            the same estimate by the GAE recursion on the TD errors (equal up to rounding)
+      td0            G_t = r_t + gamma c_t V(s_{t+1})                            (lam ignored)
+      monte_carlo    G_t = r_t + gamma c_t G_{t+1}, G_T = V(s_T): lambda_return with lam = 1
+
+    Shapes: rewards, values, next_values, continues, done [T, ...] -> two tensors [T, ...].
+    Gradients flow as plain arithmetic (wrap in ``torch.no_grad()`` for targets).
+    """
+    terminated = 1.0 - continues
+    if name == "lambda_return" or name == "monte_carlo":
+        cut = torch.zeros_like(rewards) if done is None else done
+        targets = lambda_return(rewards, next_values, terminated, gamma,
+                                1.0 if name == "monte_carlo" else lam, cut)
+        return targets, targets - values
+    if name == "gae":
+        # gae's recursion carries gamma lam (1 - done'); the lambda-return carries
+        # gamma lam c (1 - done), so done' = 1 - c (1 - done) makes them the same estimator
+        keep = continues if done is None else continues * (1.0 - done)
+        adv = gae(rewards, values, next_values, terminated, gamma, lam, 1.0 - keep)
+        return adv + values, adv
+    if name == "td0":
+        targets = td0(rewards, next_values, terminated, gamma)
+        return targets, targets - values
+    from init_schemes import suggest
+
+    raise ValueError(f"unknown return estimator '{name}'{suggest(name, list(ESTIMATORS))} "
+                     f"(known: {', '.join(ESTIMATORS)})")
