@@ -590,7 +590,7 @@ def _figures(ctx: _Context, fig_dir: Path) -> None:
             "Probability of improvement",
             f"P(row group's final score {ctx.cmp} column group's){strat}"
             + (f", i.e. the row group is better (lower `{ctx.metric}`)" if ctx.lower else "")
-            + ". `*`: the 95% CI excludes 0.5, i.e. the difference is supported by the data.",
+            + ". `*`: supported (the 95% CI excludes 0.5 and each group has at least 4 runs).",
         )
 
     if AGG_ENV in ctx.scopes:
@@ -812,7 +812,9 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
             + " Running trials' AUC covers only the steps they reached.",
             f"**Probability of improvement** P(A {ctx.cmp} B) = the chance that a run of A "
             f"{'scores lower than' if ctx.lower else 'beats'} a run of B on the same env (ties "
-            "count half). **Supported** = its 95% CI excludes 0.5. "
+            "count half). **Supported** = its 95% CI excludes 0.5 and each group has at least "
+            f"{stats.MIN_RUNS_FOR_SUPPORT} runs (with fewer, no rank test can reach 5% and the "
+            "bootstrap CI is degenerate, so no verdict is drawn). "
             "**Not supported** means this data cannot tell the groups apart, not that they are "
             "equal; more seeds may resolve it.",
         ]
@@ -878,7 +880,12 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
         doc.table(
             ["A", "B", f"P(A {ctx.cmp} B) [95% CI]", "Verdict"],
             [
-                [r.a, r.b, _ci(r.p, r.low, r.high, digits=2), _verdict(r.low, r.high, r.a, r.b)]
+                [
+                    r.a,
+                    r.b,
+                    _ci(r.p, r.low, r.high, digits=2),
+                    _verdict(r.low, r.high, r.a, r.b, r.n_min),
+                ]
                 for r in pairs.itertuples()
             ],
         )
@@ -977,9 +984,12 @@ def _runs_text(runs: pd.DataFrame) -> str:
     return text
 
 
-def _verdict(low: float, high: float, a: str, b: str) -> str:
+def _verdict(low: float, high: float, a: str, b: str, n_min: int) -> str:
     if not (np.isfinite(low) and np.isfinite(high)):
         return "no CI (too few runs)"
+    if n_min < stats.MIN_RUNS_FOR_SUPPORT:
+        return (f"too few runs to tell ({n_min} per group; a verdict needs "
+                f">= {stats.MIN_RUNS_FOR_SUPPORT})")
     if low > 0.5:
         return f"supported: {a} better"
     if high < 0.5:
@@ -989,7 +999,7 @@ def _verdict(low: float, high: float, a: str, b: str) -> str:
 
 def _verdict_rows(table: pd.DataFrame, best: str) -> list[list[str]]:
     return [
-        [r.b, _ci(r.p, r.low, r.high, digits=2), _verdict(r.low, r.high, best, r.b)]
+        [r.b, _ci(r.p, r.low, r.high, digits=2), _verdict(r.low, r.high, best, r.b, r.n_min)]
         for r in table.itertuples()
     ]
 
@@ -999,6 +1009,8 @@ def _verdict_summary(ctx: _Context, scope: str) -> str:
     best = ctx.best[scope]
     if table.empty:
         return f"Only one group (**{best}**); nothing to compare."
+    few = table[table["n_min"] < stats.MIN_RUNS_FOR_SUPPORT]["b"].tolist()
+    table = table[table["n_min"] >= stats.MIN_RUNS_FOR_SUPPORT]
     better = table[table["low"] > 0.5]["b"].tolist()
     unclear = table[~((table["low"] > 0.5) | (table["high"] < 0.5))]["b"].tolist()
     worse = table[table["high"] < 0.5]["b"].tolist()
@@ -1024,6 +1036,12 @@ def _verdict_summary(ctx: _Context, scope: str) -> str:
         parts.append(
             f"{_list(worse)} beat it more often than not despite a worse IQM "
             "(skewed score distributions)."
+        )
+    if few:
+        parts.append(
+            f"Against {_list(few)} no verdict is drawn: fewer than "
+            f"{stats.MIN_RUNS_FOR_SUPPORT} runs per group, too few for any test of a difference "
+            "to reach the 5% level (rerun with more seeds)."
         )
     runs = ctx.runs if scope == AGG_ENV else ctx.runs[ctx.runs["env"] == scope]
     n_running = int((runs["state"] == "running").sum())

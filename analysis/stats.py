@@ -510,9 +510,10 @@ def poi_table(
 
     One row per ordered pair ``(a, b)`` of group labels (all pairs if ``pairs`` is None): ``a,
     b, p`` (= P(a better than b), averaged over the tasks both have; better = higher value for
-    ``mode="max"``, lower for ``"min"``), ``low, high, n_tasks`` and ``supported``: True when
-    the CI excludes 0.5, i.e. the data support a difference in one direction. P(b better than
-    a) = 1 - P(a better than b), so each unordered pair is bootstrapped once.
+    ``mode="max"``, lower for ``"min"``), ``low, high, n_tasks``, ``n_min`` (the fewest runs
+    either group has on a shared task) and ``supported``: True when the CI excludes 0.5 and
+    ``n_min >= MIN_RUNS_FOR_SUPPORT``, i.e. the data support a difference in one direction.
+    P(b better than a) = 1 - P(a better than b), so each unordered pair is bootstrapped once.
     """
     check_mode(mode)
     strata_by = {label: strata for label, _, strata in _iter_strata(runs, group, value, stratify)}
@@ -525,6 +526,7 @@ def poi_table(
     rows = []
     for a, b in wanted:
         tasks = [t for t in strata_by[a] if t in strata_by[b]]
+        n_min = min((min(len(strata_by[a][t]), len(strata_by[b][t])) for t in tasks), default=0)
         if not tasks:
             p = low = high = float("nan")
         else:
@@ -536,7 +538,8 @@ def poi_table(
                 confidence=confidence,
                 seed=seed,
             )
-        rows.append({"a": a, "b": b, "p": p, "low": low, "high": high, "n_tasks": len(tasks)})
+        rows.append({"a": a, "b": b, "p": p, "low": low, "high": high, "n_tasks": len(tasks),
+                     "n_min": n_min})
         if mirror:
             rows.append(
                 {
@@ -546,11 +549,27 @@ def poi_table(
                     "low": 1 - high,
                     "high": 1 - low,
                     "n_tasks": len(tasks),
+                    "n_min": n_min,
                 }
             )
-    table = pd.DataFrame(rows, columns=["a", "b", "p", "low", "high", "n_tasks"])
-    table["supported"] = (table["low"] > 0.5) | (table["high"] < 0.5)
+    table = pd.DataFrame(rows, columns=["a", "b", "p", "low", "high", "n_tasks", "n_min"])
+    table["supported"] = is_supported(table["low"], table["high"], table["n_min"])
     return table
+
+
+#: fewest runs per group (on every shared task) before a difference can be called supported:
+#: with n runs against n, the exact two-sided rank test (Mann-Whitney) cannot go below
+#: 2 / C(2n, n), which is 0.33 for n = 2, 0.10 for 3 and first under 0.05 (0.029) at 4; the
+#: percentile bootstrap of P(A > B) is degenerate there (2 vs 2 perfectly separated gives the
+#: CI [1, 1]), so below this count no verdict is drawn, whatever the CI says
+MIN_RUNS_FOR_SUPPORT = 4
+
+
+def is_supported(low: ArrayLike, high: ArrayLike, n_min: ArrayLike) -> np.ndarray:
+    """Element-wise: the CI [low, high] of P(A better than B) excludes 0.5 and both groups have
+    at least :data:`MIN_RUNS_FOR_SUPPORT` runs (``n_min``) on every shared task."""
+    low, high, n_min = (np.asarray(x, dtype=float) for x in (low, high, n_min))
+    return ((low > 0.5) | (high < 0.5)) & (n_min >= MIN_RUNS_FOR_SUPPORT)
 
 
 def profile_table(

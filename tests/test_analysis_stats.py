@@ -266,6 +266,26 @@ def test_probability_of_improvement_supported_and_not(runs):
     assert mirrored["p"] == pytest.approx(1 - close["p"])
 
 
+def test_two_perfectly_separated_seeds_are_too_few_for_a_verdict(runs):
+    # keep 2 seeds a group: orthogonal still beats fanin in all 4 pairings and the bootstrap CI
+    # collapses to [1, 1], but no test of 2 vs 2 can reach 5%, so nothing is "supported"
+    one = runs[runs["init.scenario"] == "small_outputs"]
+    two = one[one["seed"].isin([0, 2])]
+    pair = stats.poi_table(two, ["init.scheme"], reps=500).set_index(["a", "b"])
+    row = pair.loc[("orthogonal", "fanin")]
+    assert row["p"] == 1.0 and row["low"] == 1.0 and row["n_min"] == 2
+    assert not row["supported"]
+    four = one[one["seed"].isin([0, 2, 3, 4])]
+    row = stats.poi_table(four, ["init.scheme"], reps=500).set_index(["a", "b"])
+    assert row.loc[("orthogonal", "fanin"), "n_min"] >= 4
+    assert row.loc[("orthogonal", "fanin"), "supported"]
+
+
+def test_is_supported_needs_the_ci_and_the_runs():
+    got = stats.is_supported([0.6, 0.6, 0.3, 0.1], [0.9, 0.9, 0.7, 0.4], [4, 3, 10, 5])
+    assert got.tolist() == [True, False, False, True]
+
+
 def test_learning_curves_known(tidy):
     curves = stats.learning_curves(tidy, "eval/return", ["init.scheme", "init.scenario"], reps=200)
     walker = curves[(curves["env"] == "Walker2d-v4") & (curves["group"] == "orthogonal / no_small")]
