@@ -75,6 +75,8 @@ def write_report(
     reps: int = 2000,
     curve_reps: int = 300,
     seed: int = 0,
+    out_dir: str | Path | None = None,
+    up_to: float | None = None,
 ) -> Path:
     """Analyse a sweep directory and write ``report.md``, ``report.html`` and ``report/``.
 
@@ -97,13 +99,18 @@ def write_report(
         reps: bootstrap resamples for final-performance CIs and P(improvement).
         curve_reps: bootstrap resamples for learning-curve bands.
         seed: bootstrap seed (the report is deterministic for a given sweep state).
+        out_dir: where ``report.md``, ``report.html`` and ``report/`` go (default: the sweep
+            directory); e.g. a second report of the same sweep grouped differently.
+        up_to: use only evaluations at env steps <= ``up_to``: "final" performance becomes
+            performance at that budget (early learning, when every group ends solved).
 
     Returns:
         The path of ``report.md``.
 
     Raises:
-        AnalysisError: missing directory, no trials, unknown group key, unknown mode, or no
-            values of the metric; the message names the path.
+        AnalysisError: missing directory, no trials, unknown group key, unknown mode, no
+            values of the metric, or no evaluation at or before ``up_to``; the message names
+            the path.
     """
     started = time.perf_counter()
     sweep_dir = Path(sweep_dir)
@@ -135,14 +142,30 @@ def write_report(
         info = read_sweep_info(sweep_dir)
         trials = load_trials(sweep_dir)
         df = load_sweep(sweep_dir, trials=trials)
+        if up_to is not None:
+            df = df[df["env_step"].isna() | (df["env_step"] <= up_to)]
+            if not (df["env_step"] <= up_to).any():
+                raise AnalysisError(f"no evaluation at or before env step {up_to:g} in {sweep_dir}")
         metric = metric or info.metric
         mode = _check_mode(mode or info.mode, sweep_dir)
         _check_metric(df, metric, sweep_dir)
         group = _group_keys(df, group, sweep_dir)
         ctx = _Context(
-            sweep_dir, info, trials, df, metric, list(group), last_k, reps, seed, mode=mode
+            sweep_dir,
+            info,
+            trials,
+            df,
+            metric,
+            list(group),
+            last_k,
+            reps,
+            seed,
+            mode=mode,
+            up_to=up_to,
         )
-        out = sweep_dir / "report"
+        root = Path(out_dir) if out_dir is not None else sweep_dir
+        root.mkdir(parents=True, exist_ok=True)
+        out = root / "report"
         (out / "figures").mkdir(parents=True, exist_ok=True)
         df.to_parquet(out / "metrics.parquet", index=False)
         bar.update()
@@ -183,9 +206,9 @@ def write_report(
 
         stage("write")
         doc = _compose(ctx, time.perf_counter() - started)
-        md_path = sweep_dir / "report.md"
+        md_path = root / "report.md"
         md_path.write_text(doc.to_markdown())
-        (sweep_dir / "report.html").write_text(doc.to_html(sweep_dir, title=f"{info.name}"))
+        (root / "report.html").write_text(doc.to_html(root, title=f"{info.name}"))
         bar.update()
     finally:
         bar.close()
@@ -233,6 +256,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--reps", type=int, default=2000, help="bootstrap resamples for CIs (default 2000)"
     )
     parser.add_argument(
+        "--up-to",
+        type=float,
+        default=None,
+        metavar="STEP",
+        help="use only evaluations at env steps <= STEP (final performance = performance at "
+        "that budget)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="OUT",
+        help="write report.md, report.html and report/ into OUT (default: DIR)",
+    )
+    parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
     )
     return parser
@@ -272,6 +310,8 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             mode=getattr(args, "mode", None),
             last_k=getattr(args, "last_k", 3),
             reps=getattr(args, "reps", 2000),
+            out_dir=getattr(args, "out", None),
+            up_to=getattr(args, "up_to", None),
         )
     except AnalysisError as err:
         print(f"sweep report: error: {err}", file=sys.stderr)
@@ -298,6 +338,7 @@ class _Context:
     reps: int
     seed: int
     mode: str = "max"
+    up_to: float | None = None
     runs_all: pd.DataFrame = field(default_factory=pd.DataFrame)
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     envs: list[str] = field(default_factory=list)
@@ -721,6 +762,11 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
         f"Generated {now} from `{ctx.sweep_dir}` by `sweep report` in {elapsed:.0f} s. "
         f"Metric: `{ctx.metric}`, **{ctx.direction}** (mode `{ctx.mode}`)."
     )
+    if ctx.up_to is not None:
+        doc.p(
+            f"**Budget cut:** only evaluations at env steps <= {ctx.up_to:,.0f} are used, so "
+            f"final performance here is performance at {ctx.up_to:,.0f} env steps."
+        )
     if ctx.lower:
         doc.p(
             f"Lower `{ctx.metric}` is better: groups are ranked lowest first, P(A < B) is the "
@@ -988,8 +1034,10 @@ def _verdict(low: float, high: float, a: str, b: str, n_min: int) -> str:
     if not (np.isfinite(low) and np.isfinite(high)):
         return "no CI (too few runs)"
     if n_min < stats.MIN_RUNS_FOR_SUPPORT:
-        return (f"too few runs to tell ({n_min} per group; a verdict needs "
-                f">= {stats.MIN_RUNS_FOR_SUPPORT})")
+        return (
+            f"too few runs to tell ({n_min} per group; a verdict needs "
+            f">= {stats.MIN_RUNS_FOR_SUPPORT})"
+        )
     if low > 0.5:
         return f"supported: {a} better"
     if high < 0.5:

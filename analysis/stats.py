@@ -538,8 +538,17 @@ def poi_table(
                 confidence=confidence,
                 seed=seed,
             )
-        rows.append({"a": a, "b": b, "p": p, "low": low, "high": high, "n_tasks": len(tasks),
-                     "n_min": n_min})
+        rows.append(
+            {
+                "a": a,
+                "b": b,
+                "p": p,
+                "low": low,
+                "high": high,
+                "n_tasks": len(tasks),
+                "n_min": n_min,
+            }
+        )
         if mirror:
             rows.append(
                 {

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from fixtures_analysis import write_sweep
 
-from analysis import AnalysisError, report
+from analysis import AnalysisError, report, stats
+from analysis.load import load_sweep
 
 LEVELS = {"orthogonal": 0.8, "fanin": 0.4}
 
@@ -158,3 +159,21 @@ def test_no_metrics_yet_is_an_error(tmp_path):
         (trial / "metrics.csv").unlink()
     with pytest.raises(AnalysisError, match=r"no values of metric 'eval/return'.*early"):
         report.write_report(root, progress=False)
+
+
+def test_up_to_and_out_write_an_early_budget_report_elsewhere(tmp_path):
+    root = _write(tmp_path / "early", seeds=(0, 1, 2, 3), diagnostics=False)
+    out = tmp_path / "at3k"
+    assert report.main([str(root), "--no-progress", "--reps", "200", "--up-to", "3000",
+                        "--out", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "only evaluations at env steps <= 3,000 are used" in md
+    assert (out / "report.html").is_file() and (out / "report" / "metrics.parquet").is_file()
+    assert not (root / "report.md").exists()  # the sweep's own report is left alone
+    df = pd.read_parquet(out / "report" / "metrics.parquet")
+    assert 0 < df["env_step"].max() <= 3000 < load_sweep(root)["env_step"].max()
+    # the curves rise until 70% of the budget: at 3k every group is below its final level
+    full = stats.final_scores(load_sweep(root), "eval/return")
+    early = stats.final_scores(df, "eval/return")
+    assert (early["score"].to_numpy() < full["score"].to_numpy()).all()
+    assert report.main([str(root), "--no-progress", "--up-to", "-1"]) == 2
