@@ -61,7 +61,7 @@ from torch import Tensor, nn
 
 from agent.base import Agent, to_tensor
 from agent.common.distributions import normal_log_prob, tanh_log_det
-from agent.common.envs import EnvError, restore, scale_action, snapshot
+from agent.common.envs import restore, snapshot, step_env
 from agent.common.networks import activations
 from agent.common.returns import estimate
 from agent.common.rssm import Latent
@@ -335,12 +335,8 @@ class ModelBasedAgent(Agent):
         else:
             a, _, _ = self.sample_action(self.model.features(self.latent))
             action = a[0].numpy()
-        try:
-            self.obs, reward, term, trunc, _ = self.env.step(
-                scale_action(action, self.low, self.high))
-        except Exception as err:
-            raise EnvError(f"env '{self.env_spec.id}' crashed at step {self.env_steps}: "
-                           f"{err}") from err
+        self.obs, reward, term, trunc, _ = step_env(
+            self.env, action, self.low, self.high, f"env '{self.env_spec.id}'", self.env_steps)
         self._record(action, float(reward), first=False, terminal=bool(term))
         self.episode_return += float(reward)
         self.env_steps += 1

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from agent.base import Agent
 from agent.common.distributions import normal_entropy, normal_log_prob
-from agent.common.envs import EnvError, restore, scale_action, snapshot
+from agent.common.envs import EnvError, restore, snapshot, step_env
 from agent.common.networks import GaussianActor, mlp
 from agent.common.normalize import ObsNormalizer, RewardScaler
 from agent.common.returns import gae
@@ -136,12 +136,9 @@ class PPO(Agent):
         value = self.critic(self.obs).squeeze(-1)
         action = mean + log_std.exp() * torch.randn_like(mean)
         logp = normal_log_prob(action, mean, log_std)
-        env_action = scale_action(action.clamp(-1.0, 1.0).numpy(), self.low, self.high)
-        try:
-            raw_obs, reward, term, trunc, info = self.envs.step(env_action)
-        except Exception as err:
-            raise EnvError(f"env '{self.env_spec.id}' crashed at step {self.env_steps}: "
-                           f"{err}") from err
+        raw_obs, reward, term, trunc, info = step_env(
+            self.envs, action.clamp(-1.0, 1.0).numpy(), self.low, self.high,
+            f"env '{self.env_spec.id}'", self.env_steps)
         done = term | trunc
         # truncated episodes bootstrap from the value of their final (not the reset) obs
         final_value = torch.zeros(self.c.num_envs)

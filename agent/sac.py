@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agent.base import Agent, seed_everything, to_tensor
 from agent.common import seed_batch
 from agent.common.distributions import squashed_sample
-from agent.common.envs import EnvError, restore, scale_action, snapshot
+from agent.common.envs import restore, snapshot, step_env
 from agent.common.networks import SquashedGaussianActor, mlp
 from agent.common.replay import ReplayBuffer, SeedBatchedReplay
 from agent.config import TrialConfig
@@ -131,12 +131,8 @@ class SAC(Agent):
         n_updates = 0
         while self.env_steps < until:
             action = self._explore_action()
-            try:
-                next_obs, reward, term, trunc, _ = self.env.step(
-                    scale_action(action, self.low, self.high))
-            except Exception as err:
-                raise EnvError(f"env '{self.env_spec.id}' crashed at step {self.env_steps}: "
-                               f"{err}") from err
+            next_obs, reward, term, trunc, _ = step_env(
+                self.env, action, self.low, self.high, f"env '{self.env_spec.id}'", self.env_steps)
             self.buffer.add(self.obs, action, reward, next_obs, float(term))
             self.episode_return += float(reward)
             self.obs = next_obs
@@ -327,11 +323,9 @@ class SeedBatchedSAC(SAC):
         while self.env_steps < until:
             action, obs = self._explore_action(), self.obs.copy()
             for i, env in enumerate(self.envs):
-                try:
-                    o, r, term, trunc, _ = env.step(scale_action(action[i], self.low, self.high))
-                except Exception as err:
-                    raise EnvError(f"env '{self.env_spec.id}' (seed {self.seeds[i]}) crashed at "
-                                   f"step {self.env_steps}: {err}") from err
+                o, r, term, trunc, _ = step_env(
+                    env, action[i], self.low, self.high,
+                    f"env '{self.env_spec.id}' (seed {self.seeds[i]})", self.env_steps)
                 next_obs[i], rewards[i], terms[i] = o, r, float(term)
                 self.episode_return[i] += float(r)
                 if term or trunc:

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from torch import Tensor, nn
 
 from agent.base import Agent
-from agent.common.envs import EnvError, restore, scale_action, snapshot
+from agent.common.envs import restore, snapshot, step_env
 from agent.common.networks import activations, mlp
 from agent.common.rssm import RSSM, Latent
 from agent.common.sequence_replay import Batch, SequenceReplay
@@ -356,12 +356,8 @@ class WorldModelAgent(Agent):
         n, t_updates = 0, 0.0
         while self.env_steps < until:
             action = self.explore_action()
-            try:
-                self.obs, reward, term, trunc, _ = self.env.step(
-                    scale_action(action, self.low, self.high))
-            except Exception as err:
-                raise EnvError(f"env '{self.env_spec.id}' crashed at step {self.env_steps}: "
-                               f"{err}") from err
+            self.obs, reward, term, trunc, _ = step_env(
+                self.env, action, self.low, self.high, f"env '{self.env_spec.id}'", self.env_steps)
             self._record(action, float(reward), first=False, terminal=bool(term))
             self.episode_return += float(reward)
             self.env_steps += 1

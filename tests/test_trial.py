@@ -120,3 +120,52 @@ def test_other_box_env_trains_with_actions_in_its_bounds(agent, tmp_path):
     rows = run_trial(cfg, tmp_path)
     assert rows[-1]["env_step"] == 200 and math.isfinite(rows[-1]["eval/return"])
     assert json.loads(Path(tmp_path, "config.json").read_text())["env"] == cfg.env
+
+
+class _CrashingPendulum:
+    """Pendulum-v1 whose simulator raises on its ``crash_at``-th step (counted over resets)."""
+
+    def __init__(self, crash_at: int):
+        import gymnasium as gym
+
+        self.env, self.n, self.crash_at = gym.make("Pendulum-v1"), 0, crash_at
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+    def step(self, action):
+        self.n += 1
+        if self.n == self.crash_at:
+            raise FloatingPointError("simulator diverged (injected)")
+        return self.env.step(action)
+
+
+@pytest.mark.parametrize("agent", ["sac", "ppo", "mb_ppo"])
+def test_env_crash_names_env_and_step_and_keeps_the_metrics(agent, tmp_path, monkeypatch):
+    from agent.common import envs
+
+    settings = SETTINGS.get(agent, {
+        "world_model.deter": 16, "world_model.stoch": 4, "world_model.hidden": 16,
+        "world_model.seq_len": 8, "world_model.batch_size": 4, "world_model.eval_batch": 2,
+        "world_model.eval_horizons": [1, 2], "mb_ppo.hidden": [16], "mb_ppo.prefill": 50,
+        "mb_ppo.explore_steps": 50, "mb_ppo.model_updates": 1, "mb_ppo.num_sequences": 2,
+        "mb_ppo.sequence_length": 8, "mb_ppo.minibatch_size": 8,
+        "mb_ppo.updates_per_iteration": 1, "mb_ppo.imagine_horizon": 3})
+    cfg = build_config({"agent": agent, "env": "Pendulum-v1", "seed": 0, "total_steps": 600,
+                        "eval_every": 100, "eval_episodes": 1, "diag_states": 0, **settings})
+    made = []
+
+    def make(self, **kwargs):  # the training env(s) crash after 250 steps; eval envs do not
+        env = _CrashingPendulum(250 if len(made) < (2 if agent == "ppo" else 1) else 10**9)
+        made.append(env)
+        return env
+
+    monkeypatch.setattr(envs.EnvSpec, "make", make)
+    with pytest.raises(EnvError, match=r"env 'Pendulum-v1' crashed at step \d+: simulator "
+                                       r"diverged \(injected\)"):
+        run_trial(cfg, tmp_path)
+    status = json.loads((tmp_path / "status.json").read_text())
+    assert status["state"] == "failed" and "crashed at step" in status["error"]
+    rows = pd.read_csv(tmp_path / "metrics.csv")
+    assert rows["env_step"].max() >= 100  # evaluations before the crash are kept
+    assert (tmp_path / "config.json").is_file()

@@ -211,3 +211,18 @@ def _time_limit(env: gym.Env):
 def scale_action(a: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """[-1, 1] -> [low, high], elementwise."""
     return low + (np.asarray(a) + 1.0) * 0.5 * (high - low)
+
+
+def step_env(env: Any, action: np.ndarray, low: np.ndarray, high: np.ndarray, name: str,
+             step: int | None = None) -> tuple:
+    """``env.step`` of ``action`` in [-1, 1] rescaled to [low, high] (a single or vector env).
+
+    An exception from the simulator becomes an :class:`EnvError` "<name> crashed at step
+    <step>: <error>" (``name`` e.g. "env 'Walker2d-v5'"), so a trial fails with a message naming
+    the env and the step instead of a simulator traceback.
+    """
+    try:
+        return env.step(scale_action(action, low, high))
+    except Exception as err:
+        at = "" if step is None else f" at step {step}"
+        raise EnvError(f"{name} crashed{at}: {err}") from err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.common.envs import EnvError, scale_action
+from agent.common.envs import step_env
 
 
 def evaluate(agent, episodes: int, seed: int, envs: list | None = None) -> np.ndarray:
@@ -21,10 +21,8 @@ def evaluate(agent, episodes: int, seed: int, envs: list | None = None) -> np.nd
     while alive.any():
         action, state = agent.act(obs, state)
         for i in np.flatnonzero(alive):
-            try:
-                o, r, term, trunc, _ = envs[i].step(scale_action(action[i], low, high))
-            except Exception as err:
-                raise EnvError(f"eval env '{agent.env_spec.id}' crashed: {err}") from err
+            o, r, term, trunc, _ = step_env(envs[i], action[i], low, high,
+                                            f"eval env '{agent.env_spec.id}'")
             obs[i] = o
             returns[i] += r
             if term or trunc:

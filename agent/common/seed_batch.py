@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agent.common.distributions import normal_log_prob, tanh_log_det
-from agent.common.envs import EnvError, scale_action
+from agent.common.envs import step_env
 from agent.common.networks import EnsembleLinear, RoleLinear
 from init_schemes import RegistryError
 
@@ -174,10 +174,8 @@ def evaluate_seeds(agent: Any, episodes: int, seeds: list[int]) -> np.ndarray:
     while alive.any():
         action = agent.act_seeds(obs)
         for s, i in zip(*np.nonzero(alive)):
-            try:
-                o, r, term, trunc, _ = envs[s][i].step(scale_action(action[s, i], low, high))
-            except Exception as err:
-                raise EnvError(f"eval env '{agent.env_spec.id}' crashed: {err}") from err
+            o, r, term, trunc, _ = step_env(envs[s][i], action[s, i], low, high,
+                                            f"eval env '{agent.env_spec.id}'")
             obs[s, i] = o
             returns[s, i] += r
             if term or trunc:
