@@ -107,7 +107,7 @@ def test_init_ablation_design():
     quick = load_sweep("init_ablation", "quick")
     assert len(quick.trials) == 3 * 5 * 2
     assert {t.config["env"] for t in quick.trials} == {"Pendulum-v1"}
-    assert {t.config["total_steps"] for t in quick.trials} == {3000}
+    assert {t.config["total_steps"] for t in quick.trials} == {4000}
     assert {t.seed for t in quick.trials} == {0, 1}
     # the 15-minute promise of the quick budget: 90k env steps on 2 cores at >= 80 steps/s each
     assert sum(t.total_steps for t in quick.trials) / (2 * 80) < 15 * 60
@@ -216,7 +216,7 @@ def test_dry_run_prints_the_table_and_writes_nothing(tmp_path, capsys, monkeypat
     rows = [line for line in out if line.startswith("t0")]
     assert len(rows) == 30
     assert rows[0].split() == ["t000_fanin_small_outputs_s0", "fanin", "small_outputs", "0",
-                               "3000"]
+                               "4000"]
     assert "init_ablation, budget quick: 30 trials (15 configs x 2 seeds)" in out[-1]
     assert not (tmp_path / "results").exists()
 
@@ -225,7 +225,7 @@ def test_validate_reports_every_budget(capsys):
     assert main(["validate", "init_ablation.yaml"]) == 0
     out = capsys.readouterr().out
     assert "ok: 150 trials (30 configs x 5 seeds)" in out
-    assert "budget quick: 30 trials (15 configs x 2 seeds), 90,000 env steps" in out
+    assert "budget quick: 30 trials (15 configs x 2 seeds), 120,000 env steps" in out
 
 
 def test_existing_sweep_dir_refuses_without_resume_or_force(tmp_path, capsys):
