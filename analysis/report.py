@@ -149,7 +149,7 @@ def write_report(
         metric = metric or info.metric
         mode = _check_mode(mode or info.mode, sweep_dir)
         _check_metric(df, metric, sweep_dir)
-        group = _group_keys(df, group, sweep_dir)
+        group = _group_keys(df, group, sweep_dir, info.varying_keys)
         ctx = _Context(
             sweep_dir,
             info,
@@ -405,10 +405,15 @@ def _check_metric(df: pd.DataFrame, metric: str, sweep_dir: Path) -> None:
         )
 
 
-def _group_keys(df: pd.DataFrame, group: Sequence[str] | None, sweep_dir: Path) -> list[str]:
+def _group_keys(
+    df: pd.DataFrame, group: Sequence[str] | None, sweep_dir: Path, declared: Sequence[str] = ()
+) -> list[str]:
     varying = config_columns(df)
     if group is None:
-        return [k for k in varying if k not in ("seed", "env")]
+        # the sweep's own axes (grid keys, include keys) when it declares them: a key that only
+        # some agents have (``mb_ppo.*`` in a sweep over agents) varies but is not a factor
+        axes = [k for k in declared if k in varying] or varying
+        return [k for k in axes if k not in ("seed", "env")]
     unknown = [k for k in group if k not in df.columns]
     if unknown:
         raise AnalysisError(

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 
@@ -177,3 +178,15 @@ def test_up_to_and_out_write_an_early_budget_report_elsewhere(tmp_path):
     early = stats.final_scores(df, "eval/return")
     assert (early["score"].to_numpy() < full["score"].to_numpy()).all()
     assert report.main([str(root), "--no-progress", "--up-to", "-1"]) == 2
+
+
+def test_default_groups_are_the_sweeps_axes_not_keys_only_some_trials_have(tmp_path):
+    # a sweep over agents resolves agent sections only where they apply: "mb.knob" is set in
+    # the orthogonal trials alone, so it "varies", but it is no axis of the sweep
+    root = _write(tmp_path / "axes", seeds=(0, 1, 2, 3), diagnostics=False)
+    for config_path in root.glob("trials/*orthogonal*/config.json"):
+        config = json.loads(config_path.read_text())
+        config_path.write_text(json.dumps({**config, "mb": {"knob": 7}}))
+    md = report.write_report(root, progress=False, reps=200).read_text()
+    assert "unique combinations of `init.scheme`, `init.scenario`" in md
+    assert "7" not in re.findall(r"^\| 1 \| \*\*([^*]+)\*\*", md, flags=re.M)[0]
