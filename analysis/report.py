@@ -519,7 +519,8 @@ def _colours(ctx: _Context) -> tuple[str | None, dict[Any, Any], dict[str, Any]]
     candidates = ["init.scheme", *ctx.group] if "init.scheme" in ctx.group else ctx.group
     for key in candidates:
         values = _grid_order(ctx.info.grid, key, ctx.runs)
-        if len(values) <= 10:
+        # a key some groups lack (``mb_ppo.*`` of dreamer trials) cannot colour every group
+        if len(values) <= 10 and ctx.runs[key].notna().all():
             key_palette = plots.group_palette(values)
             labels = stats.group_labels(ctx.runs, ctx.group)
             by_group = dict(zip(labels, ctx.runs[key].map(key_palette), strict=True))
