@@ -62,13 +62,12 @@ from torch import Tensor, nn
 from agent.base import Agent, to_tensor
 from agent.common.distributions import normal_log_prob, tanh_log_det
 from agent.common.envs import restore, snapshot, step_env
-from agent.common.networks import activations
+from agent.common.networks import known_activation
 from agent.common.returns import estimate
 from agent.common.rssm import Latent
 from agent.common.sequence_replay import SequenceReplay
 from agent.config import ConfigError, TrialConfig
 from agent.world_model import WorldModel, WorldModelConfig, model_update
-from init_schemes import RegistryError
 
 ReturnEstimator = Literal["lambda_return", "gae", "td0", "monte_carlo"]
 
@@ -94,11 +93,7 @@ class ModelBasedConfig(BaseModel):
     @field_validator("activation")
     @classmethod
     def _known_activation(cls, v: str) -> str:
-        try:
-            activations.get(v)
-        except RegistryError as err:
-            raise ValueError(str(err)) from None
-        return v
+        return known_activation(v)
 
 
 @dataclass

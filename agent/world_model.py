@@ -38,12 +38,11 @@ from torch import Tensor, nn
 
 from agent.base import Agent
 from agent.common.envs import restore, snapshot, step_env
-from agent.common.networks import activations, mlp
+from agent.common.networks import known_activation, mlp
 from agent.common.rssm import RSSM, Latent
 from agent.common.sequence_replay import Batch, SequenceReplay
 from agent.config import ConfigError, TrialConfig
 from agent.registry import register
-from init_schemes import RegistryError
 
 
 class WorldModelConfig(BaseModel):
@@ -91,11 +90,7 @@ class WorldModelConfig(BaseModel):
     @field_validator("activation")
     @classmethod
     def _known_activation(cls, v: str) -> str:
-        try:
-            activations.get(v)
-        except RegistryError as err:
-            raise ValueError(str(err)) from None
-        return v
+        return known_activation(v)
 
     @field_validator("proprio")
     @classmethod

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from init_schemes import Registry, check_role
+from init_schemes import Registry, RegistryError, check_role
 
 activations: Registry[type[nn.Module]] = Registry("activation")
 activations.add("relu", nn.ReLU, "rectified linear unit")
@@ -149,3 +149,13 @@ class GaussianActor(nn.Module):
         mean = self.mean(h)
         log_std = self.log_std(h) if self.state_dependent_std else self.log_std(mean)
         return mean, log_std.clamp(-20.0, 2.0)
+
+
+def known_activation(name: str) -> str:
+    """``name`` if it is a registered activation; else ValueError with the registry's message
+    (known names, closest suggestion). The body of the config validators of ``activation``."""
+    try:
+        activations.get(name)
+    except RegistryError as err:
+        raise ValueError(str(err)) from None
+    return name
