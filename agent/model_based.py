@@ -66,8 +66,8 @@ from agent.common.networks import known_activation
 from agent.common.returns import estimate
 from agent.common.rssm import Latent
 from agent.common.sequence_replay import SequenceReplay
-from agent.config import ConfigError, TrialConfig
-from agent.world_model import WorldModel, WorldModelConfig, model_update
+from agent.config import TrialConfig
+from agent.world_model import WorldModel, WorldModelConfig, model_update, proprio_targets
 
 ReturnEstimator = Literal["lambda_return", "gae", "td0", "monte_carlo"]
 
@@ -133,12 +133,7 @@ class ModelBasedAgent(Agent):
         self.c = cfg.section(self.sections[0])
         wm: WorldModelConfig = cfg.section("world_model")
         self.wm = wm
-        missing = [k for k in wm.proprio if k not in self.env_spec.proprio]
-        if missing:
-            known = ", ".join(sorted(self.env_spec.proprio)) or "none"
-            raise ConfigError([("world_model.proprio", f"env '{self.env_spec.id}' has no proprio "
-                                f"target {missing} (it has: {known})")])
-        self.proprio_fns = {k: self.env_spec.proprio[k] for k in wm.proprio}
+        self.proprio_fns = proprio_targets(self.env_spec, wm.proprio)
         self.env = self.env_spec.make()
         self.low, self.high = self.env.action_space.low, self.env.action_space.high
         self.obs_dim = self.env.observation_space.shape[0]

@@ -45,6 +45,17 @@ from agent.config import ConfigError, TrialConfig
 from agent.registry import register
 
 
+def proprio_targets(env_spec: Any, names: list[str]) -> dict[str, Any]:
+    """The env spec's proprio functions for ``names`` (``world_model.proprio``); a ConfigError
+    naming the key, the env and its known targets if one is missing."""
+    missing = [k for k in names if k not in env_spec.proprio]
+    if missing:
+        known = ", ".join(sorted(env_spec.proprio)) or "none"
+        raise ConfigError([("world_model.proprio", f"env '{env_spec.id}' has no proprio "
+                            f"target {missing} (it has: {known})")])
+    return {k: env_spec.proprio[k] for k in names}
+
+
 class WorldModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -306,12 +317,7 @@ class WorldModelAgent(Agent):
         super().__init__(cfg)
         c: WorldModelConfig = cfg.section("world_model")
         self.c = c
-        missing = [k for k in c.proprio if k not in self.env_spec.proprio]
-        if missing:
-            known = ", ".join(sorted(self.env_spec.proprio)) or "none"
-            raise ConfigError([("world_model.proprio", f"env '{self.env_spec.id}' has no proprio "
-                                f"target {missing} (it has: {known})")])
-        self.proprio_fns = {k: self.env_spec.proprio[k] for k in c.proprio}
+        self.proprio_fns = proprio_targets(self.env_spec, c.proprio)
         self.env = self.env_spec.make()
         self.low, self.high = self.env.action_space.low, self.env.action_space.high
         obs_dim, act_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
