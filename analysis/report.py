@@ -77,6 +77,8 @@ def write_report(
     seed: int = 0,
     out_dir: str | Path | None = None,
     up_to: float | None = None,
+    formats: Sequence[str] = ("png", "svg"),
+    dpi: int = 150,
 ) -> Path:
     """Analyse a sweep directory and write ``report.md``, ``report.html`` and ``report/``.
 
@@ -103,6 +105,9 @@ def write_report(
             directory); e.g. a second report of the same sweep grouped differently.
         up_to: use only evaluations at env steps <= ``up_to``: "final" performance becomes
             performance at that budget (early learning, when every group ends solved).
+        formats: figure file formats; the first must be ``png`` (report.md and the HTML show
+            the PNGs); ``svg`` adds vector copies linked from report.md.
+        dpi: resolution of the PNG figures.
 
     Returns:
         The path of ``report.md``.
@@ -110,10 +115,12 @@ def write_report(
     Raises:
         AnalysisError: missing directory, no trials, unknown group key, unknown mode, no
             values of the metric, or no evaluation at or before ``up_to``; the message names
-            the path.
+            the path. A bad ``formats`` or ``dpi``.
     """
     started = time.perf_counter()
     sweep_dir = Path(sweep_dir)
+    formats = _check_formats(formats, dpi)
+    command = _command_line(group, threshold, metric, mode, last_k, up_to, out_dir)
     stages = [
         "load",
         "final scores",
@@ -162,6 +169,9 @@ def write_report(
             seed,
             mode=mode,
             up_to=up_to,
+            formats=formats,
+            dpi=dpi,
+            command=command,
         )
         root = Path(out_dir) if out_dir is not None else sweep_dir
         root.mkdir(parents=True, exist_ok=True)
@@ -202,6 +212,7 @@ def write_report(
 
         stage("init diagnostics")
         _init_diagnostics(ctx, out / "figures")
+        _drop_stale_figures(ctx, out / "figures")
         bar.update()
 
         stage("write")
@@ -271,6 +282,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="write report.md, report.html and report/ into OUT (default: DIR)",
     )
     parser.add_argument(
+        "--formats",
+        default="png,svg",
+        metavar="LIST",
+        help="figure formats, comma-separated, png first (default png,svg; png alone keeps a "
+        "report small enough to commit)",
+    )
+    parser.add_argument(
+        "--dpi", type=int, default=150, help="resolution of the PNG figures (default 150)"
+    )
+    parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
     )
     return parser
@@ -312,6 +333,8 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             reps=getattr(args, "reps", 2000),
             out_dir=getattr(args, "out", None),
             up_to=getattr(args, "up_to", None),
+            formats=str(getattr(args, "formats", "png,svg")).split(","),
+            dpi=getattr(args, "dpi", 150),
         )
     except AnalysisError as err:
         print(f"sweep report: error: {err}", file=sys.stderr)
@@ -339,6 +362,10 @@ class _Context:
     seed: int
     mode: str = "max"
     up_to: float | None = None
+    formats: tuple[str, ...] = ("png", "svg")
+    dpi: int = 150
+    command: str = "sweep report"
+    written: list[Path] = field(default_factory=list)
     runs_all: pd.DataFrame = field(default_factory=pd.DataFrame)
     runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     envs: list[str] = field(default_factory=list)
@@ -706,7 +733,7 @@ def _init_diagnostics(ctx: _Context, fig_dir: Path) -> None:
             kw = {"row": None, "col": "group"}
         fig, _ = plots.plot_action_histograms(sub, title=f"{env}: actions at init", **kw)
         name = f"init_action_hist_{_slug(env)}"
-        plots.save_figure(fig, fig_dir / name)
+        _write_figure(ctx, fig, fig_dir / name)
         ctx.diag_figures.append(
             (
                 name,
@@ -721,7 +748,7 @@ def _init_diagnostics(ctx: _Context, fig_dir: Path) -> None:
     else:
         kw = {"hue": "group", "style": None}
     fig, _ = plots.plot_clip_vs_coverage(summary, col="env" if len(ctx.envs) > 1 else None, **kw)
-    plots.save_figure(fig, fig_dir / "init_clip_vs_coverage")
+    _write_figure(ctx, fig, fig_dir / "init_clip_vs_coverage")
     ctx.diag_figures.append(
         (
             "init_clip_vs_coverage",
@@ -733,8 +760,64 @@ def _init_diagnostics(ctx: _Context, fig_dir: Path) -> None:
 
 
 def _save(ctx: _Context, fig: Any, fig_dir: Path, name: str, section: str, caption: str) -> None:
-    plots.save_figure(fig, fig_dir / name)
+    _write_figure(ctx, fig, fig_dir / name)
     ctx.figures.append((section, name, caption))
+
+
+def _write_figure(ctx: _Context, fig: Any, stem: Path) -> None:
+    ctx.written += plots.save_figure(fig, stem, formats=ctx.formats, dpi=ctx.dpi)
+
+
+def _drop_stale_figures(ctx: _Context, fig_dir: Path) -> None:
+    """Remove figure files an earlier report left in ``fig_dir`` that this one did not write."""
+    keep = {p.resolve() for p in ctx.written}
+    for path in fig_dir.iterdir():
+        if path.suffix.lstrip(".") in FIGURE_FORMATS and path.resolve() not in keep:
+            path.unlink()
+
+
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+def _check_formats(formats: Sequence[str], dpi: int) -> tuple[str, ...]:
+    formats = tuple(dict.fromkeys(str(f).lower().lstrip(".") for f in formats))
+    bad = [f for f in formats if f not in FIGURE_FORMATS]
+    if bad or not formats or formats[0] != "png":
+        raise AnalysisError(
+            f"figure formats {list(formats)}: the first must be png (report.md and the HTML "
+            f"show PNGs), the others any of {list(FIGURE_FORMATS)}"
+        )
+    if not isinstance(dpi, int) or isinstance(dpi, bool) or not 30 <= dpi <= 600:
+        raise AnalysisError(f"dpi must be an integer in [30, 600], got {dpi!r}")
+    return formats
+
+
+def _command_line(
+    group: Sequence[str] | None,
+    threshold: float | None,
+    metric: str | None,
+    mode: str | None,
+    last_k: int,
+    up_to: float | None,
+    out_dir: str | Path | None,
+) -> str:
+    """The ``sweep report`` options that shape the numbers (so a report says how it was made)."""
+    parts = ["sweep report"]
+    if group:
+        parts.append("--group " + " ".join(group))
+    if threshold is not None:
+        parts.append(f"--threshold {threshold:g}")
+    if metric:
+        parts.append(f"--metric {metric}")
+    if mode:
+        parts.append(f"--mode {mode}")
+    if last_k != 3:
+        parts.append(f"--last-k {last_k}")
+    if up_to is not None:
+        parts.append(f"--up-to {up_to:g}")
+    if out_dir is not None:
+        parts.append(f"--out {out_dir}")
+    return " ".join(parts)
 
 
 def _grid_order(grid: dict[str, list[Any]], key: str, frame: pd.DataFrame) -> list[Any]:
@@ -757,7 +840,7 @@ def _n(ctx: _Context, state: str) -> int:
 
 def _compose(ctx: _Context, elapsed: float) -> _Doc:
     info, trials = ctx.info, ctx.trials
-    doc = _Doc()
+    doc = _Doc(svg="svg" in ctx.formats)
     n_total = len(trials)
     states = list(STATE_WORDS)
     states += sorted(set(trials["state"]) - set(states))  # e.g. "unknown": unreadable status
@@ -765,7 +848,7 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
     doc.h(1, f"Sweep report: {info.name}")
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     doc.p(
-        f"Generated {now} from `{ctx.sweep_dir}` by `sweep report` in {elapsed:.0f} s. "
+        f"Generated {now} from `{ctx.sweep_dir}` by `{ctx.command}` in {elapsed:.0f} s. "
         f"Metric: `{ctx.metric}`, **{ctx.direction}** (mode `{ctx.mode}`)."
     )
     if ctx.up_to is not None:
@@ -990,7 +1073,9 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
             "`report/final_scores.csv`: final score and AUC per run (failed runs included, "
             "marked).",
             "`report/intervals.csv`, `report/poi_pairs.csv`: the numbers behind the tables.",
-            "`report/figures/`: every figure as PNG and SVG.",
+            "`report/figures/`: every figure as "
+            + " and ".join(f.upper() for f in ctx.formats)
+            + ".",
         ]
     )
     return doc
@@ -1166,8 +1251,9 @@ def _first_line(error: Any, limit: int = 160) -> str:
 
 
 class _Doc:
-    def __init__(self) -> None:
+    def __init__(self, svg: bool = True) -> None:
         self.blocks: list[tuple[str, Any]] = []
+        self.svg = svg  # link an SVG copy of each figure
 
     def h(self, level: int, text: str) -> None:
         self.blocks.append(("h", (level, text)))
@@ -1203,7 +1289,8 @@ class _Doc:
                 out.append("\n".join(lines))
             elif kind == "figure":
                 stem, caption = data
-                out.append(f"![{_md_cell(caption)}]({stem}.png)\n\n*{caption}* ([SVG]({stem}.svg))")
+                link = f" ([SVG]({stem}.svg))" if self.svg else ""
+                out.append(f"![{_md_cell(caption)}]({stem}.png)\n\n*{caption}*{link}")
         return "\n\n".join(out) + "\n"
 
     def to_html(self, root: Path, title: str) -> str:

@@ -190,3 +190,28 @@ def test_default_groups_are_the_sweeps_axes_not_keys_only_some_trials_have(tmp_p
     md = report.write_report(root, progress=False, reps=200).read_text()
     assert "unique combinations of `init.scheme`, `init.scenario`" in md
     assert "7" not in re.findall(r"^\| 1 \| \*\*([^*]+)\*\*", md, flags=re.M)[0]
+
+
+def test_png_only_report_drops_svgs_and_records_its_command(tmp_path, capsys):
+    root = _write(tmp_path / "light", seeds=(0, 1), diagnostics=False)
+    report.write_report(root, progress=False, reps=200)  # default: png + svg
+    fig_dir = root / "report" / "figures"
+    n_png = len(list(fig_dir.glob("*.png")))
+    assert n_png > 0 and len(list(fig_dir.glob("*.svg"))) == n_png
+    (fig_dir / "learning_curves_old_group.png").write_bytes(b"stale")  # from an older report
+
+    assert report.main([str(root), "--no-progress", "--reps", "200", "--formats", "png",
+                        "--dpi", "80", "--group", "init.scheme", "--up-to", "4000"]) == 0
+    assert not list(fig_dir.glob("*.svg"))  # the earlier report's vector copies are gone
+    assert not (fig_dir / "learning_curves_old_group.png").exists()
+    md = (root / "report.md").read_text()
+    assert "[SVG]" not in md and "](report/figures/" in md
+    linked = set(re.findall(r"\]\(report/figures/([^)]+\.png)\)", md))
+    assert linked and linked <= {p.name for p in fig_dir.glob("*.png")}
+    assert "by `sweep report --group init.scheme --up-to 4000`" in md
+
+    capsys.readouterr()
+    assert report.main([str(root), "--no-progress", "--formats", "svg,png"]) == 2
+    assert "the first must be png" in capsys.readouterr().err
+    assert report.main([str(root), "--no-progress", "--dpi", "5"]) == 2
+    assert "dpi must be an integer" in capsys.readouterr().err
