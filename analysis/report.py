@@ -79,6 +79,7 @@ def write_report(
     up_to: float | None = None,
     formats: Sequence[str] = ("png", "svg"),
     dpi: int = 150,
+    html_images: str = "inline",
 ) -> Path:
     """Analyse a sweep directory and write ``report.md``, ``report.html`` and ``report/``.
 
@@ -108,6 +109,8 @@ def write_report(
         formats: figure file formats; the first must be ``png`` (report.md and the HTML show
             the PNGs); ``svg`` adds vector copies linked from report.md.
         dpi: resolution of the PNG figures.
+        html_images: ``"inline"`` embeds the PNGs in report.html (one self-contained file);
+            ``"link"`` refers to them under ``report/figures/`` (a small file, e.g. to commit).
 
     Returns:
         The path of ``report.md``.
@@ -120,6 +123,8 @@ def write_report(
     started = time.perf_counter()
     sweep_dir = Path(sweep_dir)
     formats = _check_formats(formats, dpi)
+    if html_images not in HTML_IMAGES:
+        raise AnalysisError(f"html_images must be one of {list(HTML_IMAGES)}, got {html_images!r}")
     command = _command_line(group, threshold, metric, mode, last_k, up_to, out_dir)
     stages = [
         "load",
@@ -171,6 +176,7 @@ def write_report(
             up_to=up_to,
             formats=formats,
             dpi=dpi,
+            inline_images=html_images == "inline",
             command=command,
         )
         root = Path(out_dir) if out_dir is not None else sweep_dir
@@ -292,6 +298,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--dpi", type=int, default=150, help="resolution of the PNG figures (default 150)"
     )
     parser.add_argument(
+        "--html-images",
+        choices=HTML_IMAGES,
+        default="inline",
+        help="inline: report.html embeds its figures (one self-contained file, default); "
+        "link: it refers to report/figures/ (small, e.g. to commit)",
+    )
+    parser.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
     )
     return parser
@@ -335,6 +348,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             up_to=getattr(args, "up_to", None),
             formats=str(getattr(args, "formats", "png,svg")).split(","),
             dpi=getattr(args, "dpi", 150),
+            html_images=getattr(args, "html_images", "inline"),
         )
     except AnalysisError as err:
         print(f"sweep report: error: {err}", file=sys.stderr)
@@ -364,6 +378,7 @@ class _Context:
     up_to: float | None = None
     formats: tuple[str, ...] = ("png", "svg")
     dpi: int = 150
+    inline_images: bool = True
     command: str = "sweep report"
     written: list[Path] = field(default_factory=list)
     runs_all: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -777,6 +792,7 @@ def _drop_stale_figures(ctx: _Context, fig_dir: Path) -> None:
 
 
 FIGURE_FORMATS = ("png", "svg", "pdf")
+HTML_IMAGES = ("inline", "link")
 
 
 def _check_formats(formats: Sequence[str], dpi: int) -> tuple[str, ...]:
@@ -840,7 +856,7 @@ def _n(ctx: _Context, state: str) -> int:
 
 def _compose(ctx: _Context, elapsed: float) -> _Doc:
     info, trials = ctx.info, ctx.trials
-    doc = _Doc(svg="svg" in ctx.formats)
+    doc = _Doc(svg="svg" in ctx.formats, inline_images=ctx.inline_images)
     n_total = len(trials)
     states = list(STATE_WORDS)
     states += sorted(set(trials["state"]) - set(states))  # e.g. "unknown": unreadable status
@@ -1251,9 +1267,10 @@ def _first_line(error: Any, limit: int = 160) -> str:
 
 
 class _Doc:
-    def __init__(self, svg: bool = True) -> None:
+    def __init__(self, svg: bool = True, inline_images: bool = True) -> None:
         self.blocks: list[tuple[str, Any]] = []
         self.svg = svg  # link an SVG copy of each figure
+        self.inline_images = inline_images  # HTML: PNGs embedded (one file) or linked
 
     def h(self, level: int, text: str) -> None:
         self.blocks.append(("h", (level, text)))
@@ -1311,10 +1328,14 @@ class _Doc:
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
             elif kind == "figure":
                 stem, caption = data
-                png = base64.b64encode((root / f"{stem}.png").read_bytes()).decode("ascii")
+                if self.inline_images:
+                    png = base64.b64encode((root / f"{stem}.png").read_bytes()).decode("ascii")
+                    src = f"data:image/png;base64,{png}"
+                else:
+                    src = html.escape(f"{stem}.png")
                 body.append(
                     f'<figure><img alt="{html.escape(caption)}" '
-                    f'src="data:image/png;base64,{png}"><figcaption>{_inline(caption)}'
+                    f'src="{src}"><figcaption>{_inline(caption)}'
                     "</figcaption></figure>"
                 )
         return (

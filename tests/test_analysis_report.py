@@ -200,8 +200,15 @@ def test_png_only_report_drops_svgs_and_records_its_command(tmp_path, capsys):
     assert n_png > 0 and len(list(fig_dir.glob("*.svg"))) == n_png
     (fig_dir / "learning_curves_old_group.png").write_bytes(b"stale")  # from an older report
 
+    inline_size = (root / "report.html").stat().st_size
+    assert "data:image/png;base64," in (root / "report.html").read_text()
     assert report.main([str(root), "--no-progress", "--reps", "200", "--formats", "png",
-                        "--dpi", "80", "--group", "init.scheme", "--up-to", "4000"]) == 0
+                        "--dpi", "80", "--group", "init.scheme", "--up-to", "4000",
+                        "--html-images", "link"]) == 0
+    page = (root / "report.html").read_text()
+    assert "data:image" not in page and (root / "report.html").stat().st_size < inline_size / 5
+    srcs = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    assert srcs and all((root / src).is_file() for src in srcs)
     assert not list(fig_dir.glob("*.svg"))  # the earlier report's vector copies are gone
     assert not (fig_dir / "learning_curves_old_group.png").exists()
     md = (root / "report.md").read_text()
