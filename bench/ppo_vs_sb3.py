@@ -2,6 +2,7 @@
 
     nice python bench/ppo_vs_sb3.py                   # 100k steps on Pendulum-v1, seed 0
     nice python bench/ppo_vs_sb3.py --steps 200000 --seeds 0 1
+    nice python bench/ppo_vs_sb3.py --steps 200000 --seeds 0 1 2 --set init.scheme=orthogonal
 
 Prints, per library: env steps per second of CPU time (``time.process_time``; on a shared
 machine wall-clock rates mostly measure the neighbours, so wall-clock rates are shown too)
@@ -14,7 +15,9 @@ Settings shared by both (agent.ppo.PENDULUM, rl-zoo3's Pendulum PPO without gSDE
 1024 steps per env per rollout, minibatch 64, 10 epochs, lr 1e-3, gamma 0.9, GAE lambda 0.95,
 clip 0.2, no entropy bonus, vf_coef 0.5, max grad norm 0.5, [64, 64] tanh nets with a
 state-independent log-std starting at 0, observation and reward normalisation (SB3: VecNormalize).
-Inits differ: SB3 uses orthogonal init, ours the trial's init spec (fanin + small outputs).
+Inits differ: SB3 uses orthogonal init (gain sqrt 2 hidden, 0.01 policy mean, 1 value), ours
+the trial's init spec (default fanin + small outputs; ``--set init.scheme=orthogonal`` for
+orthogonal hidden layers with small outputs, the closest to SB3's).
 """
 
 from __future__ import annotations
@@ -49,9 +52,9 @@ class SB3Policy:
         return 2.0 * (a - self.low) / (self.high - self.low) - 1.0, state
 
 
-def ours(args, seed: int):
+def ours(args, seed: int, extra: dict):
     cfg = build_config({"agent": "ppo", "env": args.env, "seed": seed,
-                        "total_steps": args.steps, **PENDULUM})
+                        "total_steps": args.steps, **PENDULUM, **extra})
     torch.manual_seed(seed)
     agent = agents.get("ppo")(cfg)
     agent.initialise()
@@ -113,11 +116,15 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100_000)
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="extra overrides for our PPO, e.g. init.scheme=orthogonal")
     args = p.parse_args()
     torch.set_num_threads(1)
-    print(f"PPO on {args.env}, {args.steps} env steps, settings {PENDULUM}", flush=True)
+    extra = dict(kv.split("=", 1) for kv in args.set)
+    print(f"PPO on {args.env}, {args.steps} env steps, settings {PENDULUM}, extra {extra}",
+          flush=True)
     for seed in args.seeds:
-        agent, our_sps, our_update = ours(args, seed)
+        agent, our_sps, our_update = ours(args, seed, extra)
         our_ret = evaluate(agent, args.eval_episodes, seed=10_000 + seed)
         report(seed, "ours", our_sps, our_ret)
         model, venv, sb3_sps, sb3_update = sb3(args, seed)
