@@ -7,9 +7,10 @@ Prints, per library: env steps per second of CPU time (``time.process_time``; on
 machine wall-clock rates mostly measure the neighbours, so wall-clock rates are shown too)
 over the whole training run (acting, env stepping and one
 update per step after ``learning_starts``), the milliseconds of one update measured alone on the
-trained agents' buffers (interleaved, CPU time of this thread), and the final deterministic eval
-return on the same seeded eval envs (``agent.common.evaluation.evaluate``). Then the ratios
-(ours / SB3; the target is >= 2x throughput at an equal or better return).
+trained agents' buffers (interleaved, CPU time of this thread; ours also through autograd,
+``sac.manual_grad=false``, to show what the hand-written backward pass saves), and the final
+deterministic eval return on the same seeded eval envs (``agent.common.evaluation.evaluate``).
+Then the ratios (ours / SB3; the target is >= 2x throughput at an equal or better return).
 
 Settings shared by both: [256, 256] ReLU nets, batch 256, lr 1e-3 (rl-zoo3's Pendulum value),
 gamma 0.99, tau 0.005, automatic entropy with initial alpha 1 and target -|A|, uniform random
@@ -20,6 +21,7 @@ one gradient step per env step, torch threads 1. SB3 runs on CPU.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import numpy as np
@@ -65,6 +67,12 @@ def sb3(args, seed: int):
                 policy_kwargs={"net_arch": args.hidden}, seed=seed, device="cpu", verbose=0)
     rates = timed(lambda: model.learn(args.steps), args.steps)
     return model, rates, lambda: model.train(gradient_steps=1, batch_size=args.batch)
+
+
+def autograd_update(agent) -> None:
+    agent.c.manual_grad = False
+    agent.update()
+    agent.c.manual_grad = True
 
 
 def timed(fn, steps: int) -> tuple[float, float]:
@@ -116,9 +124,16 @@ def main() -> None:
         sb3_ret = evaluate(SB3Policy(model, agent.env_spec), args.eval_episodes,
                            seed=10_000 + seed)
         report(seed, "SB3", sb3_sps, sb3_ret)
-        ms = update_ms({"ours": our_update, "sb3": sb3_update})
+        updates = {"ours": our_update, "sb3": sb3_update}
+        if agent.manual:  # our update through autograd too (sac.manual_grad=false)
+            updates["autograd"] = functools.partial(autograd_update, agent)
+        ms = update_ms(updates)
         print(f"seed {seed} one update: ours {ms['ours']:.2f} ms, SB3 {ms['sb3']:.2f} ms "
               f"(ratio {ms['sb3'] / ms['ours']:.2f}x)", flush=True)
+        if "autograd" in ms:
+            print(f"seed {seed} one update of ours through autograd: {ms['autograd']:.2f} ms "
+                  f"(hand-written backward {ms['autograd'] / ms['ours']:.2f}x faster)",
+                  flush=True)
         print(f"seed {seed} RATIO env steps per CPU s ours/SB3 = {our_sps[0] / sb3_sps[0]:.2f}x "
               f"(wall clock {our_sps[1] / sb3_sps[1]:.2f}x); eval return ours "
               f"{our_ret.mean():.1f} vs SB3 {sb3_ret.mean():.1f}", flush=True)
