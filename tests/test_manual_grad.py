@@ -37,6 +37,7 @@ def autograd_grads(agent: SAC, batch) -> tuple[dict[str, torch.Tensor], torch.Te
 @pytest.mark.parametrize("extra", [
     {}, {"sac.activation": "tanh"}, {"sac.activation": "elu", "sac.hidden": [16, 16, 16]},
     {"sac.activation": "leaky_relu", "sac.alpha": 0.2}, {"sac.hidden": [48]},
+    {"env": "Walker2d-v5"},  # 17-dim observations, 6-dim actions
 ])
 def test_manual_gradients_equal_autograd(extra):
     agent = trained_sac(**extra)
