@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.base import Agent, seed_everything, to_tensor
 from agent.common import manual_grad, seed_batch
-from agent.common.distributions import LOG_2PI, squashed_sample
+from agent.common.distributions import LOG_2PI, squashed_sample, tanh_log_det
 from agent.common.envs import restore, snapshot, step_env
 from agent.common.networks import SquashedGaussianActor, mlp
 from agent.common.replay import ReplayBuffer, SeedBatchedReplay
@@ -171,9 +171,8 @@ class SAC(Agent):
         obs = to_tensor(self.obs).unsqueeze(0)
         if self.manual:  # the same sample without the modules' dispatch and the log-prob
             a_dim = self.low.shape[0]
-            trunk = [(m.weight, m.bias) for m in self.actor.trunk
-                     if isinstance(m, torch.nn.Linear)]
-            h = manual_grad.forward(obs, trunk, self.c.activation, linear_out=False)[-1]
+            h = manual_grad.forward(obs, self._trunk_layers(), self.c.activation,
+                                    linear_out=False)[-1]
             w, b = self._heads()
             out = torch.addmm(b, h, w.t())
             lo, hi = self.actor.log_std_bounds
@@ -242,8 +241,7 @@ class SAC(Agent):
         noise = torch.cat([eps, eps_next])
         u = mean + noise * std
         a = torch.tanh(u)
-        log_det = 2.0 * (np.log(2.0) - u - torch.nn.functional.softplus(-2.0 * u))
-        logp = (-0.5 * noise.pow(2) - log_std - 0.5 * LOG_2PI - log_det).sum(-1)
+        logp = (-0.5 * noise.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1) - tanh_log_det(u)
         new_act, next_act, logp_new = a[:b], a[b:], logp[:b]
         # soft Bellman target from the target critic
         x_next = torch.cat([next_obs, next_act], -1)
@@ -260,8 +258,8 @@ class SAC(Agent):
         for k, (layers, outs) in enumerate(zip(v["critic"], passes)):
             chosen = (first_min if k == 0 else ~first_min).float()
             grad_q = torch.cat([td[k] * (2.0 / b), chosen * (-1.0 / b)]).unsqueeze(1)
-            delta = manual_grad.backward(outs, layers, grad_q, act_fn, rows=b,
-                                         grads=v["critic_grads"][k])
+            delta = manual_grad.backward(outs, layers, grad_q, act_fn, v["critic_grads"][k],
+                                         rows=b)
             grad_act += delta[b:] @ layers[0][0][:, -a_dim:]  # dL_pi/da~ (critic frozen)
         # actor: L_pi = mean(alpha log pi(a~|s) - min Q(s, a~)) through a~ = tanh(mean + e std),
         # log pi = sum(-e^2/2 - log std - log(2 pi)/2) - log|det tanh'(u)|
@@ -273,8 +271,7 @@ class SAC(Agent):
         torch.mm(grad_out.t(), hs[-1][:b], out=head_w)
         torch.sum(grad_out, 0, out=head_b)
         grad_h = through(grad_out @ heads[0], hs[-1][:b])
-        manual_grad.backward([h[:b] for h in hs[:-1]] + [None], trunk, grad_h, act_fn,
-                             grads=v["trunk_grads"])
+        manual_grad.backward([h[:b] for h in hs[:-1]], trunk, grad_h, act_fn, v["trunk_grads"])
         for param, grad in v["head_scatter"]:
             param.grad.copy_(grad)
         # temperature
@@ -285,6 +282,9 @@ class SAC(Agent):
         actor_loss = (alpha * logp_new - torch.minimum(q[0, b:], q[1, b:])).mean()
         alpha_loss = -(self.log_alpha.detach() * (logp_mean + self.target_entropy))
         return torch.stack([critic_loss, actor_loss, alpha_loss, -logp_mean, q[:, :b].mean()])
+
+    def _trunk_layers(self) -> manual_grad.Layers:
+        return [(m.weight, m.bias) for m in self.actor.trunk if isinstance(m, torch.nn.Linear)]
 
     def _heads(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The policy's two heads stacked ([2A, H], [2A]: mean | log-std)."""
@@ -303,14 +303,14 @@ class SAC(Agent):
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        linears = [m for m in self.actor.trunk if isinstance(m, torch.nn.Linear)]
+        trunk = self._trunk_layers()
         ens = [m for m in self.critic if hasattr(m, "ensemble_size")]
         ens_target = [m for m in self.critic_target if hasattr(m, "ensemble_size")]
         n, h = self.actor.mean.out_features, self.actor.mean.in_features
         head_w, head_b = torch.empty(2 * n, h), torch.empty(2 * n)
         m, s = self.actor.mean, self.actor.log_std
-        v = {"trunk": [(lin.weight, lin.bias) for lin in linears],
-             "trunk_grads": [(lin.weight.grad, lin.bias.grad) for lin in linears],
+        v = {"trunk": trunk,
+             "trunk_grads": [(w.grad, b.grad) for w, b in trunk],
              "critic": [[(lin.weight[k], lin.bias[k]) for lin in ens] for k in range(2)],
              "target": [[(lin.weight[k], lin.bias[k]) for lin in ens_target] for k in range(2)],
              "critic_grads": [[(lin.weight.grad[k], lin.bias.grad[k]) for lin in ens]

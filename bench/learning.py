@@ -22,6 +22,7 @@ import torch
 
 from agent import build_config, run_trial
 from agent.ppo import PENDULUM
+from sweeps.overrides import parse_or_exit
 
 BARS = {
     # agent: (overrides, total_steps, eval_every, bar, seeds needed out of 5)
@@ -64,7 +65,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     out = args.out or Path(tempfile.mkdtemp(prefix="learning_"))
-    extra = dict(kv.split("=", 1) for kv in args.set)
+    extra = parse_or_exit(p, args.set)
     results = {agent: run_bar(agent, args.seeds, out, extra) for agent in args.agents}
     print("summary:", ", ".join(f"{a} {'PASS' if ok else 'FAIL'}" for a, ok in results.items()))
     print(f"trial dirs: {out}")

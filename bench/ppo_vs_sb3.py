@@ -32,6 +32,7 @@ from agent import build_config
 from agent.common.evaluation import evaluate
 from agent.ppo import PENDULUM
 from agent.registry import agents
+from sweeps.overrides import parse_or_exit
 
 
 class SB3Policy:
@@ -120,7 +121,7 @@ def main() -> None:
                    help="extra overrides for our PPO, e.g. init.scheme=orthogonal")
     args = p.parse_args()
     torch.set_num_threads(1)
-    extra = dict(kv.split("=", 1) for kv in args.set)
+    extra = parse_or_exit(p, args.set)
     print(f"PPO on {args.env}, {args.steps} env steps, settings {PENDULUM}, extra {extra}",
           flush=True)
     for seed in args.seeds:

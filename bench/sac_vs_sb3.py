@@ -30,6 +30,7 @@ import torch
 from agent import build_config
 from agent.common.evaluation import evaluate
 from agent.registry import agents
+from sweeps.overrides import parse_or_exit
 
 
 class SB3Policy:
@@ -113,7 +114,7 @@ def main() -> None:
                    help="extra overrides for our SAC, e.g. sac.bf16=true")
     args = p.parse_args()
     torch.set_num_threads(1)
-    extra = dict(kv.split("=", 1) for kv in args.set)
+    extra = parse_or_exit(p, args.set)
     print(f"SAC on {args.env}, {args.steps} env steps, batch {args.batch}, nets {args.hidden}, "
           f"lr {args.lr}, learning_starts {args.learning_starts}, extra {extra}", flush=True)
     for seed in args.seeds:

@@ -34,3 +34,12 @@ def parse_overrides(args: list[str], multi: bool = False) -> dict[str, Any]:
         else:
             out[key] = parse_value(text)
     return out
+
+
+def parse_or_exit(parser, args: list[str], option: str = "--set") -> dict[str, Any]:
+    """``parse_overrides(args)`` for a script's argparse option: a bad override is reported as
+    the parser's usage error (one line, exit 2)."""
+    try:
+        return parse_overrides(args)
+    except OverrideError as err:
+        parser.error(f"{option}: {err}")

@@ -52,9 +52,9 @@ def forward(x: torch.Tensor, layers: Layers, activation: str,
 
 
 def backward(outs: list[torch.Tensor], layers: Layers, grad_out: torch.Tensor, activation: str,
-             rows: int | None = None, linear_out: bool = True,
-             grads: Layers | None = None) -> torch.Tensor:
-    """Backpropagate ``grad_out`` (dL/d outs[-1]) through ``forward``'s pass.
+             grads: Layers, rows: int | None = None) -> torch.Tensor:
+    """Backpropagate ``grad_out`` (dL/d of the last layer's linear output) through
+    ``forward``'s pass (only ``outs[:-1]``, the layers' inputs, are read).
 
     Weight and bias gradients use only the first ``rows`` rows (all if None) and are written
     into ``grads`` (same shapes as ``layers``; overwritten). Returns dL/d(first layer's
@@ -62,9 +62,8 @@ def backward(outs: list[torch.Tensor], layers: Layers, grad_out: torch.Tensor, a
     (``delta @ W_1``, e.g. only some rows or columns).
     """
     through = THROUGH[activation]
-    n = len(layers)
-    delta = grad_out if linear_out else through(grad_out, outs[n])
-    for i in range(n - 1, -1, -1):
+    delta = grad_out
+    for i in range(len(layers) - 1, -1, -1):
         w = layers[i][0]
         gw, gb = grads[i]
         d = delta if rows is None else delta[:rows]
