@@ -13,14 +13,18 @@ Per env step:
      The three losses share one backward pass and one Adam step, so all of them see the networks
      from before the step (as in the authors' implementation); the actor's pass through the
      critic freezes the critic's weights, so L_pi moves only the policy.
-``bf16: true`` runs the networks' matmuls inside the update in bfloat16 (see bench/sac_vs_sb3.py).
-
 ``manual_grad: true`` (the default) computes the same losses and gradients without autograd
 (``_manual_update``, built on agent/common/manual_grad.py): the actor runs once on
 [obs; next_obs] and the critic once on [(s, a); (s, a~)], and the critic's weight gradients are
 taken from the TD rows only. An update takes ~1.3x less CPU time here, and its gradients equal
-autograd's up to float rounding (tests/test_manual_grad.py); layer norm, bf16 and activations
-without a hand-written derivative use autograd (``losses``), as does the seed-batched SAC.
+autograd's up to float rounding (tests/test_manual_grad.py); layer norm and activations without
+a hand-written derivative use autograd (``losses``), as does the seed-batched SAC.
+
+``bf16: true`` runs the big hidden-to-hidden matmuls of the update in bfloat16: on the
+hand-written path on bf16 copies of those layers (each net's first layer, its heads, the
+losses, gradients and Adam stay float32), on the autograd path under autocast. It pays on CPUs
+with AMX or AVX512-BF16 (``lscpu`` flags amx_bf16 / avx512_bf16) and costs several times more
+on CPUs without them; acting is always float32 (bench/sac_vs_sb3.py measures both).
 
 The losses are written per seed: a plain run's tensors are [B, ...]; a seed-batched run
 (``SeedBatchedSAC``, K seeds of one config in one process, see agent/common/seed_batch.py) puts a
@@ -66,12 +70,12 @@ class SACConfig(BaseModel):
     init_alpha: float = Field(1.0, gt=0)
     target_entropy: float | None = Field(None, description="defaults to -action_dim")
     warmup: Literal["policy", "uniform"] = "policy"
-    bf16: bool = Field(False, description="matmuls of the updates in bfloat16 (autocast; about "
-                       "1.4x faster on CPUs with native bf16, e.g. AVX512-BF16/AMX, much slower "
-                       "without). Acting, losses and distributions stay float32")
+    bf16: bool = Field(False, description="hidden-to-hidden matmuls of the update in bfloat16 "
+                       "(first layers, heads, losses and gradients stay float32); faster on CPUs "
+                       "with AMX/AVX512-BF16, much slower without. Acting stays float32")
     manual_grad: bool = Field(True, description="hand-written backward pass of the update "
                               "(same maths as autograd, ~1.3x faster update on CPU); used "
-                              "when the nets are plain MLPs (no layer_norm, no bf16)")
+                              "when the nets are plain MLPs (no layer_norm)")
 
 
 #: what ``update`` returns, in order (train() reports their means over the updates it ran)
@@ -186,8 +190,7 @@ class SAC(Agent):
     def manual(self) -> bool:
         """Whether ``update`` uses the hand-written backward pass (plain MLPs only)."""
         c = self.c
-        return (c.manual_grad and not c.layer_norm and not c.bf16
-                and c.activation in manual_grad.THROUGH)
+        return c.manual_grad and not c.layer_norm and c.activation in manual_grad.THROUGH
 
     def update(self) -> torch.Tensor:
         """One gradient step of critic, actor and temperature; returns detached STATS."""
@@ -229,11 +232,14 @@ class SAC(Agent):
         obs, act, rew, next_obs, term = batch
         b, a_dim = act.shape
         alpha = self.alpha
+        if "copies" in v:  # bf16: this step's weights into the compute copies
+            v["copies"].refresh()
         trunk, heads = v["trunk"], self._heads()
         # policy on [obs; next_obs] (noise drawn in ``losses``' order: next_obs first)
         eps_next, eps = torch.randn(b, a_dim), torch.randn(b, a_dim)
         hs = manual_grad.forward(torch.cat([obs, next_obs]), trunk, act_fn, linear_out=False)
-        out = torch.addmm(heads[1], hs[-1], heads[0].t())  # [2B, 2A]: mean | raw log-std
+        features = hs[-1].float()  # the heads compute in float32 (a no-op without bf16)
+        out = torch.addmm(heads[1], features, heads[0].t())  # [2B, 2A]: mean | raw log-std
         lo, hi = self.actor.log_std_bounds
         mean, raw = out[:, :a_dim], out[:, a_dim:]
         log_std = raw.clamp(lo, hi)
@@ -268,9 +274,9 @@ class SAC(Agent):
         grad_log_std = (grad_u * noise[:b] * std[:b] - alpha / b) * in_bounds
         grad_out = torch.cat([grad_u, grad_log_std], -1)
         head_w, head_b = v["head_grads"]
-        torch.mm(grad_out.t(), hs[-1][:b], out=head_w)
+        torch.mm(grad_out.t(), features[:b], out=head_w)
         torch.sum(grad_out, 0, out=head_b)
-        grad_h = through(grad_out @ heads[0], hs[-1][:b])
+        grad_h = through(grad_out @ heads[0], features[:b])
         manual_grad.backward([h[:b] for h in hs[:-1]], trunk, grad_h, act_fn, v["trunk_grads"])
         for param, grad in v["head_scatter"]:
             param.grad.copy_(grad)
@@ -295,7 +301,8 @@ class SAC(Agent):
         """Layer and gradient views for ``_manual_update`` (built once; rebuilt when the
         gradients or the optimiser's state were replaced, e.g. by autograd or a checkpoint)."""
         v = getattr(self, "_view_cache", None)
-        if v is not None and all(p.grad is g for p, g in v["grads"]):
+        if (v is not None and v["bf16"] == self.c.bf16
+                and all(p.grad is g for p, g in v["grads"])):
             return v
         params = [*self.actor.parameters(), *self.critic_params]
         if self.c.alpha == "auto":
@@ -319,7 +326,21 @@ class SAC(Agent):
              "head_scatter": [(m.weight, head_w[:n]), (m.bias, head_b[:n]),
                               (s.weight, head_w[n:]), (s.bias, head_b[n:])],
              "grads": [(p, p.grad) for p in params],
+             "bf16": self.c.bf16,
              "adam": None}  # built after the first opt.step() (it creates Adam's moments)
+        if self.c.bf16:
+            # the big hidden-to-hidden matmuls compute in bf16 copies of their layers; each
+            # net's first layer (raw observations and actions in) and heads stay float32
+            low = [(m.weight, m.bias) for m in [*ens[1:-1], *ens_target[1:-1]]]
+            copies = manual_grad.ComputeCopies([t for layer in [*trunk[1:], *low] for t in layer])
+            swap = dict(zip(map(id, copies.sources), copies.copies))
+            def low_precision(t):
+                return swap.get(id(t), t)
+            v["trunk"] = [(low_precision(w), low_precision(b)) for w, b in trunk]
+            for key, lins in (("critic", ens), ("target", ens_target)):
+                v[key] = [[(low_precision(m.weight)[k], low_precision(m.bias)[k]) for m in lins]
+                          for k in range(2)]
+            v["copies"] = copies
         self._view_cache = v
         return v
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from agent.base import Agent, rng_state, seed_everything, set_rng_state
+from agent.common.allocator import keep_freed_memory
 from agent.common.envs import EnvSpec, scale_action
 from agent.common.evaluation import evaluate
 from agent.common.seed_batch import evaluate_seeds, get_batched
@@ -131,6 +132,7 @@ def run_trial(
     ckpt_dir = out / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
+    keep_freed_memory()  # no page faults on every update's activations (glibc)
     write_json(out / "config.json", cfg.to_dict())
     seeds = cfg.run_seeds()
     agent: Agent = (get_batched(cfg.agent) if cfg.seed_batched else agents.get(cfg.agent))(cfg)

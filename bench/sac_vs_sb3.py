@@ -1,7 +1,7 @@
 """Our SAC against Stable-Baselines3's SAC, same hyper-parameters, one after the other in one run.
 
     nice python bench/sac_vs_sb3.py                       # 10k steps on Pendulum-v1, seed 0
-    nice python bench/sac_vs_sb3.py --steps 5000 --seeds 0 1 --set sac.bf16=true
+    nice python bench/sac_vs_sb3.py --steps 5000 --seeds 0 1 --set sac.bf16=true  # AMX CPUs
 
 Prints, per library: env steps per second of CPU time (``time.process_time``; on a shared
 machine wall-clock rates mostly measure the neighbours, so wall-clock rates are shown too)
@@ -15,7 +15,9 @@ Then the ratios (ours / SB3; the target is >= 2x throughput at an equal or bette
 Settings shared by both: [256, 256] ReLU nets, batch 256, lr 1e-3 (rl-zoo3's Pendulum value),
 gamma 0.99, tau 0.005, automatic entropy with initial alpha 1 and target -|A|, uniform random
 actions for the first ``learning_starts`` steps (SB3's warm-up; ours via ``sac.warmup=uniform``),
-one gradient step per env step, torch threads 1. SB3 runs on CPU.
+one gradient step per env step, torch threads 1. SB3 runs on CPU. Both run under the same
+allocator settings (``agent.common.allocator.keep_freed_memory``, as every trial does), and the
+header says whether the CPU has native bf16 matmuls (for ``--set sac.bf16=true``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 
 from agent import build_config
+from agent.common.allocator import keep_freed_memory
 from agent.common.evaluation import evaluate
 from agent.registry import agents
 from sweeps.overrides import parse_or_exit
@@ -83,6 +86,17 @@ def timed(fn, steps: int) -> tuple[float, float]:
     return steps / (time.process_time() - cpu), steps / (time.perf_counter() - wall)
 
 
+def native_bf16() -> str:
+    """The CPU's native bf16 matmul flags (Linux /proc/cpuinfo), e.g. 'amx_bf16 avx512_bf16'."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        return "unknown"
+    return " ".join(x for x in ("amx_bf16", "avx512_bf16") if x in flags)
+
+
 def update_ms(updates: dict, reps: int = 6, n: int = 25) -> dict[str, float]:
     """Median CPU ms of one update per library, measured in interleaved blocks."""
     times: dict[str, list[float]] = {k: [] for k in updates}
@@ -114,9 +128,11 @@ def main() -> None:
                    help="extra overrides for our SAC, e.g. sac.bf16=true")
     args = p.parse_args()
     torch.set_num_threads(1)
+    keep_freed_memory()
     extra = parse_or_exit(p, args.set)
     print(f"SAC on {args.env}, {args.steps} env steps, batch {args.batch}, nets {args.hidden}, "
-          f"lr {args.lr}, learning_starts {args.learning_starts}, extra {extra}", flush=True)
+          f"lr {args.lr}, learning_starts {args.learning_starts}, extra {extra}; CPU bf16 "
+          f"matmul flags: {native_bf16() or 'none'}", flush=True)
     for seed in args.seeds:
         agent, our_sps, our_update = ours(args, seed, extra)
         our_ret = evaluate(agent, args.eval_episodes, seed=10_000 + seed)

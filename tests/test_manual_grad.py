@@ -123,3 +123,44 @@ def test_backward_matches_autograd_for_a_plain_mlp():
         assert torch.allclose(gw, w.grad, atol=1e-5) and torch.allclose(gb, b.grad, atol=1e-5)
     assert torch.allclose(delta[:6] @ layers[0][0], xr.grad[:6], atol=1e-5)
     assert torch.equal(xr.grad[6:], torch.zeros(4, 5))  # rows past `rows` were not in the loss
+
+
+@pytest.mark.parametrize("extra", [{"sac.hidden": [64, 64]}, {"sac.hidden": [32, 32, 32]},
+                                   {"env": "Walker2d-v5", "sac.hidden": [64, 64]}])
+def test_bf16_gradients_follow_float32(extra):
+    """sac.bf16 on the hand-written path: the hidden-to-hidden matmuls run on bf16 copies, the
+    first layers and heads in float32. Every gradient points where autograd's float32 one does
+    (bf16 rounds to ~3 significant digits), and what Adam sees stays float32."""
+    agent = trained_sac(**extra)
+    batch = agent.buffer.sample(64)
+    rng = torch.get_rng_state()
+    want, want_stats = autograd_grads(agent, batch)
+    torch.set_rng_state(rng)
+    agent.c.bf16 = True
+    got_stats = agent.manual_grads(batch)
+    v = agent._view_cache
+    assert {t.dtype for t in v["copies"].copies} == {torch.bfloat16}
+    assert v["trunk"][0][0] is agent.actor.trunk[0].weight  # first layer stays float32
+    assert v["trunk"][1][0].dtype == torch.bfloat16 and v["critic"][0][1][0].dtype == torch.bfloat16
+    assert torch.allclose(got_stats, want_stats, rtol=1e-2, atol=1e-2)
+    for name, p in params(agent):
+        assert p.grad.dtype == torch.float32
+        g, w = p.grad.flatten(), want[name].flatten()
+        assert not torch.equal(g, w) or name == "log_alpha", name  # bf16 really ran
+        assert torch.nn.functional.cosine_similarity(g, w, 0) > 0.99, name
+        assert (g - w).norm() <= 0.1 * w.norm(), name
+
+
+def test_bf16_compute_copies_follow_the_weights():
+    """The bf16 copies are refreshed from the float32 weights at every update (after Adam and
+    the target update moved them), and a checkpoint round trip keeps the path working."""
+    agent = trained_sac(**{"sac.bf16": True, "sac.hidden": [32, 32]})
+    for _ in range(3):
+        agent.update()
+        agent.manual_grads(agent.buffer.sample(64))  # refreshes the copies, no step
+        copies = agent._view_cache["copies"]
+        for src, low in zip(copies.sources, copies.copies):
+            assert torch.equal(low, src.to(torch.bfloat16))
+    agent.load_state_dict(agent.state_dict())
+    agent.update()
+    assert agent._view_cache["copies"].sources[0] is agent.actor.trunk[2].weight

@@ -121,11 +121,13 @@ def test_replay_restores_exactly_and_into_a_bigger_buffer_oldest_first():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
-def test_sac_learns_pendulum(seed, tmp_path):
-    """Random play scores about -1200; a learning SAC passes -400 within 6k steps."""
+@pytest.mark.parametrize("seed, bf16", [(0, False), (1, False), (0, True)])
+def test_sac_learns_pendulum(seed, bf16, tmp_path):
+    """Random play scores about -1200; a learning SAC passes -400 within 6k steps (also with
+    the hidden matmuls in bf16)."""
     cfg = build_config({"agent": "sac", "env": "Pendulum-v1", "seed": seed, "total_steps": 6000,
-                        "eval_every": 2000, "eval_episodes": 5, "sac.lr": 1e-3})
+                        "eval_every": 2000, "eval_episodes": 5, "sac.lr": 1e-3,
+                        "sac.bf16": bf16})
     rows = run_trial(cfg, tmp_path)
     assert rows[0]["eval/return"] < -700
     assert rows[-1]["eval/return"] >= -400, [r["eval/return"] for r in rows]

@@ -14,6 +14,11 @@ These functions do the same maths directly, with three savings autograd cannot m
 
 Layers are ``(W [out, in], b [out])`` pairs and ``activation`` is one of ``THROUGH``; the
 last layer is linear. ``tests/test_manual_grad.py`` checks every gradient against autograd.
+
+Each layer computes in its own weight's dtype: hand ``forward``/``backward`` bfloat16 copies of
+the hidden layers (``compute_copies``) and float32 heads, and the big matmuls run in bf16 (fp32
+accumulation inside oneDNN; on CPUs with AMX or AVX512-BF16 several times faster than fp32)
+while the outputs, losses and every gradient handed to the optimiser stay float32.
 """
 
 from __future__ import annotations
@@ -40,14 +45,16 @@ _FORWARD = {"relu": lambda x: x.clamp_min_(0.0), "tanh": torch.tanh_,
 def forward(x: torch.Tensor, layers: Layers, activation: str,
             linear_out: bool = True) -> list[torch.Tensor]:
     """[x, h_1, ..., h_L]: every layer's output (hidden ones after the activation; the last
-    one linear if ``linear_out``, else activated like the others, i.e. a trunk)."""
+    one linear if ``linear_out``, else activated like the others, i.e. a trunk). Each h_i
+    with i < L is stored in layer i+1's dtype (it is that layer's input; a ReLU mask survives
+    the rounding to bf16 exactly), h_L in layer L's."""
     act = _FORWARD[activation]
     outs = [x]
     for i, (w, b) in enumerate(layers):
-        h = torch.addmm(b, outs[-1], w.t())
+        h = torch.addmm(b, _as(outs[-1], w), w.t())
         if i < len(layers) - 1 or not linear_out:
             h = act(h)
-        outs.append(h)
+        outs.append(h if i == len(layers) - 1 else _as(h, layers[i + 1][0]))
     return outs
 
 
@@ -57,21 +64,46 @@ def backward(outs: list[torch.Tensor], layers: Layers, grad_out: torch.Tensor, a
     ``forward``'s pass (only ``outs[:-1]``, the layers' inputs, are read).
 
     Weight and bias gradients use only the first ``rows`` rows (all if None) and are written
-    into ``grads`` (same shapes as ``layers``; overwritten). Returns dL/d(first layer's
-    pre-activation) for every row, so the caller takes the input gradient it needs
-    (``delta @ W_1``, e.g. only some rows or columns).
+    into ``grads`` (same shapes as ``layers``, float32 even where a layer computes in bf16;
+    overwritten). Returns dL/d(first layer's pre-activation) for every row, in the first
+    layer's dtype, so the caller takes the input gradient it needs (``delta @ W_1``, e.g. only
+    some rows or columns).
     """
     through = THROUGH[activation]
     delta = grad_out
     for i in range(len(layers) - 1, -1, -1):
         w = layers[i][0]
         gw, gb = grads[i]
+        delta = _as(delta, w)  # casts only where the layers' dtypes change
         d = delta if rows is None else delta[:rows]
-        torch.mm(d.t(), outs[i] if rows is None else outs[i][:rows], out=gw)
-        torch.sum(d, 0, out=gb)
-        if i > 0:
+        x = _as(outs[i] if rows is None else outs[i][:rows], w)
+        if gw.dtype == w.dtype:
+            torch.mm(d.t(), x, out=gw)
+            torch.sum(d, 0, out=gb)
+        else:  # a low-precision layer: its fp32 gradient buffers take the rounded result
+            gw.copy_(torch.mm(d.t(), x))
+            torch.sum(d, 0, dtype=gb.dtype, out=gb)
+        if i > 0:  # outs[i] is in layer i's dtype, as is this input gradient
             delta = through(_input_grad(delta, w), outs[i])
     return delta
+
+
+def _as(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``x`` in ``like``'s dtype (no copy when it already is)."""
+    return x if x.dtype == like.dtype else x.to(like.dtype)
+
+
+class ComputeCopies:
+    """Low-precision copies of some float32 tensors (e.g. the hidden layers' weights), refreshed
+    in one fused call before each update: ``refresh()`` then read ``copies`` (same order)."""
+
+    def __init__(self, tensors: list[torch.Tensor], dtype: torch.dtype = torch.bfloat16):
+        self.sources = list(tensors)
+        self.copies = [torch.empty_like(t, dtype=dtype) for t in self.sources]
+
+    def refresh(self) -> list[torch.Tensor]:
+        torch._foreach_copy_(self.copies, self.sources)
+        return self.copies
 
 
 def _input_grad(delta: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
