@@ -12,7 +12,9 @@ Per env step:
        Q'    <- (1 - tau) Q' + tau Q
      The three losses share one backward pass and one Adam step, so all of them see the networks
      from before the step (as in the authors' implementation); the actor's pass through the
-     critic freezes the critic's weights, so L_pi moves only the policy.
+     critic freezes the critic's weights, so L_pi moves only the policy. With
+     ``actor_step: after_critic`` the critic steps first and L_pi, L_alpha (on a fresh a~) see
+     the updated critic, as in Stable-Baselines3 and CleanRL.
 ``manual_grad: true`` (the default) computes the same losses and gradients without autograd
 (``_manual_update``, built on agent/common/manual_grad.py): the actor runs once on
 [obs; next_obs] and the critic once on [(s, a); (s, a~)], and the critic's weight gradients are
@@ -70,6 +72,11 @@ class SACConfig(BaseModel):
     init_alpha: float = Field(1.0, gt=0)
     target_entropy: float | None = Field(None, description="defaults to -action_dim")
     warmup: Literal["policy", "uniform"] = "policy"
+    actor_step: Literal["joint", "after_critic"] = Field(
+        "joint", description="joint: one Adam step on all three losses, which all see the "
+        "networks from before it (the SAC authors' code); after_critic: the critic steps "
+        "first and the actor and temperature losses see the updated critic (SB3, CleanRL); "
+        "uses the autograd update")
     bf16: bool = Field(False, description="hidden-to-hidden matmuls of the update in bfloat16 "
                        "(first layers, heads, losses and gradients stay float32); faster on CPUs "
                        "with AMX/AVX512-BF16, much slower without. Acting stays float32")
@@ -190,23 +197,36 @@ class SAC(Agent):
     def manual(self) -> bool:
         """Whether ``update`` uses the hand-written backward pass (plain MLPs only)."""
         c = self.c
-        return c.manual_grad and not c.layer_norm and c.activation in manual_grad.THROUGH
+        return (c.manual_grad and c.actor_step == "joint" and not c.layer_norm
+                and c.activation in manual_grad.THROUGH)
 
     def update(self) -> torch.Tensor:
         """One gradient step of critic, actor and temperature; returns detached STATS."""
         if self.manual:
             return self._manual_update(self.buffer.sample(self.c.batch_size))
-        critic_loss, actor_loss, alpha_loss, stats = self.losses(
-            self.buffer.sample(self.c.batch_size))
-        # one backward and one Adam step: each loss reaches only its own parameters, and all
-        # three use the critic and policy from before this step (as the reference SAC does)
-        self.opt.zero_grad(set_to_none=True)
-        (critic_loss + actor_loss + alpha_loss).sum().backward()  # sum over seeds (if batched)
-        self.opt.step()
+        batch = self.buffer.sample(self.c.batch_size)
+        if self.c.actor_step == "joint":
+            # one backward and one Adam step: each loss reaches only its own parameters, and all
+            # three use the critic and policy from before this step (as the reference SAC does)
+            critic_loss, actor_loss, alpha_loss, stats = self.losses(batch)
+            self._step(critic_loss + actor_loss + alpha_loss)
+        else:  # the critic steps first; the policy's losses then see the updated critic
+            critic_loss, q = self.critic_loss(batch)
+            self._step(critic_loss)
+            actor_loss, alpha_loss, logp = self.policy_losses(batch[0])
+            self._step(actor_loss + alpha_loss)
+            stats = self._stats(critic_loss, actor_loss, alpha_loss, logp, q)
         with torch.no_grad():
             torch._foreach_lerp_(self.target_params, self.critic_params, self.c.tau)
         self.updates += 1
         return stats
+
+    def _step(self, loss: torch.Tensor) -> None:
+        """Backward of ``loss`` (summed over seeds if batched) and an Adam step of the
+        parameters it reaches (Adam skips parameters without a gradient)."""
+        self.opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        self.opt.step()
 
     @torch.no_grad()
     def _manual_update(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -349,29 +369,41 @@ class SAC(Agent):
 
         S is the seed axis of a seed-batched run ([K]) and empty for a plain run: the losses
         are shaped [*S] (scalars for a plain run) and STATS [*S, len(STATS)]."""
+        critic_loss, q = self.critic_loss(batch)
+        actor_loss, alpha_loss, logp = self.policy_losses(batch[0])
+        return critic_loss, actor_loss, alpha_loss, self._stats(
+            critic_loss, actor_loss, alpha_loss, logp, q)
+
+    def critic_loss(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """L_Q (both Q heads regress on the soft Bellman target) and Q(s, a) [2, *S, B]."""
         c = self.c
         obs, act, rew, next_obs, term = batch
-        alpha = self.alpha
-        # critic: both Q heads regress on the soft Bellman target
         with torch.no_grad():
             next_act, next_logp = self._sample(next_obs)
             q_next = self._q(self.critic_target, next_obs, next_act).min(0).values
-            target = rew + c.gamma * (1.0 - term) * (q_next - alpha * next_logp)
+            target = rew + c.gamma * (1.0 - term) * (q_next - self.alpha * next_logp)
         q = self._q(self.critic, obs, act)  # [2, *S, B]
-        critic_loss = (q - target).pow(2).mean(-1).sum(0)
-        # actor: gradient through the critic's input only (its weights are frozen for this pass)
+        return (q - target).pow(2).mean(-1).sum(0), q
+
+    def policy_losses(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(L_pi, L_alpha, log pi(a~|s)) on fresh policy actions a~ ~ pi(obs)."""
         new_act, logp = self._sample(obs)
+        # actor: gradient through the critic's input only (its weights are frozen for this pass)
         self.critic.requires_grad_(False)
         q_pi = self._q(self.critic, obs, new_act).min(0).values
         self.critic.requires_grad_(True)
-        actor_loss = (alpha * logp - q_pi).mean(-1)
+        actor_loss = (self.alpha * logp - q_pi).mean(-1)
         # temperature: keep the policy's entropy near the target
         alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean(-1)
-        stats = torch.stack([critic_loss, actor_loss, alpha_loss, -logp.mean(-1),
-                             q.mean((0, -1))], -1)
-        if c.alpha != "auto":
+        if self.c.alpha != "auto":
             alpha_loss = torch.zeros_like(alpha_loss)
-        return critic_loss, actor_loss, alpha_loss, stats.detach()
+        return actor_loss, alpha_loss, logp
+
+    @staticmethod
+    def _stats(critic_loss, actor_loss, alpha_loss, logp, q) -> torch.Tensor:
+        """The detached STATS row(s): [*S, len(STATS)]."""
+        return torch.stack([critic_loss, actor_loss, alpha_loss, -logp.mean(-1),
+                            q.mean((0, -1))], -1).detach()
 
     def _sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """a ~ pi(obs) and log pi(a|obs): [*S, B, A], [*S, B] (float32; matmuls in bf16 if

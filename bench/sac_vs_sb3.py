@@ -8,7 +8,8 @@ machine wall-clock rates mostly measure the neighbours, so wall-clock rates are 
 over the whole training run (acting, env stepping and one
 update per step after ``learning_starts``), the milliseconds of one update measured alone on the
 trained agents' buffers (interleaved, CPU time of this thread; ours also through autograd,
-``sac.manual_grad=false``, to show what the hand-written backward pass saves), and the final
+``sac.manual_grad=false``, to show what the hand-written backward pass saves, and in float32
+when ``sac.bf16=true``), and the final
 deterministic eval return on the same seeded eval envs (``agent.common.evaluation.evaluate``).
 Then the ratios (ours / SB3; the target is >= 2x throughput at an equal or better return).
 
@@ -79,6 +80,12 @@ def autograd_update(agent) -> None:
     agent.c.manual_grad = True
 
 
+def float32_update(agent) -> None:
+    agent.c.bf16 = False
+    agent.update()
+    agent.c.bf16 = True
+
+
 def timed(fn, steps: int) -> tuple[float, float]:
     """(env steps per CPU second, env steps per wall-clock second) of ``fn()``."""
     cpu, wall = time.process_time(), time.perf_counter()
@@ -144,6 +151,8 @@ def main() -> None:
         updates = {"ours": our_update, "sb3": sb3_update}
         if agent.manual:  # our update through autograd too (sac.manual_grad=false)
             updates["autograd"] = functools.partial(autograd_update, agent)
+        if agent.c.bf16:  # and with float32 matmuls
+            updates["float32"] = functools.partial(float32_update, agent)
         ms = update_ms(updates)
         print(f"seed {seed} one update: ours {ms['ours']:.2f} ms, SB3 {ms['sb3']:.2f} ms "
               f"(ratio {ms['sb3'] / ms['ours']:.2f}x)", flush=True)
@@ -151,6 +160,9 @@ def main() -> None:
             print(f"seed {seed} one update of ours through autograd: {ms['autograd']:.2f} ms "
                   f"(hand-written backward {ms['autograd'] / ms['ours']:.2f}x faster)",
                   flush=True)
+        if "float32" in ms:
+            print(f"seed {seed} one update of ours in float32: {ms['float32']:.2f} ms (bf16 "
+                  f"matmuls {ms['float32'] / ms['ours']:.2f}x faster)", flush=True)
         print(f"seed {seed} RATIO env steps per CPU s ours/SB3 = {our_sps[0] / sb3_sps[0]:.2f}x "
               f"(wall clock {our_sps[1] / sb3_sps[1]:.2f}x); eval return ours "
               f"{our_ret.mean():.1f} vs SB3 {sb3_ret.mean():.1f}", flush=True)

@@ -56,6 +56,32 @@ def test_update_steps_every_network_and_moves_the_target_by_tau():
     assert agent.log_alpha.item() != log_alpha and agent.updates == 1
 
 
+def test_after_critic_actor_step_sees_the_updated_critic():
+    joint, after = small_sac(), small_sac(**{"sac.actor_step": "after_critic"})
+    assert joint.manual and not after.manual  # after_critic runs the autograd update
+    fresh = small_sac()  # the networks before the step, to recompute the actor's gradient
+    batch = after.buffer.sample(64)
+    for agent in (joint, after):
+        agent.buffer.sample = lambda _n, batch=batch: batch
+        torch.manual_seed(5)
+        agent.update()
+    # the critic's step is the same either way (same loss, same noise)
+    for a, b in zip(joint.critic_params, after.critic_params):
+        assert torch.allclose(a, b, atol=1e-6)
+    # the actor's gradient is L_pi's under the updated critic, not the one from before the step
+    fresh.critic.load_state_dict(after.critic.state_dict())
+    torch.manual_seed(5)
+    fresh.critic_loss(batch)  # draws the next-state noise first, as the update does
+    actor_loss, alpha_loss, _ = fresh.policy_losses(batch[0])
+    actor = list(fresh.actor.parameters())
+    for want, p in zip(grads(actor_loss, actor), after.actor.parameters()):
+        assert torch.allclose(p.grad, want, atol=1e-6)
+    assert torch.allclose(after.log_alpha.grad, grads(alpha_loss, [fresh.log_alpha])[0])
+    moved = [not torch.allclose(a, b) for a, b in zip(joint.actor.parameters(),
+                                                      after.actor.parameters())]
+    assert any(moved)  # the two orders really step the actor differently
+
+
 def test_fixed_temperature_is_not_learned():
     agent = small_sac(**{"sac.alpha": 0.1})
     metrics = agent.train(260)
@@ -121,13 +147,14 @@ def test_replay_restores_exactly_and_into_a_bigger_buffer_oldest_first():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed, bf16", [(0, False), (1, False), (0, True)])
-def test_sac_learns_pendulum(seed, bf16, tmp_path):
+@pytest.mark.parametrize("seed, bf16, actor_step", [(0, False, "joint"), (1, False, "joint"),
+                                                    (0, True, "joint"), (0, False, "after_critic")])
+def test_sac_learns_pendulum(seed, bf16, actor_step, tmp_path):
     """Random play scores about -1200; a learning SAC passes -400 within 6k steps (also with
-    the hidden matmuls in bf16)."""
+    the hidden matmuls in bf16, and with the actor stepping after the critic)."""
     cfg = build_config({"agent": "sac", "env": "Pendulum-v1", "seed": seed, "total_steps": 6000,
                         "eval_every": 2000, "eval_episodes": 5, "sac.lr": 1e-3,
-                        "sac.bf16": bf16})
+                        "sac.bf16": bf16, "sac.actor_step": actor_step})
     rows = run_trial(cfg, tmp_path)
     assert rows[0]["eval/return"] < -700
     assert rows[-1]["eval/return"] >= -400, [r["eval/return"] for r in rows]
