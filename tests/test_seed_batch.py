@@ -52,7 +52,9 @@ def assert_same_curve(batched: pd.DataFrame, plain: pd.DataFrame) -> None:
 
 
 @pytest.mark.parametrize("extra", [{}, {"sac.layer_norm": True, "sac.alpha": 0.2,
-                                        "sac.warmup": "uniform"}], ids=["default", "ln_fixed"])
+                                        "sac.warmup": "uniform"},
+                                   {"sac.actor_step": "after_critic"}],
+                         ids=["default", "ln_fixed", "after_critic"])
 def test_k1_batched_path_gives_the_plain_curve(extra, tmp_path):
     plain = run_trial(config(seed=3, **extra), tmp_path / "plain")
     batched = run_trial(config(seeds=[3], **extra), tmp_path / "batched")
