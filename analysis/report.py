@@ -1142,8 +1142,8 @@ def _verdict(low: float, high: float, a: str, b: str, n_min: int) -> str:
         return "no CI (too few runs)"
     if n_min < stats.MIN_RUNS_FOR_SUPPORT:
         return (
-            f"too few runs to tell ({n_min} per group; a verdict needs "
-            f">= {stats.MIN_RUNS_FOR_SUPPORT})"
+            f"too few runs to tell ({n_min} in the smaller group; a verdict needs "
+            f">= {stats.MIN_RUNS_FOR_SUPPORT} in each)"
         )
     if low > 0.5:
         return f"supported: {a} better"

@@ -101,7 +101,7 @@ def test_report_content_partial_failed_ranking(partial_sweep):
     # 3 seeds a group: orthogonal beats fanin in every pairing, but 3 vs 3 is too few runs for
     # any test to reach 5%, so the report draws no verdict (test_report_on_finished... has 5)
     assert "supported: orthogonal" not in md
-    assert "too few runs to tell (2 per group; a verdict needs >= 4)" in md
+    assert "too few runs to tell (2 in the smaller group; a verdict needs >= 4 in each)" in md
     assert "no verdict is drawn: fewer than 4 runs per group" in md
     assert "Init diagnostics" in md and "| Clip fraction |" in md
 
