@@ -195,7 +195,7 @@ class SAC(Agent):
 
     @property
     def manual(self) -> bool:
-        """Whether ``update`` uses the hand-written backward pass (plain MLPs only)."""
+        """Whether ``update`` uses the hand-written backward pass (plain MLPs, joint step)."""
         c = self.c
         return (c.manual_grad and c.actor_step == "joint" and not c.layer_norm
                 and c.activation in manual_grad.THROUGH)

@@ -49,12 +49,15 @@ def seed_of(run: Path) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def assemble(sweep: Path) -> int:
-    """Write the sweep layout into ``sweep``; returns the number of runs."""
-    trials, n = [], 0
-    reference = None
-    for variant in VARIANTS:
-        for run in run_dirs(variant):
+def assemble(sweep: Path) -> dict[str, int]:
+    """Write the sweep layout into ``sweep``; returns the number of runs per variant."""
+    runs = {variant: run_dirs(variant) for variant in VARIANTS}
+    # the SB3 runs have no status.json: they get our runs' env scores (same env)
+    reference = next(json.loads((r / "status.json").read_text()).get("env_scores")
+                     for rs in runs.values() for r in rs if (r / "status.json").is_file())
+    trials = []
+    for variant, dirs in runs.items():
+        for run in dirs:
             seed, trial_id = seed_of(run), run.name
             out = sweep / "trials" / trial_id
             out.mkdir(parents=True)
@@ -66,28 +69,21 @@ def assemble(sweep: Path) -> int:
             (out / "config.json").write_text(json.dumps(config))
             if (run / "status.json").is_file():
                 status = json.loads((run / "status.json").read_text())
-                reference = reference or status.get("env_scores")
             else:  # an SB3 run: finished at its last evaluation
                 last = int(metrics["env_step"].max())
                 status = {"state": "finished", "error": None, "env_steps": last,
-                          "planned_steps": last}
+                          "planned_steps": last, "env_scores": reference}
             (out / "status.json").write_text(json.dumps(status))
             for name in ("init_diagnostics.json", "init_record.json"):
                 if (run / name).is_file():
                     shutil.copy(run / name, out / name)
             trials.append({"trial_id": trial_id, "config": config})
-            n += 1
-    for t in trials:  # the SB3 runs get the same env scores as ours (same env)
-        path = sweep / "trials" / t["trial_id"] / "status.json"
-        status = json.loads(path.read_text())
-        status.setdefault("env_scores", reference)
-        path.write_text(json.dumps(status))
     resolved = {"name": "walker2d_sac_100k", "budget": "benchmark", "metric": "eval/return",
                 "mode": "max", "seeds": sorted({t["config"]["seed"] for t in trials}),
                 "grid": {"variant": list(VARIANTS)}, "varying_keys": ["variant"],
                 "trials": trials}
     (sweep / "sweep_resolved.json").write_text(json.dumps(resolved, indent=1))
-    return n
+    return {variant: len(dirs) for variant, dirs in runs.items()}
 
 
 def main() -> None:
@@ -106,8 +102,8 @@ def main() -> None:
         shutil.rmtree(sweep)
     sweep.mkdir(parents=True)
     (sweep / MARK).write_text("copies of results/benchmarks runs; safe to delete\n")
-    n = assemble(sweep)
-    print(f"{n} runs: " + ", ".join(f"{v} {len(run_dirs(v))}" for v in VARIANTS))
+    counts = assemble(sweep)
+    print(f"{sum(counts.values())} runs: " + ", ".join(f"{v} {n}" for v, n in counts.items()))
     path = write_report(sweep, group=["variant"], threshold=args.threshold, last_k=args.last_k,
                         out_dir=args.out, formats=("png",), html_images="link")
     print(f"report: {path}")
