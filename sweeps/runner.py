@@ -182,6 +182,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             ray.shutdown()
 
 
+def seed_major(trials: list) -> list[str]:
+    """Trial ids in launch order: every configuration's seed 0, then every seed 1, ... A sweep
+    stopped part-way (a wall-time limit, the end of a session) then holds complete seed blocks,
+    so its arms can already be compared seed by seed."""
+    return [t.trial_id for t in sorted(trials, key=lambda t: int(t.seed))]
+
+
 def _check_same(sweep: Sweep, storage: Path) -> None:
     stored = json.loads((storage / "sweep_resolved.json").read_text())
     old = {t["trial_id"]: t["config"] for t in stored["trials"]}
@@ -280,7 +287,7 @@ def _run_tune(sweep: Sweep, storage: Path, args: argparse.Namespace) -> int:
                 shutil.rmtree(exp_dir)
             tuner = tune.Tuner(
                 trainable,
-                param_space={"trial_id": tune.grid_search([t.trial_id for t in sweep.trials])},
+                param_space={"trial_id": tune.grid_search(seed_major(sweep.trials))},
                 tune_config=tune.TuneConfig(
                     max_concurrent_trials=args.max_concurrent, reuse_actors=True,
                     trial_name_creator=trial_name, trial_dirname_creator=trial_name),
