@@ -3,6 +3,8 @@
     nice python bench/ppo_vs_sb3.py                   # 100k steps on Pendulum-v1, seed 0
     nice python bench/ppo_vs_sb3.py --steps 200000 --seeds 0 1
     nice python bench/ppo_vs_sb3.py --steps 200000 --seeds 0 1 2 --set init.scheme=orthogonal
+    nice python bench/ppo_vs_sb3.py --env Walker2d-v5 --steps 200000 --seeds 0 1 2 \
+        --set init.scheme=orthogonal
 
 Prints, per library: env steps per second of CPU time (``time.process_time``; on a shared
 machine wall-clock rates mostly measure the neighbours, so wall-clock rates are shown too)
@@ -11,10 +13,13 @@ milliseconds of one rollout's update phase alone (``epochs`` passes of minibatch
 final deterministic eval return on the same seeded eval envs (``agent.common.evaluation``).
 Then the ratios (ours / SB3; the target is >= 1x throughput at an equal or better return).
 
-Settings shared by both (agent.ppo.PENDULUM, rl-zoo3's Pendulum PPO without gSDE): 4 envs,
-1024 steps per env per rollout, minibatch 64, 10 epochs, lr 1e-3, gamma 0.9, GAE lambda 0.95,
-clip 0.2, no entropy bonus, vf_coef 0.5, max grad norm 0.5, [64, 64] tanh nets with a
-state-independent log-std starting at 0, observation and reward normalisation (SB3: VecNormalize).
+Settings shared by both: our PPO preset for the env (``agent/presets/ppo.yaml``, rl-zoo3's tuned
+hyper-parameters). Pendulum-v1 (rl-zoo3's Pendulum PPO without gSDE): 4 envs, 1024 steps per env
+per rollout, minibatch 64, 10 epochs, lr 1e-3, gamma 0.9, GAE lambda 0.95, clip 0.2, no entropy
+bonus. Walker2d-v5 (rl-zoo3's MuJoCo Walker2d PPO): 1 env, 512 steps per rollout, minibatch 32,
+20 epochs, lr 5.05e-5, gamma 0.99, GAE lambda 0.95, clip 0.1, ent_coef 5.85e-4, vf_coef 0.87, max
+grad norm 1. Both: [64, 64] tanh nets with a state-independent log-std starting at 0, observation
+and reward normalisation (SB3: VecNormalize).
 Inits differ: SB3 uses orthogonal init (gain sqrt 2 hidden, 0.01 policy mean, 1 value), ours
 the trial's init spec (default fanin + small outputs; ``--set init.scheme=orthogonal`` for
 orthogonal hidden layers with small outputs, the closest to SB3's).
@@ -30,7 +35,8 @@ import torch
 
 from agent import build_config
 from agent.common.evaluation import evaluate
-from agent.ppo import PENDULUM
+from agent.ppo import PPOConfig
+from agent.presets import lookup
 from agent.registry import agents
 from sweeps.overrides import parse_or_exit
 
@@ -55,7 +61,7 @@ class SB3Policy:
 
 def ours(args, seed: int, extra: dict):
     cfg = build_config({"agent": "ppo", "env": args.env, "seed": seed,
-                        "total_steps": args.steps, **PENDULUM, **extra})
+                        "total_steps": args.steps, **settings(args.env), **extra})
     torch.manual_seed(seed)
     agent = agents.get("ppo")(cfg)
     agent.initialise()
@@ -72,20 +78,29 @@ def sb3(args, seed: int):
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
-    c = {k.removeprefix("ppo."): v for k, v in PENDULUM.items()}
+    c = {**PPOConfig().model_dump(),
+         **{k.removeprefix("ppo."): v for k, v in settings(args.env).items()}}
     venv = VecNormalize(make_vec_env(args.env, n_envs=c["num_envs"], seed=seed),
                         norm_obs=c["normalize_obs"], norm_reward=c["normalize_reward"],
                         gamma=c["gamma"])
     model = PPO("MlpPolicy", venv, learning_rate=c["lr"], n_steps=c["n_steps"],
                 batch_size=c["minibatch_size"], n_epochs=c["epochs"], gamma=c["gamma"],
                 gae_lambda=c["gae_lambda"], clip_range=c["clip"], ent_coef=c["ent_coef"],
-                vf_coef=0.5, max_grad_norm=0.5, use_sde=False,
+                vf_coef=c["vf_coef"], max_grad_norm=c["max_grad_norm"], use_sde=False,
                 policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]},
                                "activation_fn": torch.nn.Tanh, "log_std_init": 0.0},
                 seed=seed, device="cpu", verbose=0)
     rates = timed(lambda: model.learn(args.steps), args.steps)
     venv.training = False
     return model, venv, rates, model.train
+
+
+def settings(env: str) -> dict:
+    """Our PPO preset for ``env`` (the settings both libraries get)."""
+    found = lookup("ppo", env)
+    if not found:
+        raise SystemExit(f"no PPO preset for {env} in agent/presets/ppo.yaml")
+    return found
 
 
 def timed(fn, steps: int) -> tuple[float, float]:
@@ -122,8 +137,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     extra = parse_or_exit(p, args.set)
-    print(f"PPO on {args.env}, {args.steps} env steps, settings {PENDULUM}, extra {extra}",
-          flush=True)
+    print(f"PPO on {args.env}, {args.steps} env steps, settings {settings(args.env)}, "
+          f"extra {extra}", flush=True)
     for seed in args.seeds:
         agent, our_sps, our_update = ours(args, seed, extra)
         our_ret = evaluate(agent, args.eval_episodes, seed=10_000 + seed)
@@ -133,7 +148,7 @@ def main() -> None:
                            seed=10_000 + seed)
         report(seed, "SB3", sb3_sps, sb3_ret)
         ms = update_ms({"ours": our_update, "sb3": sb3_update})
-        print(f"seed {seed} one update phase (4096 samples x 10 epochs): ours {ms['ours']:.0f} "
+        print(f"seed {seed} one update phase: ours {ms['ours']:.0f} "
               f"ms, SB3 {ms['sb3']:.0f} ms (ratio {ms['sb3'] / ms['ours']:.2f}x)", flush=True)
         print(f"seed {seed} RATIO env steps per CPU s ours/SB3 = {our_sps[0] / sb3_sps[0]:.2f}x "
               f"(wall clock {our_sps[1] / sb3_sps[1]:.2f}x); eval return ours "
