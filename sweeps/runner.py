@@ -112,9 +112,9 @@ def _describe(sweep: Sweep) -> str:
 
 
 def print_dry_run(sweep: Sweep) -> None:
-    keys = sweep.varying_keys
+    keys = [*sweep.varying_keys, *sweep.search_keys]  # search keys: "-" where not searched
     extra = [] if "total_steps" in keys else ["total_steps"]
-    rows = [[t.trial_id, *(_short(t.values[k]) for k in keys), t.seed,
+    rows = [[t.trial_id, *(_short(t.values.get(k, "-")) for k in keys), t.seed,
              *(t.total_steps for _ in extra)] for t in sweep.trials]
     budget = f", budget {sweep.budget}" if sweep.budget else ""
     print_safely(text_table(["trial_id", *keys, "seed", *extra], rows)

@@ -57,9 +57,13 @@ seeds of a config in one trial. Its config has ``seed`` = the chunk's first seed
 
 from __future__ import annotations
 
+import copy
 import difflib
 import importlib
 import itertools
+import json
+import math
+import random
 import re
 import sys
 from dataclasses import dataclass, field
@@ -121,6 +125,23 @@ class Override(_Strict):
 NonEmptyList = Annotated[list[Any], Field(min_length=1)]
 
 
+class ScopedSpace(_Strict):
+    """A search space for the combinations whose values match all of ``when`` (e.g. one agent)."""
+
+    when: dict[str, Any] = Field(min_length=1)
+    space: dict[str, Any] = Field(min_length=1)
+
+
+class Search(_Strict):
+    """Random search: ``samples`` configurations drawn per combination (see ``_sample_combos``)."""
+
+    samples: int = Field(gt=0, description="sampled configurations per combination")
+    seed: int = Field(0, ge=0, description="seed of the draws")
+    draws: Literal["shared", "per_cell"] = "shared"
+    space: dict[str, Any] = Field(default_factory=dict)
+    scoped: list[ScopedSpace] = Field(default_factory=list)
+
+
 class SweepSpec(_Strict):
     """The keys of a sweep file (see the module docstring)."""
 
@@ -139,6 +160,7 @@ class SweepSpec(_Strict):
     budgets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     imports: list[str] = Field(default_factory=list)
     storage: str | None = None
+    search: Search | None = None
 
     @field_validator("grid")
     @classmethod
@@ -223,6 +245,7 @@ class Trial:
     seed: int  # the first seed (a TrialSeeds: prints as all of them)
     values: dict[str, Any]  # varying key -> value
     config: dict[str, Any]  # the fully resolved nested trial config
+    draw: int | None = None  # index of the sampled configuration (``search:``), else None
 
     @property
     def total_steps(self) -> int:
@@ -248,13 +271,28 @@ class Sweep:
     varying_keys: list[str]
     trials: list[Trial]
     imports: list[tuple[str, str | None]] = field(default_factory=list)  # (module, sys.path dir)
+    search: dict[str, Any] | None = None  # the search's samples, seed, draws and distributions
 
     @property
     def storage(self) -> Path:
         return Path(self.spec.storage or f"results/{self.name}")
 
+    @property
+    def search_keys(self) -> list[str]:
+        """The sampled keys (``search:``), in file order; empty without a search."""
+        return list((self.search or {}).get("distributions", {}))
+
     def resolved(self) -> dict[str, Any]:
         """The content of sweep_resolved.json (docs/results_layout.md)."""
+        if self.search is not None:
+            out = self._resolved()
+            out["search"] = self.search
+            for entry, trial in zip(out["trials"], self.trials):
+                entry["draw"] = trial.draw
+            return out
+        return self._resolved()
+
+    def _resolved(self) -> dict[str, Any]:
         return {
             "name": self.name, "budget": self.budget, "metric": self.spec.metric,
             "mode": self.spec.mode, "seeds": self.seeds, "grid": self.grid,
@@ -527,6 +565,9 @@ def import_user_module(module: str, paths: list[str]) -> None:
 class _Combo:
     values: dict[str, Any]  # dotted key -> value (grid values or the include entry)
     where: dict[str, tuple]  # dotted key -> YAML path that set it
+    draw: int | None = None  # ``search:``: index of the sampled configuration
+    sampled: dict[str, Any] = field(default_factory=dict)  # ``search:``: the drawn values
+    sampled_where: dict[str, tuple] = field(default_factory=dict)  # their distributions' paths
 
 
 def _flatten(d: dict[str, Any], path: tuple, out: dict[str, Any] | None = None,
@@ -560,6 +601,7 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
     overlay: dict[str, Any] = {}
     overlay_where: dict[str, tuple] = {}
     restricted: dict[str, list[Any]] = {}
+    search_overlay: dict[str, int] = {}  # a budget's search.samples / search.seed
     if budget is not None:
         items = list(spec.budgets[budget].items())
         axes: list[tuple[str, Any, tuple]] = []  # the grid axes this budget replaces
@@ -572,6 +614,8 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
                     problem(where, str(err))
             elif key.startswith("grid."):
                 axes.append((key.removeprefix("grid."), value, where))
+            elif key == "search" or key.startswith("search."):
+                search_overlay.update(_budget_search(spec, key, value, where, problem))
             elif key == "grid":
                 if not isinstance(value, dict) or not value:
                     problem(where, f"must be a mapping of grid keys to lists, got {value!r}")
@@ -584,7 +628,7 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
                 continue
             grid[axis], grid_where[axis], restricted[axis] = list(value), where, list(value)
         for key, value in items:
-            if key in ("seeds", "grid") or key.startswith("grid."):
+            if key in ("seeds", "grid", "search") or key.startswith(("grid.", "search.")):
                 continue
             if key in ("include", "exclude", "overrides", "budgets"):
                 problem(("budgets", budget, key), f"a budget cannot set '{key}'; it sets seeds, "
@@ -636,6 +680,10 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
         combos.append(_Combo(flat, fwhere))
     if not combos:
         problem(("grid",), "no trials: every combination is excluded")
+    search = None
+    if spec.search is not None:
+        combos, search = _sample_combos(spec.search, search_overlay, combos, base, grid, overlay,
+                                        budget, problem)
 
     # overrides, the budget, then one build_config per combination
     resolved: list[tuple[_Combo, dict[str, Any]]] = []
@@ -651,6 +699,8 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
                 sets, swhere = _flatten(ov.set, ("overrides", j, "set"))
                 flat.update(sets)
                 where.update(swhere)
+        flat.update(combo.sampled)  # a search's draw (after overrides, before the budget)
+        where.update(combo.sampled_where)
         flat.update(overlay)
         where.update(overlay_where)
         raw = flat.pop("seeds_per_trial", 1)
@@ -677,7 +727,7 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
                 problem(("overrides", j, "when"),
                         f"matches no combination ({_brief(when)})")
     if len(problems) > n_before:
-        return Sweep(spec.name, path, text, spec, budget, seeds, grid, [], [])
+        return Sweep(spec.name, path, text, spec, budget, seeds, grid, [], [], search=search)
 
     # varying keys, ids, duplicates
     flats = [flatten(cfg) for _, cfg, _ in resolved]
@@ -691,6 +741,8 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
         group = f"t{i:0{width}d}"
         values = {k: flat.get(k) for k in varying}
         fingerprint = repr(sorted((k, _hashable(v)) for k, v in flat.items()))
+        if combo.draw is not None:  # random search draws with replacement: repeats are trials
+            fingerprint += f"|draw {combo.draw}"
         if fingerprint in seen:
             first = next(iter(combo.where.values()), ("grid",))
             problem(first[:2] if first[0] == "include" else ("grid",),
@@ -700,6 +752,9 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
         seen[fingerprint] = group
         label = " ".join(_slug(v) for v in values.values()) or spec.name
         stem = "_".join([group, *(_slug(v) for v in values.values())])
+        if combo.draw is not None:  # r<i>: the i-th sampled configuration of its combination
+            label, stem = f"{label} r{combo.draw}", f"{stem}_r{combo.draw}"
+            values = {**values, **{k: flat.get(k) for k in combo.sampled}}
         for j in range(0, len(seeds), per_trial):
             chunk = seeds[j:j + per_trial]
             suffix = f"_s{seeds_text(chunk)}"
@@ -708,8 +763,9 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
             config.pop("seeds", None)
             if len(chunk) > 1:
                 config["seeds"] = list(chunk)
-            trials.append(Trial(trial_id, group, label, TrialSeeds(chunk), values, config))
-    return Sweep(spec.name, path, text, spec, budget, seeds, grid, varying, trials)
+            trials.append(Trial(trial_id, group, label, TrialSeeds(chunk), values, config,
+                                combo.draw))
+    return Sweep(spec.name, path, text, spec, budget, seeds, grid, varying, trials, search=search)
 
 
 def _seeds_per_trial(value: Any, n_seeds: int) -> int | None:
@@ -774,3 +830,222 @@ def _slug(v: Any) -> str:
     text = re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-") if not isinstance(v, str) else \
         re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-")
     return text[:MAX_VALUE_LEN] or "x"
+
+
+# --- random search (``search:``) ---------------------------------------------------------------
+#
+#     search:
+#       samples: 16                # configurations drawn per combination (grid cell or include)
+#       seed: 0                    # seed of the draws
+#       draws: shared              # shared: draw r of a key uses the same random numbers in every
+#                                  # combination: the same value where the distribution is the
+#                                  # same, the same quantile where its bounds differ (so
+#                                  # configuration r is one setting across envs, as a cross-env
+#                                  # sensitivity needs); per_cell: the combination's values seed
+#                                  # its draws too (independent searches)
+#       space:                     # every combination: dotted key -> distribution
+#         sac.lr: loguniform(1.0e-4, 3.0e-3)
+#       scoped:                    # only the combinations matching `when` (after `space`, in
+#         - when: {agent: ppo}     # file order: a later entry's key wins)
+#           space:
+#             ppo.minibatch_size: choice([64, 128, 256])
+#             ppo.n_steps: int(256, 2048)
+#             ppo.ent_coef: uniform(0.0, 0.01)
+#
+# Each combination with a non-empty space becomes ``samples`` configurations (trial ids end in
+# ``_r<i>_s<seed>``); every seed of a configuration trains its values (paired seeds). A
+# combination whose space is empty runs once, as without a search. The draws are made when the
+# file is expanded, from a generator seeded by (seed, i, key), so ``--dry-run``
+# lists them, ``--resume`` finds the same trials, and the first k draws of ``samples: N`` are the
+# draws of ``samples: k`` (a budget's ``search.samples: 4`` runs a prefix of the full search).
+# Sampled values come after ``overrides`` and before the budget's trial keys; a key cannot be
+# both searched and a grid axis, an include key or a budget's trial key. Floats are drawn to 4
+# significant digits, ints inclusive of both bounds.
+
+DISTRIBUTIONS = {
+    "loguniform": "loguniform(a, b): log-uniform on [a, b], 0 < a < b (learning rates)",
+    "uniform": "uniform(a, b): uniform on [a, b], a < b",
+    "int": "int(a, b): an integer from a to b inclusive, a < b",
+    "choice": "choice([x, y, ...]): one of two or more values (lists, strings and numbers)",
+}
+_DIST_FORMS = "loguniform(a, b), uniform(a, b), int(a, b) or choice([x, y, ...])"
+_NOT_SEARCHABLE = ("seed", "seeds", "seeds_per_trial")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One parsed distribution of a ``search:`` space."""
+
+    kind: str  # a DISTRIBUTIONS key
+    args: tuple  # (low, high) or (options,)
+
+    @property
+    def text(self) -> str:
+        """Canonical text, e.g. ``loguniform(0.0001, 0.003)`` (sweep_resolved.json)."""
+        if self.kind == "choice":
+            return f"choice({json.dumps(list(self.args[0]))})"
+        return f"{self.kind}({self.args[0]!r}, {self.args[1]!r})"
+
+    def draw(self, rng: random.Random) -> Any:
+        if self.kind == "choice":
+            options = self.args[0]
+            return copy.deepcopy(options[rng.randrange(len(options))])
+        low, high = self.args
+        if self.kind == "int":
+            return rng.randint(low, high)
+        if self.kind == "loguniform":
+            x = math.exp(rng.uniform(math.log(low), math.log(high)))
+        else:
+            x = rng.uniform(low, high)
+        return min(max(float(f"{x:.4g}"), low), high)
+
+
+def parse_distribution(value: Any) -> Distribution:
+    """``"loguniform(1e-4, 3e-3)"`` -> Distribution; a ValueError saying what to write else."""
+    from init_schemes import suggest
+
+    if not isinstance(value, str):
+        hint = "; for a fixed list of values use the grid" if isinstance(value, list) else ""
+        raise ValueError(f"must be a distribution, {_DIST_FORMS}, got {value!r}{hint}")
+    match = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*", value, re.S)
+    if not match:
+        cut = re.fullmatch(r"\s*[A-Za-z_]\w*\s*\([^)]*", value)
+        hint = ("; inside a {...} mapping quote it (YAML splits it at the comma): "
+                "\"uniform(-2.0, 0.0)\"" if cut else "")
+        raise ValueError(f"must be a distribution, {_DIST_FORMS}, got {value!r}{hint}")
+    name, inner = match.groups()
+    if name not in DISTRIBUTIONS:
+        raise ValueError(f"unknown distribution '{name}'{suggest(name, list(DISTRIBUTIONS))} "
+                         f"(known: {_DIST_FORMS})")
+    try:
+        from ruamel.yaml import YAML
+
+        args = YAML(typ="safe", pure=True).load(f"[{inner}]")
+    except Exception:  # any YAML error: the arguments are not a list of values
+        raise ValueError(f"cannot read the arguments of {value!r}: write "
+                         f"{DISTRIBUTIONS[name]}") from None
+    usage = f"{value!r}: write {DISTRIBUTIONS[name]}"
+    if name == "choice":
+        if len(args) != 1 or not isinstance(args[0], list):
+            raise ValueError(f"{usage}; the options go in one list")
+        if len(args[0]) < 2:
+            raise ValueError(f"{usage}; a single value is a base (or overrides) setting")
+        return Distribution(name, (tuple(args[0]),))
+    if len(args) != 2:
+        raise ValueError(f"{usage}; got {len(args)} argument{'s' * (len(args) != 1)}")
+    if name == "int":
+        if not all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+            raise ValueError(f"{usage}; the bounds must be integers")
+    elif not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args):
+        raise ValueError(f"{usage}; the bounds must be numbers")
+    low, high = args if name == "int" else (float(args[0]), float(args[1]))
+    if not low < high:
+        raise ValueError(f"{usage}; the low bound must be below the high one")
+    if name == "loguniform" and low <= 0:
+        raise ValueError(f"{usage}; the bounds must be positive")
+    return Distribution(name, (low, high))
+
+
+def _budget_search(spec: SweepSpec, key: str, value: Any, where: tuple,
+                   problem: Any) -> dict[str, int]:
+    """A budget's ``search.samples`` / ``search.seed`` (or ``search: {samples: 4}``)."""
+    from init_schemes import suggest
+
+    if spec.search is None:
+        problem(where, "this sweep has no `search:` block whose samples or seed a budget could set")
+        return {}
+    if key == "search":
+        if not isinstance(value, dict) or not value:
+            problem(where, f"must be a mapping such as {{samples: 4}}, got {value!r}")
+            return {}
+        items = [(k, v, (*where, k)) for k, v in value.items()]
+    else:
+        items = [(key.removeprefix("search."), value, where)]
+    out = {}
+    for name, v, at in items:
+        if name not in ("samples", "seed"):
+            problem(at, f"unknown key{suggest(name, ['samples', 'seed'])} (a budget sets "
+                        "search.samples or search.seed)")
+        elif isinstance(v, bool) or not isinstance(v, int) or v < (name == "samples"):
+            problem(at, f"must be {'a positive' if name == 'samples' else 'a non-negative'} "
+                        f"integer, got {v!r}")
+        else:
+            out[name] = v
+    return out
+
+
+def _search_space(space: dict[str, Any], at: tuple, grid: dict[str, list[Any]],
+                  problem: Any) -> dict[str, tuple[Distribution, tuple]]:
+    """A ``space`` mapping -> dotted key -> (distribution, YAML path); problems for bad entries."""
+    flat, where = _flatten(space, at)
+    out = {}
+    for key, value in flat.items():
+        if key in _NOT_SEARCHABLE:
+            problem(where[key], f"'{key}' cannot be searched (seeds come from the top-level "
+                                "`seeds` key, and every seed of a configuration shares its draw)")
+            continue
+        if key in grid:
+            problem(where[key], f"'{key}' is a grid key: a key is either searched or a grid "
+                                "axis, not both")
+            continue
+        try:
+            out[key] = (parse_distribution(value), where[key])
+        except ValueError as err:
+            problem(where[key], str(err))
+    return out
+
+
+def _sample_combos(search: Search, budget_search: dict[str, int], combos: list[_Combo],
+                   base: dict[str, Any], grid: dict[str, list[Any]],
+                   overlay: dict[str, Any], budget: str | None,
+                   problem: Any) -> tuple[list[_Combo], dict[str, Any]]:
+    """Each combination with a search space -> ``samples`` combinations holding their draws.
+
+    Returns the combinations and the search's record for sweep_resolved.json."""
+    samples = budget_search.get("samples", search.samples)
+    seed = budget_search.get("seed", search.seed)
+    common = _search_space(search.space, ("search", "space"), grid, problem)
+    scoped = []
+    for j, entry in enumerate(search.scoped):
+        when, _ = _flatten(entry.when, ())
+        scoped.append((when, _search_space(entry.space, ("search", "scoped", j, "space"), grid,
+                                           problem)))
+    for key, (_, at) in [*common.items(), *(i for _, s in scoped for i in s.items())]:
+        if key in overlay:
+            problem(at, f"'{key}' is searched here and set by budget '{budget}': a budget "
+                        "cannot set a searched key")
+    used = [False] * len(scoped)
+    out: list[_Combo] = []
+    distributions: dict[str, list[str]] = {}
+    for combo in combos:
+        point = {**base, **combo.values}
+        space = dict(common)
+        for j, (when, entry) in enumerate(scoped):
+            if _matches(when, point):
+                used[j] = True
+                space.update(entry)
+        clash = [k for k in space if k in combo.values]
+        for key in clash:
+            problem(space[key][1], f"'{key}' is searched and also set by "
+                                   f"{_show(combo.where[key])}: a key is either searched or set")
+        if not space or clash:
+            out.append(combo)
+            continue
+        cell = "" if search.draws == "shared" else _brief(combo.values)
+        for key, (dist, _) in space.items():
+            distributions.setdefault(key, [])
+            if dist.text not in distributions[key]:
+                distributions[key].append(dist.text)
+        for r in range(samples):
+            drawn = {k: d.draw(random.Random(f"{seed}|{r}|{k}|{cell}"))
+                     for k, (d, _) in space.items()}
+            out.append(_Combo(combo.values, combo.where, r, drawn,
+                              {k: at for k, (_, at) in space.items()}))
+    if budget is None:
+        for j, u in enumerate(used):
+            if not u:
+                problem(("search", "scoped", j, "when"),
+                        f"matches no combination ({_brief(scoped[j][0])})")
+    record = {"samples": samples, "seed": seed, "draws": search.draws,
+              "distributions": distributions}
+    return out, record

@@ -119,6 +119,8 @@ def _labels(resolved: dict[str, Any]) -> dict[str, str]:
     for t in resolved["trials"]:
         flat = _flatten(t["config"])
         out[t["trial_id"]] = " ".join(str(flat.get(k)) for k in keys) or resolved.get("name", "")
+        if t.get("draw") is not None:  # a search's configurations: one group each
+            out[t["trial_id"]] += f" r{t['draw']}"
     return out
 
 
