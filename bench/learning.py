@@ -7,6 +7,8 @@ Bars (from the issue):
   SAC on Pendulum-v1 (sac.lr=1e-3): eval return >= -250 at 10k env steps, for >= 4 of 5 seeds
   PPO on Pendulum-v1 (agent.ppo.PENDULUM settings): eval return >= -300 at 200k env steps,
       for >= 4 of 5 seeds
+  TD3 on Pendulum-v1 (TD3Config defaults): eval return >= -250 at 10k env steps, for >= 4 of 5
+      seeds
 Each run is a real ``run_trial`` (10 deterministic eval episodes on the separate seeded eval
 envs), written under ``--out`` so the curves can be inspected afterwards.
 """
@@ -28,6 +30,7 @@ BARS = {
     # agent: (overrides, total_steps, eval_every, bar, seeds needed out of 5)
     "sac": ({"sac.lr": 1e-3}, 10_000, 2_000, -250.0, 4),
     "ppo": (PENDULUM, 200_000, 20_000, -300.0, 4),
+    "td3": ({}, 10_000, 2_000, -250.0, 4),  # agent.td3.TD3Config's defaults are the tuned ones
 }
 
 
