@@ -12,11 +12,16 @@ holds all K.
 
 from __future__ import annotations
 
-import csv
+import hashlib
+import io
 import json
 import math
 import os
 import shutil
+import signal
+import socket
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,18 +38,44 @@ from agent.common.seed_batch import evaluate_seeds, get_batched
 from agent.config import TrialConfig
 from agent.registry import agents
 from init_schemes import action_diagnostics
+from sweeps.trialdir import (
+    RESUMABLE_KEYS,
+    atomic_write_bytes,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_text,
+    config_diff,
+    read_json_file,
+)
 
 CKPT_NAME = "state.pt"
+PREV_NAME = "state.prev.pt"  # the checkpoint before the last: the fallback if state.pt is bad
+SUM_SUFFIX = ".sha256"  # state.pt.sha256: the digest written with it (catches later damage)
 
 
 class TrialError(RuntimeError):
     """A trial that cannot go on (NaN loss, crashed env, bad checkpoint)."""
 
 
+class ResumeMismatch(TrialError):
+    """A resume asked for another config than the stored trial's; nothing was written."""
+
+
+class TrialInterrupted(KeyboardInterrupt):
+    """The trial stopped on SIGINT/SIGTERM or a wall-time limit; its status is "interrupted"
+    and its checkpoint holds everything evaluated so far (resume continues from there)."""
+
+    def __init__(self, reason: str, env_steps: int | None = None, out: Path | None = None):
+        super().__init__(reason)
+        self.reason, self.env_steps, self.out = reason, env_steps, out
+
+    def __str__(self) -> str:
+        where = f" at env step {self.env_steps:,}" if self.env_steps is not None else ""
+        return f"interrupted ({self.reason}){where}"
+
+
 def write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_json_default))
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, default=_json_default)
 
 
 def _json_default(x: Any) -> Any:
@@ -57,15 +88,7 @@ def _json_default(x: Any) -> Any:
 
 def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     """Rewrite the tidy metrics table atomically (the union of all rows' columns)."""
-    cols: list[str] = []
-    for row in rows:
-        cols += [k for k in row if k not in cols]
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    atomic_write_csv(path, rows)
 
 
 def init_diagnostics(agent: Agent, n_states: int, seed: int) -> dict[str, Any]:
@@ -125,26 +148,38 @@ def run_trial(
 ) -> list[dict[str, Any]]:
     """Train one trial to ``cfg.total_steps``; return the metrics rows.
 
-    Restores from ``restore_from/state.pt`` (or ``out_dir/checkpoints/state.pt`` if present and
-    ``restore_from`` is None) so a restarted trial continues instead of starting over.
+    Restores from the newest intact checkpoint of ``restore_from`` and ``out_dir/checkpoints``
+    (``state.pt``, else ``state.prev.pt``) so a restarted trial continues instead of starting
+    over; a damaged checkpoint file is named in status.json's ``warnings``. A directory that
+    already holds a trial of another config is refused (:class:`ResumeMismatch`, naming the
+    keys) before anything is written. SIGINT/SIGTERM (in the main thread) or an ``on_eval``
+    that raises :class:`TrialInterrupted` stop the trial as "interrupted" after checkpointing
+    the last evaluation.
     """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise TrialError(f"output directory {out} is a file")
     ckpt_dir = out / "checkpoints"
+    config = cfg.to_dict()
+    _check_resume_config(out, config)
+    source, state, warnings = _pick_checkpoint(
+        ([Path(restore_from)] if restore_from else []) + [ckpt_dir], config, cfg.total_steps)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     keep_freed_memory()  # no page faults on every update's activations (glibc)
-    write_json(out / "config.json", cfg.to_dict())
+    write_json(out / "config.json", config)
     seeds = cfg.run_seeds()
     agent: Agent = (get_batched(cfg.agent) if cfg.seed_batched else agents.get(cfg.agent))(cfg)
     status = {
         "state": "running", "error": None, "env_steps": 0, "planned_steps": cfg.total_steps,
         "env_scores": {"random": agent.env_spec.random_score,
                        "reference": agent.env_spec.reference_score},
-        "restored_from_step": None, "restores": 0,
+        "restored_from_step": None, "restores": 0, "pid": os.getpid(),
+        "host": socket.gethostname(),
     }
-    source = Path(restore_from) / CKPT_NAME if restore_from else ckpt_dir / CKPT_NAME
-    if source.exists():
-        state = torch.load(source, weights_only=False)
+    if warnings:
+        status["warnings"] = warnings
+    if state is not None:
         agent.load_state_dict(state["agent"])
         agent.env_steps = state["env_steps"]
         set_rng_state(state["rng"])
@@ -152,6 +187,8 @@ def run_trial(
         prev = _read_status(out)
         status["restores"] = prev.get("restores", 0) + 1
         status["restored_from_step"] = agent.env_steps
+        status["restored_from"] = str(source)
+        del state
     else:
         if not cfg.seed_batched:
             seed_everything(cfg.seed)
@@ -172,13 +209,18 @@ def run_trial(
         write_metrics(out / "metrics.csv", rows)
     start = time.perf_counter() - wall0
     bar = _progress(cfg, agent.env_steps) if progress else None
+    signals = _StopSignals()
+    saved = recorded = agent.env_steps  # the last checkpointed and the last written eval step
     try:
+        signals.install()
         evals_done = len({r["env_step"] for r in rows}) - 1
         while agent.env_steps < cfg.total_steps:
+            signals.defer = False  # mid-update state cannot be saved: a signal stops at once
             target = min(cfg.total_steps, (agent.env_steps // cfg.eval_every + 1) * cfg.eval_every)
             before, t0 = agent.env_steps, time.perf_counter()
             train_metrics = agent.train(target)  # a list, one per seed, if seed-batched
             per_seed = train_metrics if isinstance(train_metrics, list) else [train_metrics]
+            signals.defer = True  # from here to the checkpoint a signal waits for it
             for metrics in per_seed:
                 _check_finite(metrics, agent.env_steps)
             sps = (agent.env_steps - before) / max(time.perf_counter() - t0, 1e-9)
@@ -193,9 +235,12 @@ def run_trial(
             row = new[0] if len(new) == 1 else _mean_row(new)
             evals_done += 1
             write_metrics(out / "metrics.csv", rows)
+            recorded = agent.env_steps
             done = agent.env_steps >= cfg.total_steps
-            if cfg.checkpoint_every and (evals_done % cfg.checkpoint_every == 0 or done):
-                _save(agent, rows, row["wall_time"], ckpt_dir)
+            if cfg.checkpoint_every and (evals_done % cfg.checkpoint_every == 0 or done
+                                         or signals.pending):
+                _save(agent, rows, row["wall_time"], ckpt_dir, config)
+                saved = agent.env_steps
             status.update(env_steps=agent.env_steps, updated=time.time())
             if done:
                 status["state"] = "finished"
@@ -205,11 +250,25 @@ def run_trial(
             if bar is not None:
                 bar.set_postfix_str(f"eval {row['eval/return']:.1f}, {sps:.0f} steps/s")
                 bar.update(agent.env_steps - before)
+            signals.raise_pending()
+    except (KeyboardInterrupt, SystemExit) as err:
+        reason = err.reason if isinstance(err, TrialInterrupted) else type(err).__name__
+        if recorded == agent.env_steps and saved != recorded and cfg.checkpoint_every:
+            # stopped at an evaluation (not mid-update): keep it, so resume loses nothing
+            _save(agent, rows, rows[-1]["wall_time"], ckpt_dir, config)
+            saved = recorded
+        status.update(state="interrupted", error=None, interrupted=reason, env_steps=recorded,
+                      resumable_from_step=saved, updated=time.time())
+        write_json(out / "status.json", status)
+        if isinstance(err, SystemExit):
+            raise
+        raise TrialInterrupted(reason, saved, out) from None
     except BaseException as err:
         status.update(state="failed", error=f"{type(err).__name__}: {err}", updated=time.time())
         write_json(out / "status.json", status)
         raise
     finally:
+        signals.restore()
         if bar is not None:
             bar.close()
     status.update(state="finished", env_steps=agent.env_steps, updated=time.time())
@@ -255,12 +314,157 @@ def _check_finite(metrics: dict[str, float], step: int) -> None:
                          "checkpoint is kept")
 
 
-def _save(agent: Agent, rows: list, wall: float, ckpt_dir: Path) -> None:
+def _save(agent: Agent, rows: list, wall: float, ckpt_dir: Path,
+          config: dict[str, Any] | None = None) -> None:
+    """Write state.pt (with its sha256) atomically; the previous one becomes state.prev.pt.
+
+    A kill at any moment leaves at least one intact checkpoint: the new file is complete on
+    disk before the old one is moved aside, and the old one is moved, never deleted, before
+    the new one takes its name.
+    """
     state = {"agent": agent.state_dict(), "env_steps": agent.env_steps, "rng": rng_state(),
-             "rows": rows, "wall_time": wall}
-    tmp = ckpt_dir / (CKPT_NAME + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, ckpt_dir / CKPT_NAME)
+             "rows": rows, "wall_time": wall, "config": config}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    data = buf.getvalue()
+    tmp = ckpt_dir / (CKPT_NAME + ".new")
+    atomic_write_bytes(tmp, data)
+    current = ckpt_dir / CKPT_NAME
+    if current.exists():
+        os.replace(current, ckpt_dir / PREV_NAME)
+        digest = ckpt_dir / (CKPT_NAME + SUM_SUFFIX)
+        if digest.exists():
+            os.replace(digest, ckpt_dir / (PREV_NAME + SUM_SUFFIX))
+        else:
+            (ckpt_dir / (PREV_NAME + SUM_SUFFIX)).unlink(missing_ok=True)
+    os.replace(tmp, current)
+    atomic_write_text(ckpt_dir / (CKPT_NAME + SUM_SUFFIX), hashlib.sha256(data).hexdigest())
+
+
+def _check_resume_config(out: Path, config: dict[str, Any]) -> None:
+    """Refuse to continue a stored trial with another config (before writing anything)."""
+    path = out / "config.json"
+    if not path.is_file():
+        return
+    has_work = (out / "metrics.csv").exists() or any(
+        (out / "checkpoints" / n).exists() for n in (CKPT_NAME, PREV_NAME))
+    if not has_work:
+        return  # nothing computed with the old config: a fresh start
+    problems: list[str] = []
+    stored = read_json_file(path, "config.json", problems)
+    if problems or not isinstance(stored, dict):
+        raise ResumeMismatch(f"{path}: {'; '.join(problems) or 'not a JSON object'}; cannot "
+                             "check that the resume uses the same config; nothing was written")
+    diff = config_diff(stored, config, ignore=RESUMABLE_KEYS)
+    if diff:
+        raise ResumeMismatch(
+            f"{out} holds a trial of another config; a resume must use the stored one "
+            f"(only {', '.join(RESUMABLE_KEYS)} may change). Differing keys (stored -> "
+            f"requested): {'; '.join(diff)}. Nothing was written; use another --out, or "
+            "--force to delete the stored trial and start over")
+
+
+def _pick_checkpoint(dirs: list[Path], config: dict[str, Any], total_steps: int
+                     ) -> tuple[Path | None, dict[str, Any] | None, list[str]]:
+    """The newest intact checkpoint among ``dirs``' state.pt and state.prev.pt.
+
+    Returns (path, state, warnings): every damaged file is named in a warning. Raises
+    TrialError if checkpoint files exist but none is intact (a silent restart would overwrite
+    what they hold), or if the chosen one belongs to another config or budget.
+    """
+    best: tuple[Path, dict[str, Any]] | None = None
+    bad: list[str] = []
+    seen = 0
+    for d in dirs:
+        for name in (CKPT_NAME, PREV_NAME):
+            path = d / name
+            if not path.exists():
+                continue
+            seen += 1
+            state, problem = _load_checkpoint(path)
+            if problem:
+                bad.append(f"checkpoint {path} is damaged ({problem})")
+            elif best is None or state["env_steps"] > best[1]["env_steps"]:
+                best = (path, state)
+    if best is None:
+        if seen:
+            raise TrialError("no intact checkpoint to resume from: " + "; ".join(bad)
+                             + ". Nothing was overwritten; delete the trial directory (or use "
+                             "--force) to start it over")
+        return None, None, []
+    path, state = best
+    stored = state.get("config")
+    if isinstance(stored, dict):
+        diff = config_diff(stored, config, ignore=RESUMABLE_KEYS)
+        if diff:
+            raise ResumeMismatch(f"checkpoint {path} was written by another config; differing "
+                                 f"keys (stored -> requested): {'; '.join(diff)}. Nothing was "
+                                 "written")
+    if state["env_steps"] > total_steps:
+        raise ResumeMismatch(f"checkpoint {path} is at env step {state['env_steps']:,}, past "
+                             f"total_steps={total_steps:,}; nothing was written")
+    if bad:
+        bad.append(f"resumed from {path} at env step {state['env_steps']:,}")
+        print("warning: " + "; ".join(bad), file=sys.stderr)
+    return path, state, bad
+
+
+def _load_checkpoint(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(state, None) for an intact checkpoint file, (None, what is wrong) otherwise."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        return None, f"unreadable: {err.strerror or err}"
+    if not data:
+        return None, "empty (0 bytes)"
+    digest = path.with_name(path.name + SUM_SUFFIX)
+    if digest.exists():
+        expected = digest.read_text().strip()
+        if expected and hashlib.sha256(data).hexdigest() != expected:
+            return None, f"sha256 differs from {digest.name}: changed after it was written"
+    try:
+        state = torch.load(io.BytesIO(data), weights_only=False)
+    except Exception as err:  # a truncated zip, a pickle error, garbage
+        return None, f"cannot be loaded: {type(err).__name__}: {' '.join(str(err).split())[:120]}"
+    missing = [k for k in ("agent", "env_steps", "rng", "rows", "wall_time")
+               if not isinstance(state, dict) or k not in state]
+    if missing:
+        return None, f"not a trial checkpoint (missing {', '.join(missing)})"
+    return state, None
+
+
+class _StopSignals:
+    """SIGINT/SIGTERM while training raise TrialInterrupted at once (the partial interval is
+    redone on resume); during the evaluation, write and checkpoint that follow training they
+    wait until the checkpoint is on disk. A second signal always stops at once. Only the main
+    thread can take signals (a Ray trial thread is stopped by Ray instead)."""
+
+    def __init__(self) -> None:
+        self.defer = False
+        self.pending: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        self._old = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.defer and self.pending is None:
+            self.pending = name
+            return
+        raise TrialInterrupted(name)
+
+    def raise_pending(self) -> None:
+        if self.pending:
+            raise TrialInterrupted(self.pending)
 
 
 def _progress(cfg: TrialConfig, initial: int):

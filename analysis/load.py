@@ -14,8 +14,15 @@ several seeds together; the statistical unit, a *run*, is one ``(trial_id, seed)
 
 Nothing is dropped silently: failed, running and pending trials stay in every table with their
 ``state``; a trial without any metrics yet is kept as one placeholder row (``env_step`` missing).
-A sweep that is still running can be read at any time; half-written trailing CSV lines and
-status files caught mid-write are tolerated.
+A sweep that is still running can be read at any time (its files are replaced atomically).
+
+Every trial directory is validated first (``sweeps.trialdir.check_trial``): a truncated, empty,
+unparseable or inconsistent file (a row cut mid-line, duplicated rows, seeds that are not the
+trial's, a "finished" trial whose metrics stop short of its steps, ...) makes the trial
+``damaged``. A damaged trial keeps its row in :func:`load_trials` (state ``damaged``, the
+defects in ``damage``, each naming its file) and one placeholder row in :func:`load_sweep`, so
+none of its numbers reaches a statistic; ``df.attrs["damaged"]`` lists them, and
+``strict=True`` raises :class:`AnalysisError` instead.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from sweeps.trialdir import check_trial
 
 __all__ = [
     "RUN_KEYS",
@@ -47,9 +56,9 @@ __all__ = [
 RUN_KEYS = ("trial_id", "seed")
 """Columns that identify a run, the statistical unit."""
 
-STATES = ("pending", "running", "finished", "failed")
-"""Trial states written to ``status.json``. ``pending`` also means 'no status yet'; a status
-file that cannot be parsed (even after retries) gives the extra state ``unknown``."""
+STATES = ("pending", "running", "finished", "failed", "interrupted", "damaged")
+"""Trial states: those written to ``status.json`` (``pending`` also means 'no status yet'),
+and ``damaged`` for a trial whose files fail validation."""
 
 # Columns of the tidy metrics table that are neither config keys nor metrics.
 _BASE_COLUMNS = (
@@ -125,17 +134,25 @@ def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any
     return flat
 
 
-def load_trials(sweep_dir: str | Path) -> pd.DataFrame:
+def load_trials(sweep_dir: str | Path, *, strict: bool = False) -> pd.DataFrame:
     """One row per trial, planned or started.
 
-    Returns a DataFrame of shape (n_trials, 9 + n_varying_keys) with columns ``trial_id, env,
-    state, error, env_steps, planned_steps, updated, env_score_random, env_score_reference`` and
-    one column per varying config key (dotted names, ``seed`` excluded). Trials listed in
-    ``sweep_resolved.json`` without a directory yet are ``pending``. ``df.attrs`` holds
-    ``config_keys`` (the varying keys) and ``sweep_dir``.
+    Returns a DataFrame of shape (n_trials, 10 + n_varying_keys) with columns ``trial_id, env,
+    state, error, env_steps, planned_steps, updated, env_score_random, env_score_reference,
+    damage`` and one column per varying config key (dotted names, ``seed`` excluded). Trials
+    listed in ``sweep_resolved.json`` without a directory yet are ``pending``; trials whose files
+    fail validation are ``damaged`` with their defects in ``damage`` (None otherwise).
+    ``df.attrs`` holds ``config_keys`` (the varying keys), ``sweep_dir`` and ``damaged`` (one
+    ``{"trial_id", "path", "defects"}`` per damaged trial). ``strict``: raise
+    :class:`AnalysisError` naming every damaged trial instead.
     """
     info = read_sweep_info(sweep_dir)
     records = _scan_trials(info)
+    damaged = [{"trial_id": r["trial_id"], "path": str(info.path / "trials" / r["trial_id"]),
+                "defects": r["damage"]} for r in records if r["damage"]]
+    if damaged and strict:
+        raise AnalysisError(f"{len(damaged)} damaged trial(s) in {info.path} (strict): "
+                            + "; ".join(f"{d['path']}: {d['defects']}" for d in damaged))
     if not records:
         raise AnalysisError(
             f"no trials in {info.path}: expected trial directories under "
@@ -151,11 +168,12 @@ def load_trials(sweep_dir: str | Path) -> pd.DataFrame:
     trials = _tidy_config_columns(trials, keys)
     trials["env_steps"] = trials["env_steps"].astype("Int64")
     trials["planned_steps"] = trials["planned_steps"].astype("Int64")
-    trials.attrs.update(config_keys=list(keys), sweep_dir=str(info.path))
+    trials.attrs.update(config_keys=list(keys), sweep_dir=str(info.path), damaged=damaged)
     return trials
 
 
-def load_sweep(sweep_dir: str | Path, trials: pd.DataFrame | None = None) -> pd.DataFrame:
+def load_sweep(sweep_dir: str | Path, trials: pd.DataFrame | None = None, *,
+               strict: bool = False) -> pd.DataFrame:
     """The tidy metrics table of a sweep (finished or still running).
 
     Returns a DataFrame with one row per run x evaluation step, shape (n_rows, n_columns), with
@@ -166,16 +184,20 @@ def load_sweep(sweep_dir: str | Path, trials: pd.DataFrame | None = None) -> pd.
     ``df.attrs`` holds ``config_keys`` and ``metric_columns``.
 
     ``trials`` (from :func:`load_trials` on the same directory) avoids reading the status files
-    twice.
+    twice. A damaged trial keeps one placeholder row (state ``damaged``, no metrics);
+    ``df.attrs["damaged"]`` lists them; ``strict`` raises :class:`AnalysisError` instead.
     """
     if trials is None:
-        trials = load_trials(sweep_dir)
+        trials = load_trials(sweep_dir, strict=strict)
+    elif strict and trials.attrs.get("damaged"):
+        load_trials(trials.attrs.get("sweep_dir", sweep_dir), strict=True)
     info = read_sweep_info(trials.attrs.get("sweep_dir", sweep_dir))
     keys: list[str] = list(trials.attrs["config_keys"])
+    damaged = set(trials.loc[trials["state"] == "damaged", "trial_id"].astype(str))
     frames = []
     for trial_id in trials["trial_id"]:
         trial_dir = info.path / "trials" / str(trial_id)
-        metrics = _read_metrics(trial_dir / "metrics.csv")
+        metrics = None if str(trial_id) in damaged else _read_metrics(trial_dir / "metrics.csv")
         if metrics is None or metrics.empty:
             seeds = _config_seeds(_trial_config(info, trial_id))
             metrics = pd.DataFrame({"seed": seeds, "env_step": np.nan})
@@ -202,7 +224,8 @@ def load_sweep(sweep_dir: str | Path, trials: pd.DataFrame | None = None) -> pd.
     ordered += ["planned_steps", "env_score_random", "env_score_reference", *metric_cols]
     data = data[ordered].sort_values(["trial_id", "seed", "env_step"], kind="stable")
     data = data.reset_index(drop=True)
-    data.attrs.update(config_keys=keys, metric_columns=metric_cols, sweep_name=info.name)
+    data.attrs.update(config_keys=keys, metric_columns=metric_cols, sweep_name=info.name,
+                      damaged=list(trials.attrs.get("damaged", [])))
     return data
 
 
@@ -228,7 +251,7 @@ def load_init_diagnostics(
     hist_rows: list[dict[str, Any]] = []
     for trial in trials.to_dict("records"):
         path = info.path / "trials" / str(trial["trial_id"]) / "init_diagnostics.json"
-        if not path.is_file():
+        if not path.is_file() or trial["state"] == "damaged":
             continue
         diag = _read_json(path, what="init_diagnostics.json", missing_ok=True)
         if not isinstance(diag, Mapping):
@@ -274,6 +297,7 @@ _TRIAL_FIELDS = (
     "updated",
     "env_score_random",
     "env_score_reference",
+    "damage",
 )
 
 
@@ -306,13 +330,13 @@ def _scan_trials(info: SweepInfo) -> list[dict[str, Any]]:
     records = []
     for trial_id in order:
         trial_dir = trial_root / trial_id
-        config = _trial_config(info, trial_id)
-        status: Any = {}
-        if (trial_dir / "status.json").is_file():
-            status = _read_json(trial_dir / "status.json", what="status.json", missing_ok=True)
-            status = status if isinstance(status, Mapping) else {"state": "unknown"}
-        scores = status.get("env_scores") or {}
-        state = str(status.get("state") or "pending")
+        check = check_trial(trial_dir, planned.get(trial_id) or None)
+        config = check.config if isinstance(check.config, dict) else \
+            dict(planned.get(trial_id) or {})
+        status: Any = check.status or {}
+        scores = status.get("env_scores") if isinstance(status.get("env_scores"), Mapping) \
+            else {}
+        state = "damaged" if check.damaged else str(status.get("state") or "pending")
         records.append(
             {
                 "trial_id": trial_id,
@@ -325,6 +349,7 @@ def _scan_trials(info: SweepInfo) -> list[dict[str, Any]]:
                 "updated": status.get("updated"),
                 "env_score_random": _as_float(scores.get("random")),
                 "env_score_reference": _as_float(scores.get("reference")),
+                "damage": "; ".join(check.defects) or None,
             }
         )
     return records

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from analysis import plots, stats
+from analysis import plots, stats, style
 from analysis.load import (
     AnalysisError,
     config_columns,
@@ -225,7 +225,7 @@ def write_report(
         doc = _compose(ctx, time.perf_counter() - started)
         md_path = root / "report.md"
         md_path.write_text(doc.to_markdown())
-        (root / "report.html").write_text(doc.to_html(root, title=f"{info.name}"))
+        (root / "report.html").write_text(doc.to_html(root, title=_title(ctx)))
         bar.update()
     finally:
         bar.close()
@@ -398,6 +398,7 @@ class _Context:
     figures: list[tuple[str, str, str]] = field(default_factory=list)  # (section, name, caption)
     diag_table: pd.DataFrame | None = None
     diag_figures: list[tuple[str, str]] = field(default_factory=list)
+    diag_note: str = ""  # why there is no init-diagnostics section
 
     @property
     def lower(self) -> bool:
@@ -563,11 +564,11 @@ def _colours(ctx: _Context) -> tuple[str | None, dict[Any, Any], dict[str, Any]]
         values = _grid_order(ctx.info.grid, key, ctx.runs)
         # a key some groups lack (``mb_ppo.*`` of dreamer trials) cannot colour every group
         if len(values) <= 10 and ctx.runs[key].notna().all():
-            key_palette = plots.group_palette(values)
+            key_palette = plots.group_palette(values, key)
             labels = stats.group_labels(ctx.runs, ctx.group)
             by_group = dict(zip(labels, ctx.runs[key].map(key_palette), strict=True))
             return key, key_palette, by_group
-    palette = plots.group_palette(order)
+    palette = plots.group_palette(order, "group")
     return None, palette, palette
 
 
@@ -589,11 +590,21 @@ def _figures(ctx: _Context, fig_dir: Path) -> None:
         }
     elif key is not None and len(ctx.group) == 1:
         facet_kw = {"hue": key, "palette": key_palette}
+    elif key is not None:
+        # colour = the colour key, line style = the other keys (with 3+ keys, the first other
+        # key gets its own panels): structured looks instead of one hue per group
+        others = [k for k in ctx.group if k != key]
+        facet_kw = {"hue": key, "palette": key_palette, "style": others[-1]}
+        if len(others) >= 2:
+            facet_kw["row"] = others[0]
+        if len(others) >= 3:
+            facet_kw["style"] = " / ".join(style.factor_name(k) for k in others[1:])
     else:
-        facet_kw = {"hue": "group", "palette": plots.group_palette(group_order)}
-    ylabel = f"(IQM, 95% CI{lower_note})"
-    ylabel = ctx.metric + ("\n" if len(ctx.metric) + len(ylabel) > 32 else " ") + ylabel
-    fig, _ = plots.plot_learning_curves(ctx.curves, ylabel=ylabel, col="env", **facet_kw)
+        facet_kw = {"hue": "group", "palette": plots.group_palette(group_order, "group")}
+    ylabel = style.wrap_label(f"{style.metric_label(ctx.metric)} (IQM, 95% CI{lower_note})")
+    fig, _ = plots.plot_learning_curves(
+        _with_style_column(ctx.curves, ctx.group, facet_kw), ylabel=ylabel, col="env", **facet_kw
+    )
     _save(
         ctx,
         fig,
@@ -611,10 +622,12 @@ def _figures(ctx: _Context, fig_dir: Path) -> None:
         ctx.intervals,
         order=group_order,
         palette=palette,
+        hue=key if key is not None and len(ctx.group) > 1 else None,
         units=units,
         mode=ctx.mode,
-        title=None if ctx.returns else f"final {ctx.metric}",
+        title=None if ctx.returns else f"final {style.metric_label(ctx.metric)}",
     )
+    panel_notes = " ".join(plots.interval_panels(ctx.intervals)[2])
     _save(
         ctx,
         fig,
@@ -629,7 +642,8 @@ def _figures(ctx: _Context, fig_dir: Path) -> None:
             else "Higher is better, except for the optimality gap."
             if (ctx.intervals["metric"] == "optimality_gap").any()
             else "Higher is better."
-        ),
+        )
+        + (f" {panel_notes}" if panel_notes else ""),
     )
 
     if init_grid:
@@ -640,7 +654,11 @@ def _figures(ctx: _Context, fig_dir: Path) -> None:
             heat["panel"] = heat["panel"] + f" | {key} = " + heat[key].astype(str)
         grid = ctx.info.grid
         labels = {
-            p: ("IQM (normalised)" if p.startswith(AGG_ENV) else f"IQM {ctx.metric}")
+            p: (
+                "IQM (normalised)"
+                if p.startswith(AGG_ENV)
+                else style.wrap_label(f"IQM of {style.metric_label(ctx.metric)}", 30)
+            )
             + ("\n(lower is better)" if ctx.lower else "")
             for p in heat["panel"].unique()
         }
@@ -679,7 +697,9 @@ def _figures(ctx: _Context, fig_dir: Path) -> None:
             "Probability of improvement",
             f"P(row group's final score {ctx.cmp} column group's){strat}"
             + (f", i.e. the row group is better (lower `{ctx.metric}`)" if ctx.lower else "")
-            + ". `*`: supported (the 95% CI excludes 0.5 and each group has at least 4 runs).",
+            + ". `*`: supported (the 95% CI excludes 0.5 and each group has at least 4 runs). "
+            "Faded, hatched cells: a group has fewer than 4 runs (coarse values, no verdict); "
+            "grey diagonal: a group against itself.",
         )
 
     if AGG_ENV in ctx.scopes:
@@ -701,10 +721,13 @@ def _figures(ctx: _Context, fig_dir: Path) -> None:
             ],
             ignore_index=True,
         )
-        xlabel = "final return" if ctx.returns else f"final {ctx.metric}"
-        xlabel += r" $\tau$"
+        xlabel = style.wrap_label(f"final {style.metric_label(ctx.metric)}" + r" $\tau$", 50)
     fig, _ = plots.plot_performance_profiles(
-        prof, xlabel=xlabel, col="env", mode=ctx.mode, **facet_kw
+        _with_style_column(prof, ctx.group, facet_kw),
+        xlabel=xlabel,
+        col="env",
+        mode=ctx.mode,
+        **facet_kw,
     )
     _save(
         ctx,
@@ -721,6 +744,13 @@ def _figures(ctx: _Context, fig_dir: Path) -> None:
 def _init_diagnostics(ctx: _Context, fig_dir: Path) -> None:
     summary, hist = load_init_diagnostics(ctx.sweep_dir, trials=ctx.trials)
     if summary.empty:
+        return
+    if _uninformative_probe(summary):
+        ctx.diag_note = (
+            "No init diagnostics: every run's initial-policy probe recorded the uniform random "
+            "policy (mean 0, std 1/sqrt(3), entropy ln 2 per action dim; e.g. the `world_model` "
+            "agent collects data uniformly at random), which no init changes."
+        )
         return
     key, key_palette, _ = _colours(ctx)
     keys = [k for k in ctx.group if k in summary.columns]
@@ -772,6 +802,43 @@ def _init_diagnostics(ctx: _Context, fig_dir: Path) -> None:
             "(little clipping).",
         )
     )
+
+
+def _with_style_column(
+    frame: pd.DataFrame, group: Sequence[str], facet_kw: dict[str, Any]
+) -> pd.DataFrame:
+    """``frame`` with the combined line-style column ``facet_kw`` names, if it is not a key."""
+    name = facet_kw.get("style")
+    if name is None or name in frame.columns:
+        return frame
+    used = {facet_kw.get("hue"), facet_kw.get("row")}
+    rest = [k for k in group if k not in used]
+    return frame.assign(**{name: stats.group_labels(frame, rest)})
+
+
+def _uninformative_probe(summary: pd.DataFrame) -> bool:
+    """Every run's init probe is the uniform random policy on [-1, 1] (mean 0, std 1/sqrt(3),
+    entropy ln 2 per dim, no critic): it does not depend on the init and says nothing about it."""
+    cols = summary[["mean_abs_mean", "std", "entropy"]].to_numpy(dtype=float)
+    return bool(
+        np.all(np.abs(cols[:, 0]) < 1e-9)
+        and np.allclose(cols[:, 1], 1 / np.sqrt(3), atol=1e-6)
+        and np.allclose(cols[:, 2], np.log(2.0), atol=1e-6)
+        and summary["critic_scale"].isna().all()
+    )
+
+
+def _title(ctx: _Context) -> str:
+    """Sweep name, budget and env steps per run, e.g. "model_based (budget pendulum, 15,000
+    env steps)"."""
+    parts = [f"budget {ctx.info.budget}"] if ctx.info.budget is not None else []
+    steps = pd.to_numeric(ctx.trials.get("planned_steps"), errors="coerce")
+    if steps is not None and np.isfinite(steps).any():
+        lo, hi = int(np.nanmin(steps)), int(np.nanmax(steps))
+        parts.append(f"{lo:,} env steps" if lo == hi else f"{lo:,}-{hi:,} env steps")
+    if ctx.up_to is not None:
+        parts.append(f"cut at {ctx.up_to:,.0f}")
+    return ctx.info.name + (f" ({', '.join(parts)})" if parts else "")
 
 
 def _save(ctx: _Context, fig: Any, fig_dir: Path, name: str, section: str, caption: str) -> None:
@@ -861,7 +928,7 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
     states = list(STATE_WORDS)
     states += sorted(set(trials["state"]) - set(states))  # e.g. "unknown": unreadable status
     counts = {s: _n(ctx, s) for s in states}
-    doc.h(1, f"Sweep report: {info.name}")
+    doc.h(1, f"Sweep report: {_title(ctx)}")
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     doc.p(
         f"Generated {now} from `{ctx.sweep_dir}` by `{ctx.command}` in {elapsed:.0f} s. "
@@ -904,7 +971,7 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
         f"Compared groups: unique combinations of {_keys_text(ctx.group)}; "
         f"{len(ctx.order[ctx.scopes[-1]])} groups. Envs: {', '.join(ctx.envs)}.",
     ]
-    doc.ul(items)
+    doc.ul(items + ([ctx.diag_note] if ctx.diag_note else []))
     if info.grid:
         doc.table(
             ["Key", "Values"],
@@ -1052,10 +1119,12 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
             "correction is applied)."
         )
 
-    doc.h(2, "Init diagnostics")
     if ctx.diag_table is None:
-        doc.p("No `init_diagnostics.json` in any trial; skipped.")
+        if not ctx.diag_note:  # an uninformative probe gets no section (a line in "What ran")
+            doc.h(2, "Init diagnostics")
+            doc.p("No `init_diagnostics.json` in any trial; skipped.")
     else:
+        doc.h(2, "Init diagnostics")
         doc.p(
             "Action statistics of the untrained policy (averaged over seeds and action dims). "
             "The notes' criterion: good coverage of the action space without clipping at the "
@@ -1311,10 +1380,21 @@ class _Doc:
         return "\n\n".join(out) + "\n"
 
     def to_html(self, root: Path, title: str) -> str:
+        """Self-contained HTML: headings with anchors, a table of contents after the title,
+        and for each figure the PNG (inlined or linked) or, where the file is missing, a
+        visible note naming it (a linked figure deleted later shows the same note)."""
         body: list[str] = []
+        toc: list[tuple[int, str, str]] = []
+        anchors: set[str] = set()
         for kind, data in self.blocks:
             if kind == "h":
-                body.append(f"<h{data[0]}>{_inline(data[1])}</h{data[0]}>")
+                level, text = data
+                anchor = _anchor(text, anchors)
+                if level in (2, 3):
+                    toc.append((level, anchor, text))
+                body.append(f'<h{level} id="{anchor}">{_inline(text)}</h{level}>')
+                if level == 1:
+                    body.append("<!--toc-->")
             elif kind == "p":
                 body.append(f"<p>{_inline(data)}</p>")
             elif kind == "ul":
@@ -1327,23 +1407,46 @@ class _Doc:
                 )
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
             elif kind == "figure":
-                stem, caption = data
-                if self.inline_images:
-                    png = base64.b64encode((root / f"{stem}.png").read_bytes()).decode("ascii")
-                    src = f"data:image/png;base64,{png}"
-                else:
-                    src = html.escape(f"{stem}.png")
-                body.append(
-                    f'<figure><img alt="{html.escape(caption)}" '
-                    f'src="{src}"><figcaption>{_inline(caption)}'
-                    "</figcaption></figure>"
-                )
+                body.append(self._figure_html(root, *data))
+        toc_html = _toc_html(toc)
+        body = [toc_html if b == "<!--toc-->" else b for b in body]
+        if toc_html and toc_html not in body:
+            body.insert(0, toc_html)
         return (
             '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>Sweep report: {html.escape(title)}</title><style>{_CSS}</style></head>"
             "<body>\n" + "\n".join(body) + "\n</body></html>\n"
         )
 
+    def _figure_html(self, root: Path, stem: str, caption: str) -> str:
+        path = root / f"{stem}.png"
+        if not path.is_file():
+            return (
+                f'<figure><p class="missing">Figure missing: <code>{html.escape(stem)}.png'
+                "</code> was not found when this page was written (rerun <code>sweep report"
+                f"</code>).</p><figcaption>{_inline(caption)}</figcaption></figure>"
+            )
+        if self.inline_images:
+            png = base64.b64encode(path.read_bytes()).decode("ascii")
+            src = f"data:image/png;base64,{png}"
+            fallback = ""
+        else:
+            src = html.escape(f"{stem}.png")
+            note = html.escape(
+                f"Figure missing: {stem}.png is not next to this page "
+                "(report/figures/ moved or deleted; rerun sweep report).",
+                quote=True,
+            )
+            # a linked figure deleted after the page was written: say so, not a broken image
+            fallback = (
+                " onerror=\"this.outerHTML='<p class=&quot;missing&quot;>"
+                + note.replace("'", "&#39;")
+                + "</p>'\""
+            )
+        return (
+            f'<figure><img alt="{html.escape(caption)}" src="{src}"{fallback}>'
+            f"<figcaption>{_inline(caption)}</figcaption></figure>"
+        )
 
 _CSS = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
@@ -1351,7 +1454,46 @@ _CSS = (
     "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}th{background:#f3f3f3}"
     "figure{margin:1.5em 0}img{max-width:100%}figcaption{font-size:.9em;color:#444}"
     "code{background:#f3f3f3;padding:0 .2em}"
+    "nav.toc{background:#f7f7f7;border:1px solid #ddd;padding:.4em 1em;margin:1em 0;"
+    "font-size:.92em}nav.toc ul{margin:.2em 0;padding-left:1.2em}"
+    ".missing{border:2px dashed #b00;color:#b00;background:#fff4f4;padding:1em;"
+    "font-weight:600}"
 )
+
+
+def _anchor(text: str, taken: set[str]) -> str:
+    """A unique HTML id for a heading: lower-case words joined by hyphens."""
+    base = re.sub(r"[^a-z0-9]+", "-", re.sub(r"[`*]", "", str(text)).lower()).strip("-")
+    base = base or "section"
+    anchor, k = base, 2
+    while anchor in taken:
+        anchor, k = f"{base}-{k}", k + 1
+    taken.add(anchor)
+    return anchor
+
+
+def _toc_html(toc: Sequence[tuple[int, str, str]]) -> str:
+    """Nested list of links to the h2 (and their h3) headings."""
+    if not toc:
+        return ""
+    out = ['<nav class="toc"><strong>Contents</strong><ul>']
+    open_sub = False
+    for level, anchor, text in toc:
+        link = f'<a href="#{anchor}">{_inline(text)}</a>'
+        if level == 3:
+            if not open_sub:
+                out.append("<ul>")
+                open_sub = True
+            out.append(f"<li>{link}</li>")
+            continue
+        if open_sub:
+            out.append("</ul>")
+            open_sub = False
+        out.append(f"<li>{link}</li>")
+    if open_sub:
+        out.append("</ul>")
+    out.append("</ul></nav>")
+    return "".join(out)
 
 
 def _md_cell(text: str) -> str:

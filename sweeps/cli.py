@@ -73,8 +73,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from sweeps.overrides import parse_overrides
 
     values = parse_overrides(args.overrides, multi=True)
-    seeds = int(values.pop("seeds", 20))
-    states = int(values.pop("states", 1000))
+    seeds, states = (_count_option(values, key, default)
+                     for key, default in (("seeds", 20), ("states", 1000)))
     out = Path(args.out)
     path = run_diagnose(values, seeds, out, states)
     import pandas as pd
@@ -88,12 +88,22 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count_option(values: dict, key: str, default: int) -> int:
+    """A positive integer option given as key=value (``seeds=20``), popped from ``values``."""
+    value = values.pop(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CLIError(f"{key}={value}: {key} must be a positive integer, e.g. {key}={default}")
+    return value
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from agent import build_config, run_trial
     from sweeps.overrides import parse_overrides
 
     cfg = build_config(parse_overrides(args.overrides))
     out = Path(args.out or f"runs/{cfg.agent}_{cfg.env}_seed{cfg.seed}")
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} is a file; give a directory for the trial's results")
     if (out / "metrics.csv").exists() and not args.resume:
         if not args.force:
             raise CLIError(f"{out} already holds a run; pass --resume to continue it or --force "
@@ -101,7 +111,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         import shutil
 
         shutil.rmtree(out)
-    rows = run_trial(cfg, out, progress=True)
+    from agent.trial import ResumeMismatch, TrialInterrupted
+
+    try:
+        rows = run_trial(cfg, out, progress=True)
+    except ResumeMismatch as err:
+        raise CLIError(str(err)) from None
+    except TrialInterrupted as err:  # checkpointed at its last evaluation: resumable
+        again = " ".join(["sweep", "train", *args.overrides, "--out", str(out), "--resume"])
+        print(f"sweep train: {err}; {out} holds everything up to env step "
+              f"{err.env_steps:,}. Continue with: {again}", file=sys.stderr)
+        return 130
     last = [r for r in rows if r["env_step"] == rows[-1]["env_step"]]  # one row per seed
     returns = ", ".join(f"{r['eval/return']:.1f}" for r in last)
     seeds = ", ".join(str(r["seed"]) for r in last)

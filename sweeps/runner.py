@@ -28,6 +28,7 @@ then needs ``export RAY_AUTH_MODE=token`` and the same token.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -43,13 +44,18 @@ from sweeps.schema import Sweep, import_user_module, load_sweep
 from sweeps.status import (
     LiveView,
     TrialState,
+    fmt_duration,
     format_status,
     last_rows,
     read_states,
     text_table,
 )
+from sweeps.trialdir import check_trial
 
 RAY_DIR = "ray"  # Ray Tune's experiment directory inside the sweep directory
+EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM: trials checkpointed, resumable
+EXIT_TIME_LIMIT = 75  # --time-limit reached (EX_TEMPFAIL: run again with --resume)
+MIN_START_S = 30.0  # never start a trial with less wall time than this left
 OWNED = ("sweep.yaml", "sweep_resolved.json", RAY_DIR, "trials")  # what --force removes
 _TUNE_STATE = {"PENDING": "pending", "PAUSED": "pending", "RUNNING": "running",
                "TERMINATED": "finished", "ERROR": "failed"}
@@ -71,21 +77,38 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--max-concurrent", type=int, metavar="N", help="trials at once (default: "
                    "as many as the CPUs allow)")
     s.add_argument("--dry-run", action="store_true", help="print the trials, run nothing")
+    _max_trials_option(s)
     s.add_argument("--resume", action="store_true", help="continue the sweep in the storage "
                    "directory: finished trials are kept, the others restart from their last "
                    "checkpoint")
     s.add_argument("--force", action="store_true", help="delete the sweep in the storage "
                    "directory and start over")
+    s.add_argument("--time-limit", metavar="DURATION", type=parse_duration,
+                   help="wall time for this run, like a cluster job's (2h30m, 90m, 3600s): "
+                   "trials that cannot finish in time (by the sweep's measured time per step) "
+                   "are not started, running ones checkpoint and stop at their last "
+                   "evaluation before the limit; exit status 75, continue with --resume")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("validate", help="check a sweep file and run nothing")
     s.add_argument("file", help="sweep YAML: a path, or the name of one shipped in sweeps/")
     s.add_argument("--budget", help="show this budget's expansion (every budget is checked)")
+    _max_trials_option(s)
     s.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("status", help="trials of a sweep directory by state")
     s.add_argument("dir", help="sweep directory, e.g. results/init_ablation")
+    s.add_argument("--strict", action="store_true", help="exit with an error (status 2) if "
+                   "any trial directory is damaged")
     s.set_defaults(func=_cmd_status)
+
+
+def _max_trials_option(s: argparse.ArgumentParser) -> None:
+    from sweeps.schema import MAX_TRIALS
+
+    s.add_argument("--max-trials", type=int, default=MAX_TRIALS, metavar="N",
+                   help=f"refuse a sweep of more than N trials, counted before expanding the "
+                   f"grid (default {MAX_TRIALS:,}); raise it to run a bigger one")
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -95,11 +118,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    sweep = load_sweep(args.file, args.budget)
+    limit = getattr(args, "max_trials", None)
+    sweep = load_sweep(args.file, args.budget, max_trials=limit)
     print(f"{sweep.file}: ok: {_describe(sweep)}")
     if args.budget is None:
         for name in sweep.spec.budgets:
-            budget = load_sweep(sweep.file, name, check_budgets=False)
+            budget = load_sweep(sweep.file, name, check_budgets=False, max_trials=limit)
             print(f"  budget {name}: {_describe(budget)}")
     return 0
 
@@ -134,7 +158,7 @@ def _short(v: Any) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    sweep = load_sweep(args.file, args.budget)
+    sweep = load_sweep(args.file, args.budget, max_trials=getattr(args, "max_trials", None))
     if args.storage:
         sweep.spec.storage = args.storage
     if args.dry_run:
@@ -164,6 +188,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if all(s.state == "finished" for s in states):
             print(f"{sweep.name}: all {len(states)} trials already finished in {storage}")
             return 0
+    deadline = time.time() + args.time_limit if getattr(args, "time_limit", None) else None
     started = _connect_ray(sweep, args)  # before writing anything: a bad --address leaves no trace
     try:
         if args.force and existing:
@@ -174,12 +199,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.resume:
             (storage / "sweep.yaml").write_text(sweep.text)
             _write_json(storage / "sweep_resolved.json", sweep.resolved())
-        return _run_tune(sweep, storage, args)
+        return _run_tune(sweep, storage, args, deadline)
     finally:
         if started:
             import ray
 
             ray.shutdown()
+
+
+def parse_duration(text: str) -> float:
+    """'2h30m', '90m', '45s', '1h', '1.5h' or plain seconds '3600' -> seconds (> 0)."""
+    import re
+
+    t = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        seconds = float(t)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", t)
+        if not parts or "".join(n + u for n, u in parts) != t.replace(" ", ""):
+            raise argparse.ArgumentTypeError(
+                f"'{text}' is not a duration (e.g. 2h30m, 90m, 45s or seconds)")
+        seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}': the time limit must be positive")
+    return seconds
 
 
 def seed_major(trials: list) -> list[str]:
@@ -264,12 +307,24 @@ def _connect_ray(sweep: Sweep, args: argparse.Namespace) -> bool:
     return started
 
 
-def _run_tune(sweep: Sweep, storage: Path, args: argparse.Namespace) -> int:
+def _run_tune(sweep: Sweep, storage: Path, args: argparse.Namespace,
+              deadline: float | None = None) -> int:
     from ray import tune
 
     table = {t.trial_id: {"config": t.config, "out_dir": str(storage / "trials" / t.trial_id),
-                          "imports": sweep.imports, "metric": sweep.spec.metric}
+                          "imports": sweep.imports, "metric": sweep.spec.metric,
+                          "deadline": deadline}
              for t in sweep.trials}
+    groups: dict[str, list[str]] = {}
+    for t in sweep.trials:
+        groups.setdefault(t.group, []).append(str(storage / "trials" / t.trial_id))
+    for t in sweep.trials:  # where _can_finish measures the time per step
+        table[t.trial_id].update(group_dirs=groups[t.group], trials_root=str(storage / "trials"))
+    states = {s.trial_id: s for s in read_states(storage)}
+    # finished trials are never rerun; damaged ones are named and left as they are
+    todo = [t for t in sweep.trials if states[t.trial_id].state not in ("finished", "damaged")]
+    if not todo:
+        return _report(sweep, storage)
     res = sweep.spec.resources
     trainable = tune.with_resources(tune.with_parameters(ray_trainable, trials=table),
                                     {"cpu": res.cpus, "gpu": res.gpus})
@@ -278,33 +333,39 @@ def _run_tune(sweep: Sweep, storage: Path, args: argparse.Namespace) -> int:
     _VIEW = _ViewState(view, sweep, storage)
     exp_dir = storage / RAY_DIR
     try:
-        if args.resume and tune.Tuner.can_restore(str(exp_dir)):
-            tuner = tune.Tuner.restore(str(exp_dir), trainable, resume_unfinished=True,
-                                       resume_errored=True)
-            _set_concurrency(tuner, args.max_concurrent)
-        else:
-            if exp_dir.exists():  # killed before Tune saved any state: nothing to restore
-                shutil.rmtree(exp_dir)
-            tuner = tune.Tuner(
-                trainable,
-                param_space={"trial_id": tune.grid_search(seed_major(sweep.trials))},
-                tune_config=tune.TuneConfig(
-                    max_concurrent_trials=args.max_concurrent, reuse_actors=True,
-                    trial_name_creator=trial_name, trial_dirname_creator=trial_name),
-                run_config=tune.RunConfig(
-                    name=RAY_DIR, storage_path=str(storage), verbose=0,
-                    failure_config=tune.FailureConfig(max_failures=sweep.spec.max_failures),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                    callbacks=[new_progress_callback()]),
-            )
+        # A resume is a new Tune experiment over the unfinished trials: each restores from its
+        # own trials/<id>/checkpoints (Tune's copies under ray/ are not needed, so a sweep
+        # directory committed without ray/ and checkpoints resumes on another machine too)
+        if exp_dir.exists():
+            shutil.rmtree(exp_dir)
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial_id": tune.grid_search(seed_major(todo))},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=args.max_concurrent, reuse_actors=True,
+                trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+            run_config=tune.RunConfig(
+                name=RAY_DIR, storage_path=str(storage), verbose=0,
+                failure_config=tune.FailureConfig(max_failures=sweep.spec.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                callbacks=[new_progress_callback()]),
+        )
         view.update(_VIEW.initial())
         view.start()
         try:
             tuner.fit()
         finally:
             view.stop()
+        signalled = _VIEW.signalled
     finally:
         _VIEW = None
+        _restore_signals()
+    _mark_interrupted(storage, [t.trial_id for t in todo], signalled or "the sweep was stopped")
+    if signalled:
+        return _report(sweep, storage, interrupted=signalled)
+    if deadline is not None and any(s.state in ("pending", "interrupted", "running")
+                                    for s in read_states(storage)):
+        return _report(sweep, storage, time_limit=args.time_limit)
     return _report(sweep, storage)
 
 
@@ -322,29 +383,65 @@ def _check_reachable(address: str) -> None:
                        "`ray start --head --port PORT` (see `sweep run --help`)") from None
 
 
-def _set_concurrency(tuner: Any, max_concurrent: int | None) -> None:
-    """A resumed Tuner keeps its pickled TuneConfig; --max-concurrent may change it."""
-    if max_concurrent is None:
-        return
-    internal = getattr(tuner, "_local_tuner", None)
-    cfg = getattr(internal, "_tune_config", None)
-    if cfg is not None:
-        cfg.max_concurrent_trials = max_concurrent
-
-
-def _report(sweep: Sweep, storage: Path) -> int:
+def _report(sweep: Sweep, storage: Path, *, interrupted: str | None = None,
+            time_limit: float | None = None) -> int:
     states = read_states(storage)
     failed = [s for s in states if s.state == "failed"]
-    unfinished = [s for s in states if s.state in ("pending", "running")]
+    damaged = [s for s in states if s.state == "damaged"]
+    unfinished = [s for s in states if s.state in ("pending", "running", "interrupted")]
     print(format_status(storage).split("\n\n")[0])
     for s in failed:
         print(f"failed {s.trial_id}: {s.error}")
-    if unfinished:
-        print(f"{len(unfinished)} trials unfinished; continue with: sweep run {sweep.file} "
-              + (f"--budget {sweep.budget} " if sweep.budget else "")
+    for s in damaged:
+        print(f"damaged {s.trial_id}: {s.error}")
+    resume = (f"sweep run {sweep.file} " + (f"--budget {sweep.budget} " if sweep.budget else "")
               + f"--storage {storage} --resume")
+    if time_limit is not None or interrupted:
+        done = sum(s.state == "finished" for s in states)
+        stopped = [s for s in states if s.state == "interrupted"]
+        waiting = [s for s in states if s.state == "pending"]
+        why = (f"time limit {fmt_duration(time_limit)} reached" if time_limit is not None
+               else f"interrupted ({interrupted})")
+        print(f"{why}: {done}/{len(states)} trials finished; {len(stopped)} stopped at a "
+              f"checkpoint ("
+              + (", ".join(f"{s.trial_id} at {s.env_steps:,}/{s.planned_steps:,}"
+                           for s in stopped[:6]) + (" ..." if len(stopped) > 6 else "")
+                 or "none")
+              + f"); {len(waiting)} not started")
+        left = sum(max(s.planned_steps - s.env_steps, 0) for s in unfinished)
+        print(f"{left:,} env steps left; continue with: {resume}"
+              + (" --time-limit DURATION" if time_limit is not None else ""))
+        print(f"results in {storage}; `sweep status {storage}` lists every trial")
+        return EXIT_INTERRUPTED if interrupted else EXIT_TIME_LIMIT
+    if unfinished:
+        print(f"{len(unfinished)} trials unfinished; continue with: {resume}")
+    if damaged:
+        print(f"{len(damaged)} damaged trials were left as they are (not rerun, nothing "
+              "overwritten); inspect them, or delete a trial's directory to rerun it")
     print(f"results in {storage}; `sweep status {storage}` lists every trial")
-    return 1 if failed or unfinished else 0
+    return 1 if failed or unfinished or damaged else 0
+
+
+def _mark_interrupted(storage: Path, trial_ids: list[str], reason: str) -> list[str]:
+    """After Tune stopped: trials of this run still marked "running" (their process was
+    stopped by Ray without a word) become "interrupted"; returns every interrupted trial."""
+    from agent.trial import write_json
+
+    out = []
+    for tid in trial_ids:
+        path = storage / "trials" / tid / "status.json"
+        try:
+            status = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(status, dict):
+            continue
+        if status.get("state") == "running":
+            status.update(state="interrupted", interrupted=reason, updated=time.time())
+            write_json(path, status)
+        if status.get("state") == "interrupted":
+            out.append(tid)
+    return out
 
 
 def trial_name(trial: Any) -> str:
@@ -360,6 +457,8 @@ class _ViewState:
         self.metric = sweep.spec.metric
         self.last = 0.0
         self.errors: dict[str, str] = {}
+        self.ended: dict[str, str] = {}  # TERMINATED trials: the state their status.json says
+        self.signalled: str | None = None  # SIGINT/SIGTERM received by the driver
         # trials finished before this run (a resume) stay finished whatever Tune restored
         self.finished = {s.trial_id: s for s in read_states(storage) if s.state == "finished"}
 
@@ -381,10 +480,13 @@ class _ViewState:
             if tid in self.finished:
                 states.append(self.finished[tid])
                 continue
-            st = TrialState(tid, plan.group, plan.label, "pending", 0, plan.total_steps)
+            st = TrialState(tid, plan.group, plan.label, "pending", 0, plan.total_steps,
+                            env=str(plan.config.get("env", "")))
             tt = by_id.get(tid)
             if tt is not None:
                 st.state = _TUNE_STATE.get(tt.status, "pending")
+                if tt.status == "TERMINATED":  # returned: finished, or stopped by the limit
+                    st.state = self._ended(tid)
                 result = tt.last_result or {}
                 st.env_steps = int(result.get("env_step") or 0)
                 v = result.get(self.metric)
@@ -393,6 +495,15 @@ class _ViewState:
                     st.error = self.errors.get(tid) or self._error(tid)
             states.append(st)
         self.view.update(states)
+
+    def _ended(self, tid: str) -> str:
+        if tid not in self.ended:
+            try:
+                status = json.loads((self.storage / "trials" / tid / "status.json").read_text())
+                self.ended[tid] = str(status.get("state") or "pending")
+            except (OSError, ValueError, AttributeError):
+                self.ended[tid] = "pending"
+        return self.ended[tid]
 
     def _error(self, tid: str) -> str | None:
         try:
@@ -404,6 +515,43 @@ class _ViewState:
 
 
 _VIEW: _ViewState | None = None
+_OLD_HANDLERS: dict[int, Any] = {}
+
+
+def _watch_signals() -> None:
+    """Called as Tune's run starts (after Tune set its SIGINT handler): SIGINT and SIGTERM are
+    recorded for the final message and both end the run Tune's graceful way (trials stop at
+    their last checkpoint, the experiment state is saved). A second signal stops at once."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    tune_handler = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if _VIEW is not None and _VIEW.signalled is None:
+            _VIEW.signalled = signal.Signals(signum).name
+            print(f"\n{_VIEW.signalled}: stopping the trials at their last checkpoint "
+                  "(again to stop at once)", file=sys.stderr, flush=True)
+            signal.signal(signal.SIGTERM, _OLD_HANDLERS.get(signal.SIGTERM, signal.SIG_DFL))
+            if callable(tune_handler):
+                tune_handler(signal.SIGINT, frame)
+            return
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        _OLD_HANDLERS.setdefault(sig, signal.getsignal(sig))
+        signal.signal(sig, handler)
+
+
+def _restore_signals() -> None:
+    import signal
+
+    for sig, handler in _OLD_HANDLERS.items():
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(sig, handler)
+    _OLD_HANDLERS.clear()
 
 
 def new_progress_callback() -> Any:
@@ -412,6 +560,9 @@ def new_progress_callback() -> Any:
     from ray import tune
 
     class ProgressCallback(tune.Callback):
+        def setup(self, **info: Any) -> None:
+            _watch_signals()
+
         def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
             if _VIEW is not None:
                 _VIEW.refresh(trials)
@@ -441,7 +592,7 @@ def ray_trainable(params: dict[str, Any], trials: dict[str, dict[str, Any]]) -> 
     for module, directory in spec["imports"]:
         import_user_module(module, [directory] if directory else [])
     from agent.config import build_config
-    from agent.trial import CKPT_NAME, TrialError, run_trial
+    from agent.trial import CKPT_NAME, TrialError, TrialInterrupted, run_trial
 
     out = Path(spec["out_dir"])
     cfg = build_config(spec["config"])
@@ -450,12 +601,22 @@ def ray_trainable(params: dict[str, Any], trials: dict[str, dict[str, Any]]) -> 
     if done is not None:  # finished before the sweep was stopped: never rerun
         tune.report(done)
         return
+    deadline = spec.get("deadline")
+    if deadline is not None and not _can_finish(spec, cfg, deadline):
+        return  # not started: stays pending (or interrupted) for the next --resume
     reported: dict[str, int | None] = {"mtime": None}
+    last = {"time": time.time()}
 
     def on_eval(row: dict[str, Any], ckpt_dir: Path) -> None:
         value = row.get(metric, row.get("eval/return"))
         if isinstance(value, float) and not math.isfinite(value):
             raise TrialError(f"non-finite {metric} at env step {row['env_step']}")
+        now = time.time()
+        interval, last["time"] = now - last["time"], now
+        if deadline is not None and row["env_step"] < cfg.total_steps and \
+                now + 1.2 * interval + MIN_START_S > deadline:
+            # the next evaluation would end past the limit: stop here (checkpointed first)
+            raise TrialInterrupted("time limit")
         state = ckpt_dir / CKPT_NAME
         mtime = state.stat().st_mtime_ns if state.exists() else None
         checkpoint = None
@@ -471,9 +632,54 @@ def ray_trainable(params: dict[str, Any], trials: dict[str, dict[str, Any]]) -> 
         else:
             with checkpoint.as_directory() as restore_from:
                 run_trial(cfg, out, restore_from=restore_from, on_eval=on_eval)
+    except TrialInterrupted as err:
+        if err.reason == "time limit":
+            return  # checkpointed and marked interrupted: a clean end for Tune (no retry)
+        _mark_failed(out, cfg, err)
+        raise
     except BaseException as err:
         _mark_failed(out, cfg, err)
         raise
+
+
+def _can_finish(spec: dict[str, Any], cfg: Any, deadline: float) -> bool:
+    """Whether the trial's remaining steps fit before ``deadline`` at the sweep's measured
+    time per env step (its own so far, else its config group's, else the sweep's; a sweep
+    with no measurement yet starts it and lets the evaluation-time check stop it)."""
+    left = deadline - time.time()
+    if left < MIN_START_S:
+        return False
+    out = Path(spec["out_dir"])
+    own = _seconds_per_step([out])
+    done = _status_steps(out)
+    remaining = max(cfg.total_steps - done, 0)
+    rate = own
+    if rate is None:
+        root = Path(spec.get("trials_root", out.parent))
+        rate = _seconds_per_step([Path(p) for p in spec.get("group_dirs", [])]) or \
+            _seconds_per_step([p for p in root.iterdir() if p.is_dir()] if root.is_dir() else [])
+    return rate is None or remaining * rate <= left
+
+
+def _seconds_per_step(trial_dirs: list[Path]) -> float | None:
+    """Wall seconds per env step over trials' metrics (the last row's wall_time / env_step)."""
+    wall = steps = 0.0
+    for d in trial_dirs:
+        rows = last_rows(d / "metrics.csv")
+        try:
+            step, t = float(rows[-1]["env_step"]), float(rows[-1]["wall_time"])
+        except (IndexError, KeyError, TypeError, ValueError):
+            continue
+        if step > 0 and math.isfinite(t) and t > 0:
+            wall, steps = wall + t, steps + step
+    return wall / steps if steps else None
+
+
+def _status_steps(out: Path) -> int:
+    try:
+        return int(json.loads((out / "status.json").read_text()).get("env_steps") or 0)
+    except (OSError, ValueError, AttributeError, TypeError):
+        return 0
 
 
 def _numeric(row: dict[str, Any]) -> dict[str, Any]:
@@ -482,13 +688,11 @@ def _numeric(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _finished_row(out: Path, cfg: Any) -> dict[str, Any] | None:
-    """The last metrics row of a trial that already finished with this very config."""
-    try:
-        status = json.loads((out / "status.json").read_text())
-        config = json.loads((out / "config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if status.get("state") != "finished" or config != cfg.to_dict():
+    """The last metrics row of a trial that already finished with this very config (and whose
+    files are intact: a damaged one is not finished)."""
+    check = check_trial(out)
+    status, config = check.status or {}, check.config
+    if check.damaged or status.get("state") != "finished" or config != cfg.to_dict():
         return None
     if int(status.get("env_steps") or 0) < cfg.total_steps:
         return None
@@ -513,6 +717,12 @@ def _mark_failed(out: Path, cfg: Any, err: BaseException) -> None:
     except (OSError, ValueError):
         status = {}
     if status.get("state") == "failed":
+        return
+    if isinstance(err, KeyboardInterrupt | SystemExit):  # stopped, not failed
+        if status:
+            status.update(state="interrupted", interrupted=type(err).__name__,
+                          updated=time.time())
+            write_json(path, status)
         return
     scores: dict[str, Any] = {"random": None, "reference": None}
     try:

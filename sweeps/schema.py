@@ -311,6 +311,10 @@ def find_sweep_file(name: str | Path) -> Path:
         path = Path(text)
         if path.is_file():
             return path
+        if path.is_dir():
+            inside = sorted(p.name for p in path.glob("*.yaml"))[:3]
+            raise SweepError(text, [Problem("", "is a directory, not a sweep file" + (
+                f" (it holds {', '.join(inside)})" if inside else ""))])
         raise SweepError(text, [Problem("", "no such sweep file")])
     stems = [text] if text.endswith((".yaml", ".yml")) else [f"{text}.yaml", f"{text}.yml", text]
     for base in (SWEEPS_DIR, Path.cwd()):
@@ -325,8 +329,13 @@ def find_sweep_file(name: str | Path) -> Path:
     raise SweepError(text, [Problem("", msg)])
 
 
+MAX_TRIALS = 20_000
+"""More trials than this are refused before expanding the grid, unless ``max_trials`` (the
+``--max-trials`` option) allows them."""
+
+
 def load_sweep(name: str | Path, budget: str | None = None, *,
-               check_budgets: bool = True) -> Sweep:
+               check_budgets: bool = True, max_trials: int | None = MAX_TRIALS) -> Sweep:
     """Parse, validate and expand a sweep file; raise :class:`SweepError` listing every problem.
 
     With ``check_budgets`` every budget is expanded and validated too, so a broken budget is
@@ -359,7 +368,7 @@ def load_sweep(name: str | Path, budget: str | None = None, *,
         to_check += [b for b in spec.budgets if b != budget]
     result = None
     for b in to_check:
-        sweep = _expand(spec, doc, path, text, b, problems)
+        sweep = _expand(spec, doc, path, text, b, problems, max_trials)
         if b == budget:
             result = sweep
     if problems:
@@ -586,7 +595,7 @@ def _flatten(d: dict[str, Any], path: tuple, out: dict[str, Any] | None = None,
 
 
 def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None,
-            problems: list[Problem]) -> Sweep:
+            problems: list[Problem], max_trials: int | None = None) -> Sweep:
     from agent.config import ConfigError, build_config, flatten
 
     n_before = len(problems)
@@ -660,9 +669,18 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
             if key in entry:
                 problem(("include", i, key), "set seeds with the top-level `seeds` key")
 
-    # the grid's cross product, less the excluded combinations
-    combos: list[_Combo] = []
+    # the grid's cross product, less the excluded combinations; counted before it is built,
+    # so a huge grid is refused in no time instead of filling the memory
     keys = list(grid)
+    n_trials = (math.prod(len(grid[k]) for k in keys) + len(spec.include)) * len(seeds) * (
+        spec.search.samples if spec.search is not None else 1)
+    if max_trials is not None and n_trials > max_trials:
+        problem(("grid",), f"expands to {n_trials:,} trials (grid "
+                + " x ".join(f"{len(grid[k])} {k}" for k in keys)
+                + f" x {len(seeds)} seeds), more than the limit of {max_trials:,}; pass "
+                f"--max-trials {n_trials} to expand it anyway")
+        return Sweep(spec.name, path, text, spec, budget, seeds, grid, [], [])
+    combos: list[_Combo] = []
     for idx in itertools.product(*(range(len(grid[k])) for k in keys)):
         values = {k: grid[k][i] for k, i in zip(keys, idx)}
         where = {k: (*grid_where[k], i) for k, i in zip(keys, idx)}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import socket
 import sys
 import time
 from collections import Counter
@@ -17,7 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STATES = ("finished", "running", "pending", "failed")
+from sweeps.trialdir import check_trial
+
+STATES = ("finished", "running", "pending", "failed", "interrupted", "damaged")
+"""As written in status.json, plus ``damaged`` (files that fail validation, see
+sweeps/trialdir.py; kept out of every ranking) and ``pending`` (no status yet)."""
 STALE_S = 600.0  # a "running" trial without news for this long was probably interrupted
 
 
@@ -33,7 +39,8 @@ class TrialState:
     error: str | None = None
     restores: int = 0
     updated: float | None = None
-
+    env: str = ""
+    stale: str | None = None  # why a "running" trial is not running any more
 
 def read_resolved(sweep_dir: Path) -> dict[str, Any]:
     path = Path(sweep_dir) / "sweep_resolved.json"
@@ -81,26 +88,49 @@ def read_states(sweep_dir: Path, resolved: dict[str, Any] | None = None) -> list
         tid, cfg = t["trial_id"], t["config"]
         d = sweep_dir / "trials" / tid
         st = TrialState(tid, t.get("group", tid), labels.get(tid, tid), "pending", 0,
-                        int(cfg.get("total_steps", 0)))
-        try:
-            status = json.loads((d / "status.json").read_text())
-        except (OSError, ValueError):
-            status = None
+                        int(cfg.get("total_steps", 0)), env=str(cfg.get("env", "")))
+        check = check_trial(d, cfg)
+        status = check.status
         if status:
             st.state = status.get("state") if status.get("state") in STATES else "running"
-            st.env_steps = int(status.get("env_steps") or 0)
-            st.planned_steps = int(status.get("planned_steps") or st.planned_steps)
+            st.env_steps = _int(status.get("env_steps"))
+            st.planned_steps = _int(status.get("planned_steps")) or st.planned_steps
             st.error = status.get("error")
-            st.restores = int(status.get("restores") or 0)
-            st.updated = status.get("updated")
-        rows = last_rows(d / "metrics.csv")
-        if rows:  # a seed-batched trial: the mean over its seeds
-            values = [v for r in rows if (v := _float(r.get(metric))) is not None]
+            st.restores = _int(status.get("restores"))
+            st.updated = _float(status.get("updated"))
+            if st.state == "running":
+                st.stale = _dead(status)
+        rows = check.rows or []
+        if rows and not check.damaged:  # a seed-batched trial: the mean over its seeds
+            last = max(int(r["env_step"]) for r in rows)
+            values = [v for r in rows if int(r["env_step"]) == last
+                      and (v := _float(r.get(metric))) is not None]
             st.value = sum(values) / len(values) if values else None
             if status is None:  # metrics but no status yet: the first evaluation is running
                 st.state = "running"
+        if check.damaged:
+            st.state, st.error, st.value = "damaged", "; ".join(check.defects), None
         out.append(st)
     return out
+
+
+def _int(x: Any) -> int:
+    v = _float(x)
+    return int(v) if v is not None and math.isfinite(v) else 0
+
+
+def _dead(status: dict[str, Any]) -> str | None:
+    """Why a trial whose status says running is not: its process on this machine is gone."""
+    pid, host = status.get("pid"), status.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f"process {pid} is gone"
+    except OSError:  # alive, another user's
+        return None
+    return None
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -139,17 +169,39 @@ def steps(states: list[TrialState]) -> tuple[int, int]:
 
 def best_groups(states: list[TrialState], mode: str = "max",
                 top: int | None = None) -> list[tuple[str, float, int, int]]:
-    """(label, mean of the last metric over the seeds that reported, n reporting, n seeds),
-    best first."""
-    groups: dict[str, list[TrialState]] = {}
+    """Groups ranked on comparable values only: (label, mean of the last metric, n seeds
+    counted, n seeds), best first, per env (an env's groups together, envs in order).
+
+    In an env where some trial finished, only finished trials count. Before that, only
+    running or interrupted trials at the same env step (the step most of them reached) count.
+    Failed and damaged trials never count. With several envs the env is added to the label.
+    """
+    by_env: dict[str, list[TrialState]] = {}
     for s in states:
-        groups.setdefault(s.label, []).append(s)
-    rows = []
-    for label, members in groups.items():
-        vals = [s.value for s in members if s.value is not None and math.isfinite(s.value)]
-        if vals:
-            rows.append((label, sum(vals) / len(vals), len(vals), len(members)))
-    rows.sort(key=lambda r: -r[1] if mode == "max" else r[1])
+        by_env.setdefault(s.env, []).append(s)
+    rows: list[tuple[str, float, int, int]] = []
+    for env, members in by_env.items():
+        usable = [s for s in members if s.value is not None and math.isfinite(s.value)]
+        finished = [s for s in usable if s.state == "finished"]
+        suffix = f" [{env}]" if len(by_env) > 1 and env else ""
+        if finished:
+            chosen = finished
+        else:
+            partial = [s for s in usable if s.state in ("running", "interrupted")]
+            steps_seen = Counter(s.env_steps for s in partial)
+            if not steps_seen:
+                continue
+            step = max(steps_seen, key=lambda k: (steps_seen[k], k))
+            chosen = [s for s in partial if s.env_steps == step]
+            suffix += f" (at {step:,} steps)"
+        sizes = Counter(s.label for s in members)
+        groups: dict[str, list[float]] = {}
+        for s in chosen:
+            groups.setdefault(s.label, []).append(float(s.value))  # type: ignore[arg-type]
+        env_rows = [(label + suffix, sum(v) / len(v), len(v), sizes[label])
+                    for label, v in groups.items()]
+        env_rows.sort(key=lambda r: -r[1] if mode == "max" else r[1])
+        rows += env_rows
     return rows[:top] if top else rows
 
 
@@ -190,15 +242,17 @@ def format_status(sweep_dir: Path, now: float | None = None) -> str:
     budget = f" (budget {resolved['budget']})" if resolved.get("budget") else ""
     lines = [
         f"{resolved['name']}{budget}: {len(states)} trials in {sweep_dir}",
-        "  " + "   ".join(f"{k} {c[k]}" for k in STATES),
+        "  " + "   ".join(f"{k} {c[k]}" for k in STATES if k in STATES[:4] or c[k]),
         f"  env steps {done:,} / {planned:,} ({100 * done / max(planned, 1):.0f}%)",
         "",
     ]
     rows = []
     for s in states:
         state = s.state
-        if state == "running" and s.updated and now - s.updated > STALE_S:
-            state = f"running? (no news for {fmt_duration(now - s.updated)})"
+        if state == "running" and s.stale:
+            state = f"stale ({s.stale}; resume it with sweep run ... --resume)"
+        elif state == "running" and s.updated and now - s.updated > STALE_S:
+            state = f"stale? (no news for {fmt_duration(now - s.updated)})"
         rows.append([s.trial_id, state, f"{s.env_steps:,}/{s.planned_steps:,}", s.value,
                      s.restores or ""])
     lines.append(text_table(["trial", "state", "steps", metric, "restores"], rows))
@@ -210,6 +264,10 @@ def format_status(sweep_dir: Path, now: float | None = None) -> str:
     if failed:
         lines += ["", "failures:"]
         lines += [f"  {s.trial_id}: {s.error or 'unknown error'}" for s in failed]
+    damaged = [s for s in states if s.state == "damaged"]
+    if damaged:
+        lines += ["", "damaged trials (kept out of the ranking; nothing was changed on disk):"]
+        lines += [f"  {sweep_dir}/trials/{s.trial_id}: {s.error}" for s in damaged]
     return "\n".join(lines)
 
 
@@ -223,6 +281,10 @@ def cmd_status(args: Any) -> int:
     from sweeps.runner import print_safely
 
     print_safely(format_status(sweep_dir))
+    damaged = [s for s in read_states(sweep_dir) if s.state == "damaged"]
+    if damaged and getattr(args, "strict", False):
+        raise ValueError(f"--strict: {len(damaged)} damaged trial(s) in {sweep_dir}: "
+                         + "; ".join(f"{s.trial_id}: {s.error}" for s in damaged[:3]))
     return 0
 
 

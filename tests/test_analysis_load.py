@@ -69,17 +69,28 @@ def test_tidy_table_rows_and_columns(sweep):
     assert pending["env_score_reference"].isna().all()  # no status.json yet
 
 
-def test_running_sweep_with_half_written_files(tmp_path):
+def test_half_written_files_make_a_trial_damaged_not_a_wrong_number(tmp_path):
+    """Files are replaced atomically, so a row cut mid-line or a status cut mid-write is damage:
+    the trial is named (path and defect) and none of its numbers reaches the tables."""
     root = write_sweep(tmp_path / "live", seeds=(0, 1), n_evals=4)
     trial = next(p for p in (root / "trials").iterdir() if p.name.endswith("-s0"))
     with open(trial / "metrics.csv", "a") as f:
-        f.write("12500,9.0,0,-3")  # a row being written: too few fields
+        f.write("12500,9.0,0,-3")  # a row cut mid-line
     other = next(p for p in (root / "trials").iterdir() if p.name.endswith("-s1"))
-    (other / "status.json").write_text('{"state": "runn')  # caught mid-write
+    (other / "status.json").write_text('{"state": "runn')  # cut mid-write
     df = load.load_sweep(root)
     rows = df[df["trial_id"] == trial.name]
-    assert rows["env_step"].max() == 12_500 and pd.isna(rows["eval/return_std"].iloc[-1])
-    assert set(df[df["trial_id"] == other.name]["state"]) == {"unknown"}
+    assert len(rows) == 1 and rows["env_step"].isna().all()  # placeholder only
+    assert set(rows["state"]) == {"damaged"}
+    damaged = {d["trial_id"]: d for d in df.attrs["damaged"]}
+    assert set(damaged) == {trial.name, other.name}
+    assert damaged[trial.name]["path"] == str(trial)
+    assert "metrics.csv is truncated mid-line" in damaged[trial.name]["defects"]
+    assert "status.json is not valid JSON" in damaged[other.name]["defects"]
+    trials = load.load_trials(root)
+    assert trials.set_index("trial_id").loc[other.name, "state"] == "damaged"
+    with pytest.raises(AnalysisError, match=rf"2 damaged trial\(s\).*{trial.name}"):
+        load.load_sweep(root, strict=True)
 
 
 def test_init_diagnostics_tables(sweep):
@@ -109,8 +120,11 @@ def test_errors_name_the_path(tmp_path):
     bad = write_sweep(tmp_path / "bad", seeds=(0,))
     trial = next((bad / "trials").iterdir())
     (trial / "metrics.csv").write_text("step,eval/return\n0,1\n")
-    with pytest.raises(AnalysisError, match="no 'env_step' column"):
-        load.load_sweep(bad)
+    df = load.load_sweep(bad)  # the other trials stay usable; this one is named
+    assert [d["trial_id"] for d in df.attrs["damaged"]] == [trial.name]
+    assert "metrics.csv has no 'env_step' column" in df.attrs["damaged"][0]["defects"]
+    with pytest.raises(AnalysisError, match=f"{trial}: metrics.csv has no 'env_step' column"):
+        load.load_sweep(bad, strict=True)
 
 
 def test_flatten_config():
@@ -124,6 +138,11 @@ def test_list_valued_config_keys_become_groupable(tmp_path):
         config = json.loads((trial / "config.json").read_text())
         config["sac"]["hidden"] = [64] * (i + 1)
         (trial / "config.json").write_text(json.dumps(config))
+        plan = json.loads((root / "sweep_resolved.json").read_text())  # the plan says so too
+        for entry in plan["trials"]:
+            if entry["trial_id"] == trial.name:
+                entry["config"] = config
+        (root / "sweep_resolved.json").write_text(json.dumps(plan))
     df = load.load_sweep(root)
     assert set(df["sac.hidden"]) == {"[64]", "[64, 64]"}
     df.to_parquet(tmp_path / "t.parquet")  # parquet-safe
