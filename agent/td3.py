@@ -26,12 +26,13 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from torch import Tensor
 
 from agent.base import Agent, to_tensor
 from agent.common.envs import restore, snapshot, step_env
-from agent.common.networks import known_activation, mlp
+from agent.common.networks import EnsembleLinear, known_activation, mlp
 from agent.common.replay import ReplayBuffer
 from agent.config import TrialConfig
 from agent.dreamer import polyak_
@@ -230,7 +231,7 @@ class TD3(Agent):
     def actor_step(self, obs: Tensor) -> Tensor:
         """One Adam step of the actor on L_mu (the critic's weights get no gradient)."""
         self.critic.requires_grad_(False)
-        loss = actor_loss(self._q(self.critic, obs, self.actor(obs))[0])
+        loss = actor_loss(self._q1(obs, self.actor(obs)))
         self.critic.requires_grad_(True)
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -242,6 +243,15 @@ class TD3(Agent):
         """Both Q heads: [B, O], [B, A] -> [2, B]."""
         x = torch.cat([obs, act], -1)
         return critic(x.unsqueeze(0).expand(2, *x.shape))[..., 0]
+
+    def _q1(self, obs: Tensor, act: Tensor) -> Tensor:
+        """The first Q head alone (member 0 of the ensemble, half the work): [B, O], [B, A] ->
+        [B]."""
+        x = torch.cat([obs, act], -1)
+        for layer in self.critic:
+            x = F.linear(x, layer.weight[0], layer.bias[0]) \
+                if isinstance(layer, EnsembleLinear) else layer(x)
+        return x[:, 0]
 
     # --- acting, diagnostics, checkpoints ---------------------------------------------------
     @torch.inference_mode()

@@ -26,11 +26,33 @@ def states(finished: int, running: int, failed: int = 0) -> list[TrialState]:
     return out
 
 
-def test_best_groups_mean_over_reporting_seeds():
+def test_best_groups_rank_only_comparable_trials():
+    """Once a trial finished, only finished ones count: a running seed at fewer steps (-1000 at
+    200 of 400) no longer drags its group down; failed trials never count."""
     best = best_groups(states(3, 1), "max")
     assert best[0] == ("fanin", -100.0, 2, 2)
-    assert best[1] == ("orthogonal", -700.0, 2, 2)
+    assert best[1] == ("orthogonal", -400.0, 1, 2)  # its running seed is not comparable
     assert best_groups(states(3, 1), "min")[0][0] == "orthogonal"
+    assert [b[0] for b in best_groups(states(2, 1, failed=1), "max")] == ["fanin"]
+
+
+def test_best_groups_before_any_finished_trial_compare_equal_steps_per_env():
+    running = [
+        TrialState("a_s0", "a", "fanin", "running", 400, 1000, -100.0, env="Pendulum-v1"),
+        TrialState("a_s1", "a", "fanin", "running", 400, 1000, -300.0, env="Pendulum-v1"),
+        TrialState("b_s0", "b", "orthogonal", "running", 400, 1000, -150.0, env="Pendulum-v1"),
+        # further along: not comparable with the others at 400 steps
+        TrialState("b_s1", "b", "orthogonal", "running", 800, 1000, 50.0, env="Pendulum-v1"),
+        TrialState("c_s0", "c", "fanin", "failed", 200, 1000, 900.0, env="Pendulum-v1"),
+        # another env: ranked on its own, never against Pendulum's returns
+        TrialState("d_s0", "d", "fanin", "finished", 1000, 1000, 3000.0, env="Walker2d-v5"),
+        TrialState("e_s0", "e", "orthogonal", "finished", 1000, 1000, 1000.0, env="Walker2d-v5"),
+    ]
+    best = best_groups(running, "max")
+    assert best == [("orthogonal [Pendulum-v1] (at 400 steps)", -150.0, 1, 2),
+                    ("fanin [Pendulum-v1] (at 400 steps)", -200.0, 2, 3),
+                    ("fanin [Walker2d-v5]", 3000.0, 1, 1),
+                    ("orthogonal [Walker2d-v5]", 1000.0, 1, 1)]
 
 
 def test_plain_lines_when_trials_finish_or_fail():
