@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from analysis import plots, stats, style
+from analysis import plots, stats, style, tuning_report
 from analysis.load import (
     AnalysisError,
     config_columns,
@@ -218,6 +218,9 @@ def write_report(
 
         stage("init diagnostics")
         _init_diagnostics(ctx, out / "figures")
+        ctx.tuning = tuning_report.build(  # a sweep with `search:`: the tuning-cost section
+            ctx.info, ctx.runs, mode=ctx.mode, reps=reps, seed=seed, out_dir=out,
+            save=lambda fig, name: _write_figure(ctx, fig, out / "figures" / name))
         _drop_stale_figures(ctx, out / "figures")
         bar.update()
 
@@ -398,6 +401,7 @@ class _Context:
     figures: list[tuple[str, str, str]] = field(default_factory=list)  # (section, name, caption)
     diag_table: pd.DataFrame | None = None
     diag_figures: list[tuple[str, str]] = field(default_factory=list)
+    tuning: Any = None  # analysis.tuning_report.TuningResult (sweeps with `search:`)
     diag_note: str = ""  # why there is no init-diagnostics section
 
     @property
@@ -1150,6 +1154,9 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
         )
         for name, caption in ctx.diag_figures:
             doc.figure(f"report/figures/{name}", caption)
+
+    if ctx.tuning is not None:
+        tuning_report.compose(doc, ctx.tuning)
 
     doc.h(2, "Files")
     doc.ul(

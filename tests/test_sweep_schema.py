@@ -275,7 +275,7 @@ def test_sweep_status_reads_trial_dirs(tmp_path, capsys):
     assert f"{ids[1]}: TrialError: non-finite loss/critic at env step 200" in text
     assert re.search(rf"{ids[0]}\s+finished\s+400/400\s+-900.0", text)
     assert re.search(rf"{ids[3]}\s+pending\s+0/400", text)
-    assert "-950.00  fanin  (2/2 seeds)" in text
+    assert "-900.00  fanin  (1/2 seeds)" in text  # finished trials only: not the failed seed
     assert main(["status", str(d)]) == 0
     assert "failures:" in capsys.readouterr().out
     assert main(["status", str(tmp_path / "nowhere")]) == 2
