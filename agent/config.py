@@ -8,7 +8,9 @@ can report all of them at once.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from dataclasses import dataclass
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -33,6 +35,9 @@ class TrialConfig(BaseModel):
     checkpoint_every: int = Field(1, ge=0, description="checkpoint every N evals (0: never)")
     diag_states: int = Field(1_000, ge=0, description="states for the step-0 init diagnostics")
     threads: int = Field(1, gt=0, description="torch threads inside the trial")
+    preset: str = Field("auto", description="tuned settings of agent/presets/<agent>.yaml, "
+                        "applied under the keys you set: auto (the entry of the env, if any), "
+                        "none, or an entry name; the resolved config records the one used")
     init: InitConfig = Field(default_factory=InitConfig)
 
     @model_validator(mode="after")
@@ -73,7 +78,16 @@ class TrialConfig(BaseModel):
         return value
 
     def to_dict(self) -> dict[str, Any]:
+        """The resolved config as JSON-ready nested dicts (config.json, sweep_resolved.json).
+
+        Keys added after results were stored (``ADDED_KEYS``) are left out while they hold
+        their no-op value, so a config that does not use them resolves to the same dict as
+        before they existed, and stored sweeps still resume (sweeps.runner compares them).
+        """
         out = self.model_dump(mode="json")
+        for key, is_noop in ADDED_KEYS.items():
+            if key in out and is_noop(out[key]):
+                del out[key]
         if self.seed_batched:
             out["seeds"] = self.run_seeds()
         else:  # a plain trial's config.json stays as it was
@@ -81,6 +95,16 @@ class TrialConfig(BaseModel):
         for key in self.model_extra or {}:
             out[key] = getattr(self, key).model_dump(mode="json")
         return out
+
+
+#: top-level keys newer than the stored results -> whether a value is a no-op (left out of
+#: to_dict(); "auto" is a preset nobody resolved: a TrialConfig built without build_config)
+ADDED_KEYS: dict[str, Any] = {
+    "preset": lambda v: v in ("none", "auto"),
+    "device": lambda v: v == "auto",
+    "observation": lambda v: v == TrialConfig.model_fields["observation"].get_default(
+        call_default_factory=True).model_dump(mode="json"),
+}
 
 
 class ConfigError(ValueError):
@@ -157,13 +181,50 @@ def _pydantic_problems(err: ValidationError, prefix: str = "",
     return problems
 
 
+def _with_preset(data: dict[str, Any], problems: list[tuple[str, str]]
+                 ) -> tuple[dict[str, Any], str, list[str]]:
+    """``data`` laid over the preset its ``agent``, ``env`` and ``preset`` keys choose.
+
+    Returns (merged data, the preset used, the dotted keys it supplied). Explicit keys win; a
+    preset that supplies nothing (every key given) counts as unused unless it was named.
+    """
+    from agent.presets import AUTO, NONE, PresetError, resolve
+
+    choice = data.get("preset", AUTO)
+    agent, env = data.get("agent", "sac"), data.get("env", "Pendulum-v1")
+    if not all(isinstance(x, str) for x in (choice, agent, env)):
+        return data, NONE, []  # TrialConfig reports the wrong type
+    try:
+        name, flat = resolve(agent, env, choice)
+    except PresetError as err:
+        problems.append(("preset", str(err)))
+        return data, NONE, []
+    given = flatten(data)
+    supplied = {k: v for k, v in flat.items()
+                if k not in given and not any(k.startswith(g + ".") for g in given)}
+    if not supplied and choice == AUTO:
+        name = NONE
+    return deep_merge(nest(supplied), data), name, list(supplied)
+
+
+def _changes_defaults(keys: list[str], cfg: TrialConfig) -> bool:
+    """Whether any dotted ``section.field`` of the resolved ``cfg`` differs from its default."""
+    for key in keys:
+        section, _, field = key.partition(".")
+        value = getattr(cfg.section(section), field, None)
+        info = type(cfg.section(section)).model_fields.get(field)
+        if info is None or info.get_default(call_default_factory=True) != value:
+            return True
+    return False
+
+
 def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
     """Validate dotted or nested overrides into a :class:`TrialConfig` or raise ConfigError."""
     from agent.common.envs import EnvError, check_env, get_env
     from agent.registry import agents
 
-    data = nest(values or {})
     problems: list[tuple[str, str]] = []
+    data, preset, preset_keys = _with_preset(nest(values or {}), problems)
     top_fields = set(TrialConfig.model_fields)
     sections = {k: v for k, v in data.items() if k not in top_fields}
     top = {k: v for k, v in data.items() if k in top_fields}
@@ -202,6 +263,13 @@ def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
             get_batched(agent_name)
         except RegistryError as err:
             problems.append(("seeds_per_trial", str(err)))
+    if agent_cls is not None:
+        readable = getattr(agent_cls, "sections", (agent_name,))
+        for key in preset_keys:
+            if key.split(".")[0] not in readable:
+                problems.append(("preset", f"agent/presets/{agent_name}.yaml: {preset}: '{key}' "
+                                 f"is not in a section agent '{agent_name}' reads "
+                                 f"({', '.join(readable)})"))
     if problems:
         raise ConfigError(problems)
     assert cfg is not None
@@ -210,4 +278,67 @@ def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
     if agent_cls is not None:
         for name in getattr(agent_cls, "sections", (agent_name,)):
             cfg.section(name)
+    if data.get("preset", "auto") == "auto" and not _changes_defaults(preset_keys, cfg):
+        preset = "none"  # every key it supplied holds its default: the config is as without it
+    cfg.preset = preset
     return cfg
+
+
+# --- the keys, for `sweep keys` ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """One config key: its dotted name, section ('' for top level), type, default, meaning."""
+
+    section: str
+    key: str
+    type: str
+    default: str
+    description: str
+
+
+def config_keys(agent: str | None = None) -> list[KeyInfo]:
+    """Every key a trial config can set, from the pydantic models: the top-level keys, ``init.*``
+    and the sections of ``agent`` (every registered agent's when None)."""
+    from agent.registry import agents
+
+    rows = _model_keys(TrialConfig, "", "")
+    if agent is None:
+        names = agents.names()
+    else:
+        names = list(getattr(agents.get(agent), "sections", (agent,)))
+    for name in names:
+        rows += _model_keys(agents.get(name).Config, f"{name}.", name)
+    return rows
+
+
+def _model_keys(model: type[BaseModel], prefix: str, section: str) -> list[KeyInfo]:
+    rows: list[KeyInfo] = []
+    for name, info in model.model_fields.items():
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows += _model_keys(ann, f"{prefix}{name}.", f"{prefix}{name}")
+            continue
+        default = info.get_default(call_default_factory=True)
+        rows.append(KeyInfo(section, prefix + name, _type_name(ann), _show(default),
+                            " ".join((info.description or "").split())))
+    return rows
+
+
+def _type_name(ann: Any) -> str:
+    if get_origin(ann) is Literal:
+        return "|".join(str(a) for a in get_args(ann))
+    text = ann.__name__ if isinstance(ann, type) else str(ann)
+    for noise in ("typing.", "pydantic.types.", "collections.abc."):
+        text = text.replace(noise, "")
+    return text.replace("NoneType", "None")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    if value is None:
+        return "None"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)

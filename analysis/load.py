@@ -493,3 +493,8 @@ def _as_int(value: Any) -> Any:
 
 def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and np.isnan(value)
+
+
+# ``from analysis import load`` gives this module; calling it loads a sweep: analysis.load(DIR)
+# is load_sweep(DIR) (analysis/__init__.py makes the module callable)
+__import__("analysis").callable_module(__name__, load_sweep)

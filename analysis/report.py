@@ -50,6 +50,7 @@ from analysis.load import (
     load_trials,
     read_sweep_info,
 )
+from analysis.report_cli import add_arguments
 from analysis.stats import MODES
 
 __all__ = ["add_arguments", "add_subcommand", "main", "write_report"]
@@ -234,83 +235,6 @@ def write_report(
         bar.close()
     log.info("sweep report: wrote %s in %.1fs", md_path, time.perf_counter() - started)
     return md_path
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``sweep report`` arguments to ``parser`` (a subcommand parser); return it."""
-    parser.add_argument("dir", type=Path, metavar="DIR", help="sweep directory (results/<name>)")
-    parser.add_argument(
-        "--group",
-        nargs="+",
-        action="extend",
-        metavar="KEY",
-        default=None,
-        help="config keys to group by (default: every varying key except seed and env; envs "
-        "are always compared separately)",
-    )
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        metavar="R",
-        default=None,
-        help="value of the metric for steps-to-threshold, reached at >= R (<= R with mode min); "
-        "default: each env's reference score for eval/return in max mode, otherwise the median "
-        "of the groups' final IQMs per env",
-    )
-    parser.add_argument("--metric", default=None, help="metric column (default: the sweep's)")
-    parser.add_argument(
-        "--mode",
-        choices=MODES,
-        default=None,
-        help="direction of the metric: max = higher is better, min = lower is better "
-        "(default: the sweep's mode)",
-    )
-    parser.add_argument(
-        "--last-k",
-        type=int,
-        default=3,
-        metavar="K",
-        help="final performance = mean of the last K evaluations (default 3)",
-    )
-    parser.add_argument(
-        "--reps", type=int, default=2000, help="bootstrap resamples for CIs (default 2000)"
-    )
-    parser.add_argument(
-        "--up-to",
-        type=float,
-        default=None,
-        metavar="STEP",
-        help="use only evaluations at env steps <= STEP (final performance = performance at "
-        "that budget)",
-    )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="OUT",
-        help="write report.md, report.html and report/ into OUT (default: DIR)",
-    )
-    parser.add_argument(
-        "--formats",
-        default="png,svg",
-        metavar="LIST",
-        help="figure formats, comma-separated, png first (default png,svg; png alone keeps a "
-        "report small enough to commit)",
-    )
-    parser.add_argument(
-        "--dpi", type=int, default=150, help="resolution of the PNG figures (default 150)"
-    )
-    parser.add_argument(
-        "--html-images",
-        choices=HTML_IMAGES,
-        default="inline",
-        help="inline: report.html embeds its figures (one self-contained file, default); "
-        "link: it refers to report/figures/ (small, e.g. to commit)",
-    )
-    parser.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bar"
-    )
-    return parser
 
 
 def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
