@@ -23,11 +23,16 @@ class Agent:
 
     Config: type[BaseModel]
     sections: tuple[str, ...] = ()
+    #: devices the agent's tensors can live on (``device: auto`` picks CUDA only if listed)
+    devices: tuple[str, ...] = ("cpu",)
+    #: whether it takes pixel observations (``observation.mode: pixels``, ``pixels+state``)
+    pixels: bool = False
 
     def __init__(self, cfg: TrialConfig):
         self.cfg = cfg
-        self.env_spec: EnvSpec = get_env(cfg.env)
+        self.env_spec: EnvSpec = get_env(cfg.env).with_observation(cfg.observation)
         self.env_steps = 0
+        self.device = resolve_device(cfg.device, self.devices)
 
     # --- construction ------------------------------------------------------------------------
     def networks(self) -> dict[str, nn.Module]:
@@ -76,6 +81,20 @@ class Agent:
 
 def to_tensor(x: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x, dtype=np.float32))
+
+
+def resolve_device(name: str, supported: tuple[str, ...] = ("cpu",)) -> torch.device:
+    """``auto``: CUDA when it is available and in ``supported``, else CPU; ``cuda`` without a
+    GPU (or for a CPU-only agent) is an error naming the key."""
+    if name == "auto":
+        return torch.device("cuda" if "cuda" in supported and torch.cuda.is_available()
+                            else "cpu")
+    if name not in supported:
+        raise ValueError(f"device: '{name}' is not supported by this agent "
+                         f"(it runs on {', '.join(supported)})")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: 'cuda' but torch sees no CUDA device (use auto or cpu)")
+    return torch.device(name)
 
 
 def rng_state() -> dict[str, Any]:

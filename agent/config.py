@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agent.common.envs import ObservationConfig
 from init_schemes import InitConfig, RegistryError, suggest
 
 
@@ -38,6 +39,12 @@ class TrialConfig(BaseModel):
     preset: str = Field("auto", description="tuned settings of agent/presets/<agent>.yaml, "
                         "applied under the keys you set: auto (the entry of the env, if any), "
                         "none, or an entry name; the resolved config records the one used")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="where networks and tensors live; auto: CUDA when present and the "
+        "agent supports it (agent.base.resolve_device), else CPU")
+    observation: ObservationConfig = Field(
+        default_factory=ObservationConfig, description="state | pixels | pixels+state, image "
+        "size, action repeat (agent.common.envs)")
     init: InitConfig = Field(default_factory=InitConfig)
 
     @model_validator(mode="after")
@@ -240,9 +247,19 @@ def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
         problems.append(("agent", str(err)))
         agent_cls = None
     try:
-        check_env(get_env(top.get("env", "Pendulum-v1")))
+        env_spec = get_env(top.get("env", "Pendulum-v1"))
+        if cfg is not None:
+            env_spec = env_spec.with_observation(cfg.observation)
+        check_env(env_spec)
     except (RegistryError, EnvError) as err:
-        problems.append(("env", str(err)))
+        problems.append(("observation" if cfg and cfg.observation.pixels else "env", str(err)))
+    if cfg is not None and agent_cls is not None:
+        if cfg.observation.pixels and not getattr(agent_cls, "pixels", False):
+            problems.append(("observation.mode", f"agent '{agent_name}' takes only state "
+                             f"observations, not '{cfg.observation.mode}' (pixel agents: "
+                             "world_model and the model-based ones)"))
+        if cfg.device == "cuda" and "cuda" not in getattr(agent_cls, "devices", ("cpu",)):
+            problems.append(("device", f"agent '{agent_name}' runs on CPU only"))
     parsed: dict[str, BaseModel] = {}
     for name, value in sections.items():
         if name not in agents:

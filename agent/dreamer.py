@@ -48,7 +48,7 @@ PENDULUM: dict[str, Any] = {
 
 def percentile_range(x: Tensor, low: float = 0.05, high: float = 0.95) -> tuple[Tensor, Tensor]:
     """The ``low`` and ``high`` quantiles of all elements of ``x`` (any shape) -> two scalars."""
-    q = torch.quantile(x.detach().flatten().float(), torch.tensor([low, high]))
+    q = torch.quantile(x.detach().flatten().float(), torch.tensor([low, high], device=x.device))
     return q[0], q[1]
 
 
@@ -143,6 +143,7 @@ STATS = ("loss/actor", "loss/critic", "train/entropy", "train/value", "imagine/r
 class Dreamer(ModelBasedAgent):
     Config = DreamerConfig
     sections = ("dreamer", "world_model")
+    devices = ("cpu", "cuda")
 
     def __init__(self, cfg: TrialConfig):
         super().__init__(cfg)
@@ -172,7 +173,8 @@ class Dreamer(ModelBasedAgent):
         starts = self.start_states(c.start_sequences, c.start_length)  # one encoding per round
         sums: dict[str, Tensor] = {}
         for _ in range(c.behaviour_updates):
-            idx = torch.randint(starts.shape[0], (min(c.imagine_batch, starts.shape[0]),))
+            idx = torch.randint(starts.shape[0], (min(c.imagine_batch, starts.shape[0]),),
+                                device=self.device)
             for k, v in self.update(starts[idx]).items():
                 sums[k] = sums.get(k, 0.0) + v
         return {k: v / c.behaviour_updates for k, v in sums.items()}
@@ -196,7 +198,7 @@ class Dreamer(ModelBasedAgent):
                                         c.norm_high)
             scale = return_scale(self.norm_state, c.norm_limit)
         else:
-            scale = torch.ones(())
+            scale = torch.ones((), device=self.device)
         loss_pi = actor_loss(targets, values, logp, weights, scale, c.actor_grad, c.entropy_coef)
         loss_v = critic_loss(values, targets, weights)
         metrics = {"loss/actor": loss_pi, "loss/critic": loss_v, "train/entropy": -logp.mean(),

@@ -100,6 +100,7 @@ class PPOBatch:
 class MBPPO(ModelBasedAgent):
     Config = MBPPOConfig
     sections = ("mb_ppo", "world_model")
+    devices = ("cpu", "cuda")
 
     def __init__(self, cfg: TrialConfig):
         super().__init__(cfg)
@@ -129,7 +130,7 @@ class MBPPO(ModelBasedAgent):
         n = starts.shape[0]
         sums: dict[str, Tensor] = {}
         for _ in range(c.updates_per_iteration):
-            idx = torch.randint(n, (c.minibatch_size,))
+            idx = torch.randint(n, (c.minibatch_size,), device=self.device)
             batch, metrics = self.imagine_batch(starts[idx])
             for _ in range(c.epochs):
                 metrics.update(self.ppo_step(batch))

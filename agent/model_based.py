@@ -59,15 +59,21 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor, nn
 
-from agent.base import Agent, to_tensor
+from agent.base import Agent
 from agent.common.distributions import normal_log_prob, tanh_log_det
-from agent.common.envs import restore, snapshot, step_env
+from agent.common.envs import restore, snapshot, stack_obs, step_env
 from agent.common.networks import known_activation
 from agent.common.returns import estimate
 from agent.common.rssm import Latent
-from agent.common.sequence_replay import SequenceReplay
+from agent.common.sequence_replay import SequenceReplay, batch_to
 from agent.config import TrialConfig
-from agent.world_model import WorldModel, WorldModelConfig, model_update, proprio_targets
+from agent.world_model import (
+    WorldModel,
+    WorldModelConfig,
+    model_update,
+    obs_layout,
+    proprio_targets,
+)
 
 ReturnEstimator = Literal["lambda_return", "gae", "td0", "monte_carlo"]
 
@@ -126,6 +132,7 @@ class ModelBasedAgent(Agent):
 
     Config: type[ModelBasedConfig] = ModelBasedConfig
     sections: tuple[str, ...] = ("world_model",)
+    pixels = True  # observations: state, pixels or pixels+state (the world model encodes them)
     actor: Any  # subclasses: feat [N, F] -> (mean [N, A], log_std [N, A])
 
     def __init__(self, cfg: TrialConfig):
@@ -136,18 +143,19 @@ class ModelBasedAgent(Agent):
         self.proprio_fns = proprio_targets(self.env_spec, wm.proprio)
         self.env = self.env_spec.make()
         self.low, self.high = self.env.action_space.low, self.env.action_space.high
-        self.obs_dim = self.env.observation_space.shape[0]
+        self.obs_dim, state_dim = obs_layout(self.env.observation_space)
         self.act_dim = self.env.action_space.shape[0]
         self.obs, _ = self.env.reset(seed=cfg.seed)
         dims = {k: int(np.asarray(f(self.env.unwrapped)).size)
                 for k, f in self.proprio_fns.items()}
-        self.model = WorldModel(self.obs_dim, self.act_dim, wm, dims)
+        self.model = WorldModel(self.obs_dim, self.act_dim, wm, dims, state_dim).to(self.device)
         self.feat_dim = self.model.rssm.feat_dim
         self.model_opt = torch.optim.Adam(self.model.parameters(), lr=wm.lr, eps=wm.adam_eps,
                                           foreach=True)
         # the stream holds one more step per episode (its first observation) than env steps
         capacity = min(self.c.buffer_size, cfg.total_steps + cfg.total_steps // 4 + 1000)
-        self.replay = SequenceReplay(capacity, self.obs_dim, self.act_dim, dims, seed=cfg.seed)
+        self.replay = SequenceReplay(capacity, self.obs_dim, self.act_dim, dims, seed=cfg.seed,
+                                     state_dim=state_dim)
         self.np_rng = np.random.default_rng(cfg.seed + 2)
         self.episode_return, self.completed_returns = 0.0, []
         self.updates = 0  # behaviour gradient steps (subclasses count them)
@@ -163,9 +171,29 @@ class ModelBasedAgent(Agent):
         return {"world_model": self.model, **self.behaviour_networks()}
 
     def initialise(self) -> list[dict]:
+        self.to_device()
         records = super().initialise()
         self.latent = None  # filtered with the initialised model from the next step on
         return records
+
+    def to_device(self) -> None:
+        """Move every network of the agent (target copies too) to ``self.device``; parameters
+        stay the same objects, so the optimisers keep them."""
+        for value in vars(self).values():
+            if isinstance(value, nn.Module):
+                value.to(self.device)
+
+    def obs_tensor(self, obs: Any) -> Tensor | dict[str, Tensor]:
+        """A batch of env observations [n, ...] (or a dict of them) as tensors on the device:
+        states float32, images uint8 (the encoder scales them)."""
+        if isinstance(obs, dict):
+            return {k: self.obs_tensor(v) for k, v in obs.items()}
+        x = np.asarray(obs)
+        x = x if x.dtype == np.uint8 else x.astype(np.float32)
+        return torch.as_tensor(x, device=self.device)
+
+    def zeros_action(self, n: int) -> Tensor:
+        return torch.zeros(n, self.act_dim, device=self.device)
 
     # --- policy (tanh-squashed Gaussian on the features) -------------------------------------
     def sample_action(self, feat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -191,14 +219,16 @@ class ModelBasedAgent(Agent):
         return None
 
     # --- latent filtering --------------------------------------------------------------------
-    def _filter(self, state: Latent | None, obs: Tensor, action: Tensor, first: bool | Tensor,
-                sample: bool) -> Latent:
-        """One posterior step for a batch: obs [n, O], action [n, A] (that led to obs); ``first``
-        resets the state before the step. Returns Latent [n]."""
-        n = obs.shape[0]
+    def _filter(self, state: Latent | None, obs: Tensor | dict[str, Tensor], action: Tensor,
+                first: bool | Tensor, sample: bool) -> Latent:
+        """One posterior step for a batch: obs [n, ...] (or {"pixels", "state"}), action [n, A]
+        (that led to obs); ``first`` resets the state before the step. Returns Latent [n]."""
+        n = action.shape[0]
         is_first = (first if isinstance(first, Tensor)
-                    else torch.full((n,), bool(first))).reshape(n, 1)
-        posts, _ = self.model.observe(obs[:, None], action[:, None], is_first, state, sample)
+                    else torch.full((n,), bool(first), device=action.device)).reshape(n, 1)
+        step = ({k: v[:, None] for k, v in obs.items()} if isinstance(obs, dict)
+                else obs[:, None])
+        posts, _ = self.model.observe(step, action[:, None], is_first, state, sample)
         return posts[:, 0]
 
     # --- imagination -------------------------------------------------------------------------
@@ -206,8 +236,9 @@ class ModelBasedAgent(Agent):
     def start_states(self, num_sequences: int, sequence_length: int) -> Latent:
         """Posteriors (samples) of ``num_sequences`` replayed sequences of ``sequence_length``,
         flattened: Latent [num_sequences * sequence_length], detached."""
-        batch = self.replay.sample(num_sequences, sequence_length)
-        posts, _ = self.model.observe(batch["obs"], batch["action"], batch["is_first"])
+        batch = batch_to(self.replay.sample(num_sequences, sequence_length), self.device)
+        posts, _ = self.model.observe(self.model.batch_obs(batch), batch["action"],
+                                      batch["is_first"])
         return posts.flatten()
 
     def imagine(self, start: Latent, horizon: int, grad: bool = False) -> Imagined:
@@ -290,7 +321,8 @@ class ModelBasedAgent(Agent):
                 continue
             t0 = time.perf_counter()
             for _ in range(self.c.model_updates):
-                batch = self.replay.sample(self.wm.batch_size, self.wm.seq_len)
+                batch = batch_to(self.replay.sample(self.wm.batch_size, self.wm.seq_len),
+                                 self.device)
                 metrics, _ = model_update(self.model, self.model_opt, batch, self.wm.grad_clip)
                 add(metrics)
             n_model += self.c.model_updates
@@ -318,13 +350,13 @@ class ModelBasedAgent(Agent):
         """One real step: act (uniform during prefill, else a policy sample on the filtered
         latent), store it, and filter the latent with the new observation."""
         if self.latent is None:  # after construction, init or a reset: filter the current obs
-            self.latent = self._filter(None, to_tensor(self.obs)[None],
-                                       torch.zeros(1, self.act_dim), True, sample=True)
+            self.latent = self._filter(None, self.obs_tensor(stack_obs([self.obs])),
+                                       self.zeros_action(1), True, sample=True)
         if self.env_steps < self.c.prefill:
             action = self.np_rng.uniform(-1.0, 1.0, self.low.shape).astype(np.float32)
         else:
             a, _, _ = self.sample_action(self.model.features(self.latent))
-            action = a[0].numpy()
+            action = a[0].cpu().numpy()
         self.obs, reward, term, trunc, _ = step_env(
             self.env, action, self.low, self.high, f"env '{self.env_spec.id}'", self.env_steps)
         self._record(action, float(reward), first=False, terminal=bool(term))
@@ -337,8 +369,9 @@ class ModelBasedAgent(Agent):
             self._record(np.zeros_like(action), 0.0, first=True, terminal=False)
             self.latent = None
         else:
-            self.latent = self._filter(self.latent, to_tensor(self.obs)[None],
-                                       torch.from_numpy(action)[None], False, sample=True)
+            self.latent = self._filter(self.latent, self.obs_tensor(stack_obs([self.obs])),
+                                       torch.from_numpy(action)[None].to(self.device), False,
+                                       sample=True)
 
     def _record(self, action: np.ndarray, reward: float, first: bool, terminal: bool) -> None:
         proprio = {k: f(self.env.unwrapped) for k, f in self.proprio_fns.items()}
@@ -357,28 +390,29 @@ class ModelBasedAgent(Agent):
     # --- acting, diagnostics ------------------------------------------------------------------
     def eval_state(self, n: int) -> dict[str, Any]:
         """Per eval episode: the latent, the previous action, and whether the next obs is first."""
-        return {"latent": None, "action": torch.zeros(n, self.act_dim), "first": True}
+        return {"latent": None, "action": self.zeros_action(n), "first": True}
 
     @torch.inference_mode()
     def act(self, obs: np.ndarray, state: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         """Deterministic: posterior mode filtered along the episode, then tanh(mu(f))."""
-        latent = self._filter(state["latent"], to_tensor(obs), state["action"], state["first"],
-                              sample=False)
+        latent = self._filter(state["latent"], self.obs_tensor(obs), state["action"],
+                              state["first"], sample=False)
         action = self.mode_action(self.model.features(latent))
-        return action.numpy(), {"latent": latent, "action": action, "first": False}
+        return action.cpu().numpy(), {"latent": latent, "action": action, "first": False}
 
     @torch.inference_mode()
     def init_probe(self, obs: np.ndarray) -> dict[str, Any]:
         """The initial policy on each real state's first-step posterior (mode); actions are
         squashed samples drawn from a private generator (the global RNG is left alone)."""
-        o = to_tensor(obs)
-        latent = self._filter(None, o, torch.zeros(o.shape[0], self.act_dim), True, sample=False)
+        o = self.obs_tensor(obs)
+        n = len(obs["state"] if isinstance(obs, dict) else obs)
+        latent = self._filter(None, o, self.zeros_action(n), True, sample=False)
         feat = self.model.features(latent)
         mean, log_std = self.actor(feat)
         gen = torch.Generator().manual_seed(self.cfg.seed + 104729)
-        raw = mean + log_std.exp() * torch.randn(mean.shape, generator=gen)
+        raw = mean + log_std.exp() * torch.randn(mean.shape, generator=gen).to(mean.device)
         logp = normal_log_prob(raw, mean, log_std) - tanh_log_det(raw)
-        return {"actions": torch.tanh(raw).numpy(), "entropy": float(-logp.mean()),
+        return {"actions": torch.tanh(raw).cpu().numpy(), "entropy": float(-logp.mean()),
                 "mean_abs_mean": float(torch.tanh(mean).abs().mean()),
                 "std": float(log_std.exp().mean()), "critic_scale": self.critic_scale(feat)}
 
@@ -401,6 +435,7 @@ class ModelBasedAgent(Agent):
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
+        self.to_device()
         self.model.load_state_dict(s["model"])
         self.model_opt.load_state_dict(s["model_opt"])
         self.replay.load_state_dict(s["replay"])

@@ -32,11 +32,13 @@ import torch
 
 from agent.base import Agent, rng_state, seed_everything, set_rng_state
 from agent.common.allocator import keep_freed_memory
-from agent.common.envs import EnvSpec, scale_action
+from agent.common.envs import EnvSpec, scale_action, stack_obs
 from agent.common.evaluation import evaluate
 from agent.common.seed_batch import evaluate_seeds, get_batched
 from agent.config import TrialConfig
+from agent.policy import save_policy
 from agent.registry import agents
+from agent.tensorboard_log import TrialBoard
 from init_schemes import action_diagnostics
 from sweeps.trialdir import (
     RESUMABLE_KEYS,
@@ -104,7 +106,8 @@ def init_diagnostics_seeds(agent: Any, n_states: int, seeds: list[int]) -> dict[
 
 
 def _diag_states(env_spec: EnvSpec, n_states: int, seed: int) -> np.ndarray:
-    """[n_states, obs_dim] from a uniform-random-action rollout seeded by ``seed``."""
+    """[n_states, *obs_shape] (a dict of them for pixels+state) from a uniform-random-action
+    rollout seeded by ``seed``."""
     env = env_spec.make()
     obs, _ = env.reset(seed=seed + 7919)
     rng = np.random.default_rng(seed + 7919)
@@ -117,7 +120,7 @@ def _diag_states(env_spec: EnvSpec, n_states: int, seed: int) -> np.ndarray:
         if term or trunc:
             obs, _ = env.reset()
     env.close()
-    return np.stack(states)
+    return stack_obs(states)
 
 
 def _probe_summary(probe: dict[str, Any]) -> dict[str, Any]:
@@ -169,6 +172,7 @@ def run_trial(
     keep_freed_memory()  # no page faults on every update's activations (glibc)
     write_json(out / "config.json", config)
     seeds = cfg.run_seeds()
+    board = TrialBoard(out, config, seeds)  # TensorBoard events, x axis env steps
     agent: Agent = (get_batched(cfg.agent) if cfg.seed_batched else agents.get(cfg.agent))(cfg)
     status = {
         "state": "running", "error": None, "env_steps": 0, "planned_steps": cfg.total_steps,
@@ -207,6 +211,10 @@ def run_trial(
             row.update(metrics)
         wall0 = 0.0
         write_metrics(out / "metrics.csv", rows)
+        board.rows(rows)
+        if cfg.diag_states:
+            board.init_diagnostics(diags, cfg.diag_states)
+        save_policy(agent, out)
     start = time.perf_counter() - wall0
     bar = _progress(cfg, agent.env_steps) if progress else None
     signals = _StopSignals()
@@ -235,6 +243,8 @@ def run_trial(
             row = new[0] if len(new) == 1 else _mean_row(new)
             evals_done += 1
             write_metrics(out / "metrics.csv", rows)
+            board.rows(new)
+            save_policy(agent, out)  # policy.pt: the last evaluated policy, weights only
             recorded = agent.env_steps
             done = agent.env_steps >= cfg.total_steps
             if cfg.checkpoint_every and (evals_done % cfg.checkpoint_every == 0 or done
@@ -271,6 +281,9 @@ def run_trial(
         signals.restore()
         if bar is not None:
             bar.close()
+        if agent.env_steps < cfg.total_steps:
+            board.close()
+    board.finish(rows)
     status.update(state="finished", env_steps=agent.env_steps, updated=time.time())
     write_json(out / "status.json", status)
     return rows

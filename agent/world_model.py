@@ -1,10 +1,12 @@
-"""World model: Dreamer's RSSM on proprioceptive states, with optional proprio auxiliary heads.
+"""World model: Dreamer's RSSM on states or pixels, with optional proprio auxiliary heads.
 
 The model (shared by every model-based agent):
 
-    encoder     e_t = MLP(x_t)                                     role encoder
+    encoder     e_t = MLP(x_t) on states, ConvEncoder(x_t) on pixels    role encoder
+                (pixels+state: [ConvEncoder(image), MLP(state)])
     RSSM        h_t, z_t (see agent.common.rssm)                   role dynamics
     heads       on f_t = [h_t, z_t]: observation x_t               output role decoder
+                (pixels: ConvDecoder, every layer role decoder, image in x / 255 - 0.5 units)
                 reward r_t, continue 1 - terminal_t                reward_head, continue_head
                 proprio targets (joint_pos, joint_vel, ee_pos, ee_vel), one head each, proprio_head
     loss        sum of unit-variance Gaussian NLLs (0.5 squared error, summed over dims),
@@ -13,6 +15,8 @@ The model (shared by every model-based agent):
 
 Hidden layers of the heads carry role ``hidden``; every layer of the encoder carries
 ``encoder``. Constructors choose no init: ``init_schemes.apply_init`` applies the trial's init.
+With pixels the proprio targets are prediction targets only: the encoder sees only the image.
+The body-state probe (``agent.common.probe``) measures every model the same way, heads or not.
 
 The ``world_model`` agent trains the model alone on data from a uniform random policy, holding
 out every ``holdout_every``-th episode for open-loop evaluation, and logs ``model/*``:
@@ -21,6 +25,9 @@ out every ``holdout_every``-th episode for open-loop evaluation, and logs ``mode
     model/open_loop/<quantity>_h<h>   mean squared error per dim (raw units) of predictions h
                                       steps ahead from the posterior, fed the real actions
     model/const/<quantity>            the same for the best constant predictor (the variance)
+                                      (pixels: obs errors in [0, 1] intensity units)
+    probe/<latent>/<quantity>         R^2 of a ridge probe from the features to the true body
+                                      state (latent: post, prior_h<h>), see agent.common.probe
 
 Its ``act`` returns zero actions: ``eval/return`` is the zero-action return, not a learned one.
 """
@@ -37,10 +44,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from torch import Tensor, nn
 
 from agent.base import Agent
+from agent.common.conv import ConvDecoder, ConvEncoder
 from agent.common.envs import restore, snapshot, step_env
 from agent.common.networks import known_activation, mlp
+from agent.common.probe import probe_scores
 from agent.common.rssm import RSSM, Latent
-from agent.common.sequence_replay import Batch, SequenceReplay
+from agent.common.sequence_replay import Batch, SequenceReplay, batch_to
 from agent.config import ConfigError, TrialConfig
 from agent.registry import register
 
@@ -69,6 +78,9 @@ class WorldModelConfig(BaseModel):
     min_std: float = Field(0.1, gt=0, description="floor of the Gaussian latent's std")
     unimix: float = Field(0.01, ge=0, lt=1, description="uniform mix of categorical latents")
     symlog: bool = Field(False, description="symlog observations and proprio targets")
+    depth: int = Field(16, gt=0, description="pixels: channels of the first conv layer (doubling "
+                       "per layer; Dreamer: 32, DreamerV3: 96)")
+    channels_last: bool = Field(False, description="pixels: NHWC conv activations")
     proprio: list[str] = Field(
         default_factory=list,
         description="proprio targets to predict (of the env entry's: joint_pos, joint_vel, "
@@ -97,6 +109,12 @@ class WorldModelConfig(BaseModel):
     holdout_every: int = Field(5, ge=2, description="episodes 0, k, 2k, ... are held out")
     eval_horizons: list[int] = Field([1, 5, 15], min_length=1)
     eval_batch: int = Field(32, gt=0, description="held-out sequences per evaluation")
+    probe: bool | None = Field(None, description="report probe/* (ridge R^2 of the true body "
+                               "state; the replay then stores every body quantity); None: "
+                               "with pixels only (on states the body is nearly the input)")
+    probe_sequences: int = Field(32, gt=0, description="held-out sequences to fit the probe on "
+                                 "(and as many others to score it on)")
+    probe_alpha: float = Field(1.0, gt=0, description="ridge penalty on standardised features")
 
     @field_validator("activation")
     @classmethod
@@ -119,6 +137,18 @@ class WorldModelConfig(BaseModel):
         return v
 
 
+def obs_layout(space: Any) -> tuple[int | tuple[int, ...], int]:
+    """(obs_dim, state_dim) of an env's observation space: a vector's size and 0; an image's
+    shape (3, S, S) and 0; or for {"pixels", "state"} the image's shape and the state's size."""
+    import gymnasium as gym
+
+    if isinstance(space, gym.spaces.Dict):
+        return tuple(space["pixels"].shape), int(space["state"].shape[0])
+    if space.dtype == np.uint8 and len(space.shape) == 3:
+        return tuple(space.shape), 0
+    return int(space.shape[0]), 0
+
+
 def symlog(x: Tensor) -> Tensor:
     return torch.sign(x) * torch.log1p(x.abs())
 
@@ -135,16 +165,34 @@ class WorldModel(nn.Module):
     proprio {name: [B, T, D]} for every enabled target.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, cfg: WorldModelConfig,
-                 proprio_dims: dict[str, int] | None = None):
+    def __init__(self, obs_dim: int | tuple[int, ...], act_dim: int, cfg: WorldModelConfig,
+                 proprio_dims: dict[str, int] | None = None, state_dim: int = 0):
+        """``obs_dim``: a state vector's size, or an image's shape (3, S, S) for pixels;
+        ``state_dim`` > 0 (pixels+state) adds a state encoder and decoder beside the image's."""
         super().__init__()
         self.cfg = cfg
         hidden, act = [cfg.hidden] * cfg.layers, cfg.activation
-        self.encoder = mlp(obs_dim, hidden, None, act, hidden_role="encoder")
-        self.rssm = RSSM(cfg.hidden, act_dim, cfg.deter, cfg.stoch, cfg.discrete, cfg.hidden,
+        self.pixels = isinstance(obs_dim, tuple | list)
+        self.state_dim = state_dim
+        if self.pixels:
+            size = obs_dim[-1]
+            self.encoder = ConvEncoder(size, cfg.depth, act, cfg.channels_last)
+            embed = self.encoder.out_dim
+            if state_dim:
+                self.state_encoder = mlp(state_dim, hidden, None, act, hidden_role="encoder")
+                embed += cfg.hidden
+        else:
+            self.encoder = mlp(obs_dim, hidden, None, act, hidden_role="encoder")
+            embed = cfg.hidden
+        self.rssm = RSSM(embed, act_dim, cfg.deter, cfg.stoch, cfg.discrete, cfg.hidden,
                          act, cfg.min_std, cfg.unimix)
         f = self.rssm.feat_dim
-        self.decoder = mlp(f, hidden, obs_dim, act, out_role="decoder")
+        if self.pixels:
+            self.decoder = ConvDecoder(f, size, cfg.depth, act, cfg.channels_last)
+            if state_dim:
+                self.state_decoder = mlp(f, hidden, state_dim, act, out_role="decoder")
+        else:
+            self.decoder = mlp(f, hidden, obs_dim, act, out_role="decoder")
         self.reward_head = mlp(f, hidden, 1, act, out_role="reward_head")
         self.continue_head = mlp(f, hidden, 1, act, out_role="continue_head",
                                  out_activation="sigmoid")
@@ -162,13 +210,28 @@ class WorldModel(nn.Module):
         """[*L] state -> [*L, F] = [deter, stoch], the input of every head (and of policies)."""
         return torch.cat([state.deter, state.stoch], -1)
 
-    def embed(self, obs: Tensor) -> Tensor:
+    def embed(self, obs: Tensor | dict[str, Tensor]) -> Tensor:
+        """obs [..., O], an image [..., 3, S, S] (uint8), or {"pixels", "state"} -> [..., E]."""
+        if isinstance(obs, dict):
+            vec = obs["state"]
+            return torch.cat([self.encoder(obs["pixels"]), self.state_encoder(
+                symlog(vec) if self.cfg.symlog else vec)], -1)
+        if self.pixels:
+            return self.encoder(obs)
         return self.encoder(symlog(obs) if self.cfg.symlog else obs)
 
-    def observe(self, obs: Tensor, action: Tensor, is_first: Tensor,
+    @staticmethod
+    def batch_obs(batch: Batch) -> Tensor | dict[str, Tensor]:
+        """The observation part of a replay batch: obs, or {"pixels", "state"}."""
+        if "state" in batch:
+            return {"pixels": batch["obs"], "state": batch["state"]}
+        return batch["obs"]
+
+    def observe(self, obs: Tensor | dict[str, Tensor], action: Tensor, is_first: Tensor,
                 state: Latent | None = None, sample: bool = True) -> tuple[Latent, Latent]:
-        """Posteriors and priors [B, T] along real sequences (obs [B, T, O], action [B, T, A]
-        leading to t, is_first [B, T]); ``state`` [B] continues a previous call (e.g. acting)."""
+        """Posteriors and priors [B, T] along real sequences (obs [B, T, O], images
+        [B, T, 3, S, S] or {"pixels", "state"}; action [B, T, A] leading to t, is_first [B, T]);
+        ``state`` [B] continues a previous call (e.g. acting)."""
         return self.rssm.observe(self.embed(obs), action, is_first, state, sample)
 
     def imagine_step(self, state: Latent, action: Tensor, sample: bool = True) -> Latent:
@@ -184,9 +247,27 @@ class WorldModel(nn.Module):
 
     # --- heads -----------------------------------------------------------------------------------
     def decode(self, feat: Tensor) -> Tensor:
-        """Predicted observation [..., O] in raw units."""
+        """Predicted observation [..., O] in raw units (pixels: the image [..., 3, S, S] in
+        [0, 1] intensity units)."""
         x = self.decoder(feat)
+        if self.pixels:
+            return x + 0.5
         return symexp(x) if self.cfg.symlog else x
+
+    def obs_loss(self, feat: Tensor, batch: Batch) -> dict[str, Tensor]:
+        """Reconstruction terms: 0.5 squared error summed over an observation's dims (pixels:
+        over every pixel and channel of x / 255 - 0.5), mean over steps; ``state`` too with
+        pixels+state."""
+        tx = symlog if self.cfg.symlog else (lambda x: x)
+        obs = batch["obs"]
+        if not self.pixels:
+            return {"obs": 0.5 * (self.decoder(feat) - tx(obs)).pow(2).sum(-1).mean()}
+        target = obs.float() / 255.0 - 0.5
+        terms = {"obs": 0.5 * (self.decoder(feat) - target).pow(2).sum((-3, -2, -1)).mean()}
+        if self.state_dim:
+            terms["state"] = 0.5 * (self.state_decoder(feat) - tx(batch["state"])).pow(
+                2).sum(-1).mean()
+        return terms
 
     def reward(self, feat: Tensor) -> Tensor:
         """Predicted reward [...]."""
@@ -209,12 +290,11 @@ class WorldModel(nn.Module):
         states of imagination for a behaviour learner; detach them before use).
         """
         c = self.cfg
-        obs, is_first = batch["obs"], batch["is_first"]
-        posts, priors = self.observe(obs, batch["action"], is_first)
+        is_first = batch["is_first"]
+        posts, priors = self.observe(self.batch_obs(batch), batch["action"], is_first)
         feat = self.features(posts)
         tx = symlog if c.symlog else (lambda x: x)
-        terms: dict[str, Tensor] = {}
-        terms["obs"] = 0.5 * (self.decoder(feat) - tx(obs)).pow(2).sum(-1).mean()
+        terms: dict[str, Tensor] = self.obs_loss(feat, batch)
         mask = (~is_first).to(feat.dtype)  # the reward on arriving at a first step is not real
         r_err = (self.reward(feat) - batch["reward"]).pow(2)
         terms["reward"] = 0.5 * (r_err * mask).sum() / mask.sum().clamp_min(1.0)
@@ -228,7 +308,7 @@ class WorldModel(nn.Module):
         free = c.free_nats
         terms["kl"] = (c.kl_balance * kl_prior.clamp_min(free)
                        + (1 - c.kl_balance) * kl_post.clamp_min(free))
-        weights = {"obs": c.obs_weight, "reward": c.reward_weight,
+        weights = {"obs": c.obs_weight, "state": c.obs_weight, "reward": c.reward_weight,
                    "continue": c.continue_weight, "kl": c.kl_weight}
         total = sum(weights.get(k, c.proprio_weight) * v for k, v in terms.items())
         metrics = {f"model/loss_{k}": v.detach() for k, v in terms.items()}
@@ -249,15 +329,18 @@ class WorldModel(nn.Module):
         real obs, reward and each proprio target there (only where no episode starts in
         (t, t + h]; a horizon no window reaches is left out). Errors are mean squared errors per
         dimension in raw units, ``model/open_loop/<q>_h<h>``; ``model/const/<q>`` is the batch
-        variance, the error of the best constant predictor.
+        variance, the error of the best constant predictor. With pixels, ``model/recon/obs`` is
+        the posterior's reconstruction error (h = 0), in [0, 1] intensity units like the others.
         """
         obs, action, is_first = batch["obs"], batch["action"], batch["is_first"]
         B, T = is_first.shape
         H = max(horizons)
         if H >= T:
             raise ValueError(f"horizon {H} needs sequences longer than {T}")
-        posts, _ = self.observe(obs, action, is_first, sample=False)
+        posts, _ = self.observe(self.batch_obs(batch), action, is_first, sample=False)
         state = posts.flatten()  # [B*T] start states
+        if self.pixels:  # errors in [0, 1] intensity units
+            obs = obs.float() / 255.0
 
         def windows(x: Tensor, fill: float | bool = 0.0) -> Tensor:
             """x [B, T, ...] -> [B, T, H, ...]: x[b, t + 1 + k] at [b, t, k], padded past T."""
@@ -267,9 +350,14 @@ class WorldModel(nn.Module):
 
         starts_ok = windows(is_first, True).cumsum(2) == 0  # [B, T, H]
         targets = {"obs": obs, "reward": batch["reward"].unsqueeze(-1), **batch["proprio"]}
+        if self.state_dim:
+            targets["state"] = batch["state"]
+        out: dict[str, float] = {}
+        if self.pixels:  # the posterior's own reconstruction (what the encoder kept)
+            recon = self.decode(self.features(posts)).reshape(B * T, -1)
+            out["model/recon/obs"] = float((recon - obs.reshape(B * T, -1)).pow(2).mean())
         target_w = {k: windows(v) for k, v in targets.items()}
         act_w = windows(action)
-        out: dict[str, float] = {}
         for h in range(1, H + 1):
             state = self.rssm.img_step(state, act_w[:, :, h - 1].reshape(B * T, -1),
                                        sample=False)
@@ -278,11 +366,15 @@ class WorldModel(nn.Module):
             feat = self.features(state)
             preds = {"obs": self.decode(feat), "reward": self.reward(feat).unsqueeze(-1),
                      **self.proprio(feat)}
+            if self.state_dim:
+                vec = self.state_decoder(feat)
+                preds["state"] = symexp(vec) if self.cfg.symlog else vec
             valid = starts_ok[:, :, h - 1].reshape(-1).to(feat.dtype)
             if not valid.any():  # every window crosses an episode start: nothing to compare
                 continue
             for k, p in preds.items():
-                err = (p - target_w[k][:, :, h - 1].reshape(B * T, -1)).pow(2).mean(-1)
+                err = (p.reshape(B * T, -1) - target_w[k][:, :, h - 1].reshape(B * T, -1)
+                       ).pow(2).mean(-1)
                 out[f"model/open_loop/{k}_h{h}"] = float((err * valid).sum() / valid.sum())
         real = ~is_first  # constant-predictor baseline; first steps carry no real reward
         for k, v in targets.items():
@@ -307,11 +399,14 @@ class WorldModelAgent(Agent):
     """Collects real episodes with a uniform random policy and trains the world model on them.
 
     Episodes 0, k, 2k, ... (k = ``holdout_every``) go to a held-out replay for the open-loop
-    errors; all others train the model. ``act`` returns zeros (there is no learned policy).
+    errors and the probe (fitted on sequences of its older half, scored on its newer half);
+    all others train the model. ``act`` returns zeros (there is no learned policy).
     """
 
     Config = WorldModelConfig
     sections = ("world_model",)
+    devices = ("cpu", "cuda")
+    pixels = True
 
     def __init__(self, cfg: TrialConfig):
         super().__init__(cfg)
@@ -319,18 +414,24 @@ class WorldModelAgent(Agent):
         self.c = c
         self.proprio_fns = proprio_targets(self.env_spec, c.proprio)
         self.env = self.env_spec.make()
+        self.probe = c.probe if c.probe is not None else self.env_spec.observation.pixels
+        if self.probe:  # the replay keeps every body quantity (the probe's ground truth); the
+            self.proprio_fns = dict(self.env_spec.proprio)  # heads predict only ``proprio``
         self.low, self.high = self.env.action_space.low, self.env.action_space.high
-        obs_dim, act_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
+        obs_dim, state_dim = obs_layout(self.env.observation_space)
+        act_dim = self.env.action_space.shape[0]
         self.obs, _ = self.env.reset(seed=cfg.seed)
         dims = {k: int(np.asarray(f(self.env.unwrapped)).size) for k, f in self.proprio_fns.items()}
-        self.model = WorldModel(obs_dim, act_dim, c, dims)
+        self.model = WorldModel(obs_dim, act_dim, c, {k: dims[k] for k in c.proprio},
+                                state_dim).to(self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=c.lr, eps=c.adam_eps,
                                     foreach=True)
         # the stream holds one more step per episode (its first observation) than env steps
         capacity = min(c.buffer_size, cfg.total_steps + cfg.total_steps // 4 + 1000)
-        self.replay = SequenceReplay(capacity, obs_dim, act_dim, dims, seed=cfg.seed)
+        self.replay = SequenceReplay(capacity, obs_dim, act_dim, dims, seed=cfg.seed,
+                                     state_dim=state_dim)
         self.holdout = SequenceReplay(capacity // c.holdout_every + 1000, obs_dim, act_dim, dims,
-                                      seed=cfg.seed + 1)
+                                      seed=cfg.seed + 1, state_dim=state_dim)
         self.np_rng = np.random.default_rng(cfg.seed + 2)
         self.episode, self.episode_return, self.completed_returns = 0, 0.0, []
         self.updates, self.update_time = 0, 0.0
@@ -372,7 +473,7 @@ class WorldModelAgent(Agent):
                     and self.replay.can_sample(c.seq_len)):
                 t0 = time.perf_counter()
                 for _ in range(c.updates):
-                    batch = self.replay.sample(c.batch_size, c.seq_len)
+                    batch = batch_to(self.replay.sample(c.batch_size, c.seq_len), self.device)
                     metrics, _ = model_update(self.model, self.opt, batch, c.grad_clip)
                     for k, v in metrics.items():
                         sums[k] = sums.get(k, 0.0) + v
@@ -389,23 +490,32 @@ class WorldModelAgent(Agent):
         return out
 
     def evaluate_model(self) -> dict[str, float]:
-        """Open-loop errors on a fixed draw of held-out sequences ({} until there are enough)."""
+        """Open-loop errors on a fixed draw of held-out sequences, and the probe's R^2 ({} until
+        there are enough; the probe once each half of the held-out steps holds a sequence)."""
         c = self.c
         length = min(c.seq_len, self.holdout.size)
         if length <= max(c.eval_horizons):
             return {}
         batch = self.holdout.sample(c.eval_batch, length, rng=np.random.default_rng(12345))
-        return self.model.open_loop_errors(batch, c.eval_horizons)
+        out = self.model.open_loop_errors(batch_to(batch, self.device), c.eval_horizons)
+        if self.probe and self.holdout.size // 2 >= c.seq_len:
+            fit, score = (batch_to(self.holdout.sample(
+                c.probe_sequences, c.seq_len, rng=np.random.default_rng(seed), window=w),
+                self.device) for seed, w in ((123, (0.0, 0.5)), (456, (0.5, 1.0))))
+            out.update(probe_scores(self.model, fit, score, c.eval_horizons, c.probe_alpha))
+        return out
 
     # --- acting, diagnostics, checkpoints ------------------------------------------------------
-    def act(self, obs: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+    def act(self, obs: Any, state: Any) -> tuple[np.ndarray, Any]:
         """Zero actions: this agent learns no policy (eval/return is the zero-action return)."""
-        return np.zeros((obs.shape[0], *self.low.shape), np.float32), state
+        n = len(obs["state"] if isinstance(obs, dict) else obs)
+        return np.zeros((n, *self.low.shape), np.float32), state
 
     def init_probe(self, obs: np.ndarray) -> dict[str, Any]:
         """The data-collecting policy: uniform in [-1, 1]^A."""
         rng = np.random.default_rng(self.cfg.seed + 3)  # leaves the data's generator alone
-        a = rng.uniform(-1.0, 1.0, (obs.shape[0], *self.low.shape))
+        n = len(obs["state"] if isinstance(obs, dict) else obs)
+        a = rng.uniform(-1.0, 1.0, (n, *self.low.shape))
         return {"actions": a, "entropy": float(np.log(2.0) * a.shape[1]), "mean_abs_mean": 0.0,
                 "std": float(1.0 / np.sqrt(3.0)), "critic_scale": None}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.common.envs import step_env
+from agent.common.envs import set_obs, stack_obs, step_env
 
 
 def evaluate(agent, episodes: int, seed: int, envs: list | None = None) -> np.ndarray:
@@ -14,7 +14,7 @@ def evaluate(agent, episodes: int, seed: int, envs: list | None = None) -> np.nd
     """
     envs = envs or [agent.env_spec.make() for _ in range(episodes)]
     low, high = envs[0].action_space.low, envs[0].action_space.high
-    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    obs = stack_obs([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
     returns = np.zeros(episodes)
     alive = np.ones(episodes, dtype=bool)
     state = agent.eval_state(episodes)
@@ -23,7 +23,7 @@ def evaluate(agent, episodes: int, seed: int, envs: list | None = None) -> np.nd
         for i in np.flatnonzero(alive):
             o, r, term, trunc, _ = step_env(envs[i], action[i], low, high,
                                             f"eval env '{agent.env_spec.id}'")
-            obs[i] = o
+            set_obs(obs, i, o)
             returns[i] += r
             if term or trunc:
                 alive[i] = False
