@@ -72,7 +72,7 @@ def write_report(
     progress: bool = True,
     *,
     mode: str | None = None,
-    last_k: int = 3,
+    last_k: int | None = None,
     reps: int = 2000,
     curve_reps: int = 300,
     seed: int = 0,
@@ -99,7 +99,9 @@ def write_report(
         progress: show a progress bar on stderr.
         mode: ``"max"`` (higher is better) or ``"min"`` (lower is better); default: ``mode`` of
             ``sweep_resolved.json``, else ``"max"``.
-        last_k: final performance of a run = mean of its last ``last_k`` evaluations.
+        last_k: final performance of a run = mean of its last ``last_k`` evaluations
+            (default: the score the sweep file declares under ``analysis.final``, else 3); a
+            value other than the declared score makes the report exploratory.
         reps: bootstrap resamples for final-performance CIs and P(improvement).
         curve_reps: bootstrap resamples for learning-curve bands.
         seed: bootstrap seed (the report is deterministic for a given sweep state).
@@ -159,10 +161,13 @@ def write_report(
             df = df[df["env_step"].isna() | (df["env_step"] <= up_to)]
             if not (df["env_step"] <= up_to).any():
                 raise AnalysisError(f"no evaluation at or before env step {up_to:g} in {sweep_dir}")
+        scoring = _scoring(sweep_dir, info, last_k, up_to, threshold, metric, mode)
         metric = metric or info.metric
         mode = _check_mode(mode or info.mode, sweep_dir)
         _check_metric(df, metric, sweep_dir)
         group = _group_keys(df, group, sweep_dir, info.varying_keys)
+        match_keys = [k for k in config_columns(df) if k not in (*group, "env", "seed")]
+        df, notes = _count_once(df, group, _init_records(sweep_dir, trials))
         ctx = _Context(
             sweep_dir,
             info,
@@ -170,7 +175,7 @@ def write_report(
             df,
             metric,
             list(group),
-            last_k,
+            scoring.last_k or 0,
             reps,
             seed,
             mode=mode,
@@ -180,6 +185,7 @@ def write_report(
             inline_images=html_images == "inline",
             command=command,
         )
+        ctx.scoring, ctx.notes, ctx.match_keys = scoring, notes, match_keys
         root = Path(out_dir) if out_dir is not None else sweep_dir
         root.mkdir(parents=True, exist_ok=True)
         out = root / "report"
@@ -188,7 +194,9 @@ def write_report(
         bar.update()
 
         stage("final scores")
-        ctx.runs_all = stats.final_scores(df, metric, last_k=last_k, include_failed=True)
+        ctx.runs_all = stats.final_scores(
+            df, metric, last_k=scoring.last_k or 3, window=scoring.window, include_failed=True
+        )
         ctx.runs = ctx.runs_all[ctx.runs_all["state"] != "failed"].reset_index(drop=True)
         if ctx.runs.empty:
             raise AnalysisError(
@@ -198,13 +206,18 @@ def write_report(
         bar.update()
 
         stage("intervals")
-        _intervals(ctx, threshold)
+        _intervals(ctx, threshold if threshold is not None else scoring.threshold)
+        if threshold is None and scoring.threshold is not None:
+            ctx.threshold_rule = (
+                f"declared in the sweep file (`analysis.threshold: {scoring.threshold:g}`)"
+            )
         ctx.intervals.to_csv(out / "intervals.csv", index=False)
         bar.update()
 
         stage("probability of improvement")
         _improvement(ctx)
         ctx.poi.to_csv(out / "poi_pairs.csv", index=False)
+        ctx.poi_auc.to_csv(out / "poi_pairs_auc.csv", index=False)
         bar.update()
 
         stage("learning curves")
@@ -269,7 +282,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             metric=getattr(args, "metric", None),
             progress=getattr(args, "progress", True),
             mode=getattr(args, "mode", None),
-            last_k=getattr(args, "last_k", 3),
+            last_k=getattr(args, "last_k", None),
             reps=getattr(args, "reps", 2000),
             out_dir=getattr(args, "out", None),
             up_to=getattr(args, "up_to", None),
@@ -325,6 +338,12 @@ class _Context:
     figures: list[tuple[str, str, str]] = field(default_factory=list)  # (section, name, caption)
     diag_table: pd.DataFrame | None = None
     diag_figures: list[tuple[str, str]] = field(default_factory=list)
+    scoring: Any = None  # _Scoring: the declared score and what this view changes
+    notes: list[str] = field(default_factory=list)  # identical runs, runs without a group key
+    match_keys: list[str] = field(default_factory=list)  # pooled keys runs are matched on
+    auc_norm: pd.DataFrame = field(default_factory=pd.DataFrame)
+    poi_auc: pd.DataFrame = field(default_factory=pd.DataFrame)
+    vs_best_auc: dict[str, pd.DataFrame] = field(default_factory=dict)
     tuning: Any = None  # analysis.tuning_report.TuningResult (sweeps with `search:`)
     diag_note: str = ""  # why there is no init-diagnostics section
 
@@ -400,7 +419,7 @@ def _intervals(ctx: _Context, threshold: float | None) -> None:
     ctx.envs = sorted(runs["env"].unique().tolist())
     refs = runs.groupby("env")["env_score_reference"].first()
     ctx.normalised = bool(runs["score_norm"].notna().all())
-    tables, aucs = [], []
+    tables, aucs, norm_aucs = [], [], []
     for env in ctx.envs:
         sub = runs[runs["env"] == env]
         ref = refs.get(env, np.nan) if ctx.reference_is_target else np.nan
@@ -417,6 +436,12 @@ def _intervals(ctx: _Context, threshold: float | None) -> None:
                 env=env
             )
         )
+        if ctx.returns and sub["auc_norm"].notna().any():
+            norm_aucs.append(
+                stats.interval_table(
+                    sub, ctx.group, value="auc_norm", metrics=("iqm",), **kwargs
+                ).assign(env=env)
+            )
     if AGG_ENV in ctx.scopes:
         kwargs = {"reps": ctx.reps, "seed": ctx.seed, "mode": ctx.mode}
         agg_metrics = ("iqm", "mean", "median")
@@ -433,6 +458,8 @@ def _intervals(ctx: _Context, threshold: float | None) -> None:
         )
     ctx.intervals = pd.concat(tables, ignore_index=True)
     ctx.auc = pd.concat(aucs, ignore_index=True)
+    if norm_aucs:
+        ctx.auc_norm = pd.concat(norm_aucs, ignore_index=True)
     if threshold is not None:
         ctx.thresholds = {env: float(threshold) for env in ctx.envs}
         ctx.threshold_rule = f"set by `--threshold {_num(threshold)}`"
@@ -466,18 +493,35 @@ def _intervals(ctx: _Context, threshold: float | None) -> None:
 
 
 def _improvement(ctx: _Context) -> None:
-    """All pairs stratified over envs (matrix), and each group vs the best per scope."""
-    kwargs: dict[str, Any] = {"reps": ctx.reps, "seed": ctx.seed, "mode": ctx.mode}
-    ctx.poi = stats.poi_table(ctx.runs, ctx.group, **kwargs)
+    """All pairs stratified over envs (matrix), and each group vs the best per scope.
+
+    Paired by seed where the groups share seeds (:func:`analysis.stats.paired_poi_table`), the
+    unpaired numbers beside; the same for the learning-curve AUC.
+    """
+    kwargs: dict[str, Any] = {
+        "reps": ctx.reps,
+        "seed": ctx.seed,
+        "mode": ctx.mode,
+        "match": ctx.match_keys,
+    }
+    multi = AGG_ENV in ctx.scopes
+    score, auc = ("score_norm", "auc_norm") if multi else ("score", "auc")
+    ctx.poi = stats.paired_poi_table(ctx.runs, ctx.group, value=score, **kwargs)
+    ctx.poi_auc = stats.paired_poi_table(ctx.runs, ctx.group, value=auc, **kwargs)
     for scope in ctx.scopes:
         best = ctx.best[scope]
         others = [g for g in ctx.order[scope] if g != best]
-        if scope == AGG_ENV:
-            table = ctx.poi[(ctx.poi["a"] == best) & ctx.poi["b"].isin(others)]
-        else:
-            sub = ctx.runs[ctx.runs["env"] == scope]
-            table = stats.poi_table(sub, ctx.group, pairs=[(best, g) for g in others], **kwargs)
-        ctx.vs_best[scope] = table.set_index("b").reindex(others).reset_index()
+        for value, full, target in ((score, ctx.poi, ctx.vs_best), (auc, ctx.poi_auc,
+                                                                       ctx.vs_best_auc)):
+            if scope == AGG_ENV or len(ctx.envs) == 1:
+                table = full[(full["a"] == best) & full["b"].isin(others)]
+            else:
+                sub = ctx.runs[ctx.runs["env"] == scope]
+                value = "score" if value == "score_norm" else "auc"
+                table = stats.paired_poi_table(
+                    sub, ctx.group, value=value, pairs=[(best, g) for g in others], **kwargs
+                )
+            target[scope] = table.set_index("b").reindex(others).reset_index()
 
 
 def _colours(ctx: _Context) -> tuple[str | None, dict[Any, Any], dict[str, Any]]:
@@ -562,7 +606,7 @@ def _figures(ctx: _Context, fig_dir: Path) -> None:
         fig_dir,
         "final_intervals",
         "Final performance",
-        f"Final performance (mean of the last {ctx.last_k} evaluations of each run): point "
+        f"Final performance ({ctx.scoring.final_text} of each run){ctx.scoring.tag}: point "
         "estimate (black tick) and 95% stratified bootstrap CI (bar). "
         + (
             f"Lower is better for every panel (`{ctx.metric}` is minimised)."
@@ -808,7 +852,7 @@ def _command_line(
     threshold: float | None,
     metric: str | None,
     mode: str | None,
-    last_k: int,
+    last_k: int | None,
     up_to: float | None,
     out_dir: str | Path | None,
 ) -> str:
@@ -822,7 +866,7 @@ def _command_line(
         parts.append(f"--metric {metric}")
     if mode:
         parts.append(f"--mode {mode}")
-    if last_k != 3:
+    if last_k is not None:
         parts.append(f"--last-k {last_k}")
     if up_to is not None:
         parts.append(f"--up-to {up_to:g}")
@@ -846,6 +890,336 @@ def _n(ctx: _Context, state: str) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# the declared score, identical runs, paired tables
+
+
+@dataclass
+class _Scoring:
+    """The score a sweep declares (``analysis:``) and what this view changes about it."""
+
+    last_k: int | None  # final = mean of the last k evaluations ...
+    window: tuple[float, float] | None  # ... or of those in [from, to] (env steps)
+    threshold: float | None  # declared steps-to-threshold value
+    auc: bool  # the AUC is a declared score
+    declared_text: str  # what was declared, in words
+    source_text: str  # where the declaration comes from
+    after_runs: bool  # declared after the runs (only in the current sweep file)
+    exploratory: list[str] = field(default_factory=list)  # what this view changes
+    threshold_exploratory: bool = False
+
+    @property
+    def final_text(self) -> str:
+        if self.window is not None:
+            lo, hi = self.window
+            return f"mean of its evaluations at {lo:,.0f}-{hi:,.0f} env steps"
+        return f"mean of its last {self.last_k} evaluations"
+
+    @property
+    def tag(self) -> str:
+        """Suffix for every table this view's final score touches."""
+        return " (exploratory)" if self.exploratory else ""
+
+    @property
+    def auc_tag(self) -> str:
+        return "" if self.auc else " (not a declared score)"
+
+
+def _final_words(final: dict[str, Any]) -> str:
+    if "last" in final:
+        return f"mean of the last {final['last']} evaluations"
+    return f"mean of the evaluations at {final['from']:,.0f}-{final['to']:,.0f} env steps"
+
+
+def _declared_analysis(info: Any, sweep_dir: Path) -> tuple[dict[str, Any] | None, str, bool]:
+    """``(analysis, where, after_runs)``: the declared score of a sweep directory.
+
+    In order: ``sweep_resolved.json`` (what the run recorded), the sweep file the run was
+    started with (``sweep.yaml``, copied at the start), and the sweep file named by ``source``
+    (or the shipped ``sweeps/`` file of that name): a declaration found only there was added
+    after the runs, and the report says so. Validated by ``sweeps.schema.parse_analysis`` (the
+    same rules and messages as ``sweep validate``; imported lazily, torch- and Ray-free).
+    """
+    recorded = info.resolved.get("analysis")
+    if recorded:
+        return recorded, "recorded in `sweep_resolved.json` when the sweep started", False
+    candidates = [(sweep_dir / "sweep.yaml", False)]
+    source = info.resolved.get("source")
+    if source:
+        from sweeps.schema import SWEEPS_DIR
+
+        candidates += [(Path(source), True), (SWEEPS_DIR / Path(source).name, True)]
+    for path, after in candidates:
+        if not path.is_file():
+            continue
+        parsed = _read_analysis(path, info.budget)
+        if parsed is None:
+            continue
+        if after:
+            where = (
+                f"declared in `{path.parent.name}/{path.name}` after these runs (the sweep file "
+                "they ran with has no `analysis:` block)"
+            )
+        else:
+            where = "declared in the sweep file the runs were started with (`sweep.yaml`)"
+        return parsed, where, after
+    return None, "", False
+
+
+def _read_analysis(path: Path, budget: str | None) -> dict[str, Any] | None:
+    import yaml
+
+    from sweeps.schema import parse_analysis
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise AnalysisError(f"cannot read the declared score in {path}: {err}") from None
+    if not isinstance(data, dict):
+        return None
+    top_raw = data.get("analysis")
+    budgets = data.get("budgets")
+    entry = budgets.get(budget) if isinstance(budgets, dict) and isinstance(budget, str) else None
+    budget_raw = entry.get("analysis") if isinstance(entry, dict) else None
+    if top_raw is None and budget_raw is None:
+        return None
+    problems: list[Any] = []
+    top = None
+    if top_raw is not None:
+        top, problems = parse_analysis(top_raw, ("analysis",))
+    spec = top
+    if budget_raw is not None and not problems:
+        spec, problems = parse_analysis(budget_raw, ("budgets", budget, "analysis"), base=top)
+    if problems:
+        raise AnalysisError("; ".join(pr.format(str(path)) for pr in problems))
+    return spec.resolved()
+
+
+def _scoring(
+    sweep_dir: Path,
+    info: Any,
+    last_k: int | None,
+    up_to: float | None,
+    threshold: float | None,
+    metric: str | None,
+    mode: str | None,
+) -> _Scoring:
+    declared, where, after = _declared_analysis(info, sweep_dir)
+    if declared is None:
+        final: dict[str, Any] = {"last": 3}
+        declared_text = "no score declared in the sweep file (`analysis:`); the default"
+        where = "the default: the sweep file declares no `analysis:`"
+    else:
+        final = declared.get("final") or {"last": 3}
+        declared_text = "declared"
+    declared_threshold = declared.get("threshold") if declared else None
+    k, window = final.get("last"), None
+    if "from" in final:
+        window = (float(final["from"]), float(final["to"]))
+    reasons = []
+    if last_k is not None and (window is not None or last_k != k):
+        reasons.append(
+            f"final score = mean of the last {last_k} evaluations (`--last-k {last_k}`), "
+            f"not the {declared_text} {_final_words(final)}"
+        )
+        k, window = last_k, None
+    if up_to is not None:
+        reasons.append(
+            f"`--up-to {up_to:g}`: performance at {up_to:,.0f} env steps, not the "
+            f"{declared_text} final score"
+        )
+        if window is not None:  # the window lies beyond the cut: the last evaluations before it
+            k, window = 3, None
+    if metric and metric != info.metric:
+        reasons.append(f"metric `{metric}` is not the sweep's metric `{info.metric}`")
+    if mode and mode != info.mode:
+        reasons.append(f"mode `{mode}` is not the sweep's mode `{info.mode}`")
+    threshold_exploratory = threshold is not None and (
+        declared_threshold is None or float(threshold) != float(declared_threshold)
+    )
+    if threshold_exploratory:
+        reasons.append(
+            f"steps-to-threshold at `--threshold {threshold:g}`, a value not declared in the "
+            "sweep file"
+        )
+    return _Scoring(
+        last_k=k if window is None else None,
+        window=window,
+        threshold=None if declared_threshold is None else float(declared_threshold),
+        auc=bool(declared and declared.get("auc")),
+        declared_text=f"{declared_text}: {_final_words(final)}",
+        source_text=where,
+        after_runs=after,
+        exploratory=reasons,
+        threshold_exploratory=threshold_exploratory,
+    )
+
+
+def _init_records(sweep_dir: Path, trials: pd.DataFrame) -> dict[str, str]:
+    """Trial id -> its ``init_record.json`` as text (trials without one are left out)."""
+    out = {}
+    for trial_id in trials["trial_id"]:
+        path = sweep_dir / "trials" / str(trial_id) / "init_record.json"
+        if path.is_file():
+            try:
+                out[str(trial_id)] = json.dumps(json.loads(path.read_text()), sort_keys=True)
+            except (OSError, ValueError):
+                continue
+    return out
+
+
+def _count_once(
+    df: pd.DataFrame, group: Sequence[str], records: dict[str, str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """Drop runs that repeat another run exactly, and runs without a value of a group key."""
+    notes = []
+    twins = stats.identical_runs(df, records)
+    if len(twins):
+        dropped = set(zip(twins["trial_id"], twins["seed"], strict=True))
+        mask = pd.Series(
+            [(t, s) in dropped for t, s in zip(df["trial_id"], df["seed"], strict=True)],
+            index=df.index,
+        )
+        first = twins.iloc[0]
+        trials = sorted(set(twins["trial_id"]))
+        notes.append(
+            f"**Identical runs counted once:** {len(twins)} run(s) of {len(trials)} trial(s) "
+            "repeat another run exactly (same env, seed and init record, every metric equal at "
+            f"every evaluation), e.g. `{first['trial_id']}` seed {first['seed']} = "
+            f"`{first['same_as_trial']}`: their settings change nothing for these runs. The "
+            "repeats are left out of every statistic (the first trial by id is kept); left "
+            f"out: {_list([f'`{t}`' for t in trials], 4)}."
+        )
+        df = df[~mask]
+    if group:
+        missing = df[list(group)].isna().any(axis=1)
+        if missing.any():
+            lacking = df[missing]
+            n = lacking.groupby(["trial_id", "seed"], dropna=False).ngroups
+            who = ""
+            if "agent" in lacking:
+                who = " (agent " + ", ".join(sorted(map(str, lacking["agent"].unique()))) + ")"
+            notes.append(
+                f"**Runs without a group value left out:** {n} run(s){who} have no value of "
+                f"{_keys_text([k for k in group if lacking[k].isna().any()])}: the setting does "
+                "not apply to them, so they form no group here."
+            )
+            df = df[~missing]
+    return df, notes
+
+
+def _paired(ctx: _Context) -> bool:
+    return bool(len(ctx.poi)) and bool((ctx.poi["analysis"] == "paired").any())
+
+
+def _score_lines(ctx: _Context) -> list[str]:
+    sc = ctx.scoring
+    lines = []
+    if sc.exploratory:
+        lines.append(
+            "**Exploratory view** (not the declared score; read its verdicts as hypotheses): "
+            + "; ".join(sc.exploratory)
+            + "."
+        )
+    auc = (
+        "the normalised AUC of the eval curve is a declared score too"
+        if sc.auc
+        else "the AUC is shown beside it but is not a declared score"
+    )
+    lines.append(
+        f"**Score:** final score of a run = {sc.final_text}; {sc.source_text}"
+        + (f"; the declared one is the {sc.declared_text}" if sc.exploratory else "")
+        + f"; {auc}."
+    )
+    if _paired(ctx):
+        seeds = ", ".join(str(s) for s in ctx.info.seeds) or "the same seeds"
+        pooled = bool(len(ctx.intervals)) and bool(
+            (ctx.intervals["n_clusters"] < ctx.intervals["n_runs"]).any()
+        )
+        text = (
+            f"**Analysis: paired by seed.** The groups share seeds ({seeds}); a seed gives the "
+            "same env seeds and evaluation start states in every arm, so comparisons use "
+            "per-seed differences and CIs that resample seeds, not runs."
+        )
+        if pooled:
+            text += (
+                " Groups pool several runs per seed (other factors"
+                + (f": {_keys_text(ctx.match_keys)}" if ctx.match_keys else "")
+                + "): their CIs resample whole seeds, and runs are matched on seed and on the "
+                "pooled factors' values."
+            )
+        n_disagree = int((~ctx.poi["agree"]).sum()) // 2 if "agree" in ctx.poi else 0
+        text += (
+            f" The unpaired analysis reaches another verdict for {n_disagree} pair(s); both "
+            "are shown in the tables below."
+            if n_disagree
+            else " The unpaired analysis reaches the same verdicts."
+        )
+        lines.append(text)
+    elif len(ctx.poi):
+        lines.append(
+            "**Analysis: unpaired**: the groups share fewer than two seeds, so runs are treated "
+            "as independent and CIs resample runs."
+        )
+    lines += ctx.notes
+    return lines
+
+
+def _pair_headers(ctx: _Context, first: str, a: str, b: str) -> list[str]:
+    auc = "AUC: " + f"P({a} {ctx.cmp} {b})" + ("" if ctx.scoring.auc else " (not declared)")
+    if not _paired(ctx):
+        return [first, f"P({a} {ctx.cmp} {b}) [95% CI]", auc, "Verdict"]
+    return [
+        first,
+        f"P({a} {ctx.cmp} {b}), paired [95% CI]",
+        f"Seeds where {a} is better",
+        f"Mean difference {a} − {b} [95% CI]",
+        f"Unpaired P({a} {ctx.cmp} {b}) [95% CI]",
+        auc + ", paired",
+        "Verdict",
+    ]
+
+
+def _pair_rows(
+    ctx: _Context, table: pd.DataFrame, auc_table: pd.DataFrame, best: bool = False
+) -> list[list[str]]:
+    auc = auc_table.set_index(["a", "b"]) if len(auc_table) else None
+    rows = []
+    for r in table.itertuples():
+        auc_cell = "-"
+        if auc is not None and (r.a, r.b) in auc.index:
+            q = auc.loc[(r.a, r.b)]
+            auc_cell = _ci(q["p"], q["low"], q["high"], digits=2)
+        verdict = _verdict(r.low, r.high, r.a, r.b, r.n_min, paired=r.analysis == "paired")
+        if not _paired(ctx):
+            rows.append([r.b, _ci(r.p, r.low, r.high, digits=2), auc_cell, verdict])
+            continue
+        if r.analysis != "paired":
+            rows.append([r.b, _ci(r.p, r.low, r.high, digits=2), "-", "-", "(unpaired: no "
+                         "shared seeds)", auc_cell, verdict])
+            continue
+        if not r.agree:
+            other = _verdict(
+                r.low_unpaired, r.high_unpaired, r.a, r.b, int(r.n_min_unpaired)
+            )
+            verdict += f" (unpaired: {other})"
+        seeds = f"{int(r.wins)} of {int(r.n_seeds)}" + (
+            f" (sign test p = {r.sign_p:.2g})" if r.wins + r.losses else ""
+        )
+        rows.append(
+            [
+                r.b,
+                _ci(r.p, r.low, r.high, digits=2),
+                seeds,
+                _ci(r.diff, r.diff_low, r.diff_high),
+                _ci(r.p_unpaired, r.low_unpaired, r.high_unpaired, digits=2),
+                auc_cell,
+                verdict,
+            ]
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
 # composition
 
 
@@ -862,6 +1236,8 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
         f"Generated {now} from `{ctx.sweep_dir}` by `{ctx.command}` in {elapsed:.0f} s. "
         f"Metric: `{ctx.metric}`, **{ctx.direction}** (mode `{ctx.mode}`)."
     )
+    for line in _score_lines(ctx):
+        doc.p(line)
     if ctx.up_to is not None:
         doc.p(
             f"**Budget cut:** only evaluations at env steps <= {ctx.up_to:,.0f} are used, so "
@@ -939,8 +1315,9 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
         [
             f"**Direction**: {ctx.direction} for `{ctx.metric}` (mode `{ctx.mode}`); every "
             "ranking, best group, probability of improvement and threshold follows it.",
-            f"**Final performance** of a run (one trial x seed) = mean of its last {ctx.last_k} "
-            "evaluations; this smooths over single lucky or unlucky evaluations.",
+            f"**Final performance** of a run (one trial x seed) = {ctx.scoring.final_text} "
+            f"({ctx.scoring.source_text}); this smooths over single lucky or unlucky "
+            "evaluations.",
             "**IQM** = interquartile mean over runs (mean of the middle 50%), robust to "
             "outlier seeds; **mean/median** are over envs of the per-env mean (median only "
             "across envs)"
@@ -951,7 +1328,9 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
                 else "."
             ),
             f"**95% CIs**: stratified percentile bootstrap over runs ({ctx.reps} resamples), "
-            "resampling seeds within each env (rliable's method, via scipy).",
+            "resampling seeds within each env (rliable's method, via scipy); a group that pools "
+            "several runs per seed (other factors pooled) resamples whole seeds, never counting "
+            "runs that share a seed as independent.",
             f"**AUC** = area under the run's learning curve divided by its length: the average "
             f"{quantity} during training (a learning-speed measure"
             + ("; lower is better)." if ctx.lower else ").")
@@ -963,6 +1342,14 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
             "bootstrap CI is degenerate, so no verdict is drawn). "
             "**Not supported** means this data cannot tell the groups apart, not that they are "
             "equal; more seeds may resolve it.",
+            "**Paired by seed** (when the groups share seeds): runs of two groups with the same "
+            "seed (and, for pooled groups, the same values of the pooled factors) are matched; "
+            "P(A better than B) is the share of matched pairs A wins, averaged per seed, with a "
+            "CI that resamples seeds; the mean difference A - B per seed comes with its own CI. "
+            "Supported = that CI of P excludes 0.5 with at least "
+            f"{stats.MIN_SEEDS_FOR_SUPPORT} matched seeds. When every seed agrees the bootstrap "
+            "CI is [1, 1] (or [0, 0]); the exact sign test beside it says how much that is "
+            "worth with few seeds (5 of 5: p = 0.062).",
         ]
         + (
             [
@@ -990,49 +1377,56 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
     doc.h(
         2,
         "Ranking (final performance, 95% CIs"
-        + ("; lower is better, lowest IQM first)" if ctx.lower else ")"),
+        + ("; lower is better, lowest IQM first)" if ctx.lower else ")")
+        + ctx.scoring.tag,
     )
     for scope in ctx.scopes:
         doc.h(3, scope)
         headers, rows = _ranking_rows(ctx, scope)
         doc.table(headers, rows)
 
-    doc.h(2, "Which differences are supported")
+    doc.h(2, "Which differences are supported" + ctx.scoring.tag)
     doc.p(
         f"Each group against the best group by IQM: P(best {ctx.cmp} group) is the chance that "
         "a run of the best group beats a run of the other group on the same env"
-        + (f" (has a lower `{ctx.metric}`)." if ctx.lower else ".")
+        + (f" (has a lower `{ctx.metric}`)" if ctx.lower else "")
+        + (
+            ", matched by seed (and by the pooled factors' values): the same seed gives the "
+            "same env seeds and evaluation start states in every arm, so each seed's "
+            "difference is the evidence and the CIs resample seeds. The unpaired analysis "
+            "(independent runs) is shown beside it."
+            if _paired(ctx)
+            else "."
+        )
     )
     for scope in ctx.scopes:
         doc.h(3, scope)
         doc.p(_verdict_summary(ctx, scope))
         if len(ctx.vs_best[scope]):
             doc.table(
-                [
-                    f"Group vs best (**{ctx.best[scope]}**)",
-                    f"P(best {ctx.cmp} group) [95% CI]",
-                    "Verdict",
-                ],
-                _verdict_rows(ctx.vs_best[scope], ctx.best[scope]),
+                _pair_headers(ctx, f"Group vs best (**{ctx.best[scope]}**)", "best", "group"),
+                _pair_rows(ctx, ctx.vs_best[scope], ctx.vs_best_auc[scope], best=True),
             )
     n_groups = len(ctx.order[ctx.scopes[-1]])
     if 2 < n_groups <= 8:
-        doc.h(3, "All pairs" + (" (averaged over envs)" if len(ctx.envs) > 1 else ""))
+        doc.h(
+            3,
+            "All pairs"
+            + (" (averaged over envs)" if len(ctx.envs) > 1 else "")
+            + ctx.scoring.tag,
+        )
         # each unordered pair once, in the direction of the more likely winner
         rank = {g: i for i, g in enumerate(ctx.order[ctx.scopes[-1]])}
         poi = ctx.poi
         ahead = (poi["p"] > 0.5) | ((poi["p"] == 0.5) & (poi["a"].map(rank) < poi["b"].map(rank)))
         pairs = poi[ahead].sort_values("p", ascending=False, kind="stable")
         doc.table(
-            ["A", "B", f"P(A {ctx.cmp} B) [95% CI]", "Verdict"],
+            ["A", *_pair_headers(ctx, "B", "A", "B")],
             [
-                [
-                    r.a,
-                    r.b,
-                    _ci(r.p, r.low, r.high, digits=2),
-                    _verdict(r.low, r.high, r.a, r.b, r.n_min),
-                ]
-                for r in pairs.itertuples()
+                [r.a, *row]
+                for r, row in zip(
+                    pairs.itertuples(), _pair_rows(ctx, pairs, ctx.poi_auc), strict=True
+                )
             ],
         )
     elif n_groups > 8:
@@ -1088,7 +1482,9 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
             "`report/metrics.parquet`: the tidy table (one row per run x evaluation).",
             "`report/final_scores.csv`: final score and AUC per run (failed runs included, "
             "marked).",
-            "`report/intervals.csv`, `report/poi_pairs.csv`: the numbers behind the tables.",
+            "`report/intervals.csv`, `report/poi_pairs.csv` (final score: paired and unpaired "
+            "P, per-seed differences), `report/poi_pairs_auc.csv` (the same for the AUC): the "
+            "numbers behind the tables.",
             "`report/figures/`: every figure as "
             + " and ".join(f.upper() for f in ctx.formats)
             + ".",
@@ -1106,10 +1502,17 @@ def _ranking_rows(ctx: _Context, scope: str) -> tuple[list[str], list[list[str]]
     labels = stats.group_labels(runs, ctx.group)
     unit = " (normalised)" if scope == AGG_ENV else ""
     headers = ["Rank", "Group", "Runs"] + [plots.METRIC_NAMES[m] + unit for m in metrics]
-    headers.append("AUC" + unit)
+    headers.append("AUC" + unit + ctx.scoring.auc_tag)
+    norm_auc = None
+    if scope != AGG_ENV and len(ctx.auc_norm):
+        norm_auc = ctx.auc_norm[ctx.auc_norm["env"] == scope].set_index("group")
+        headers.append("AUC (normalised)" + ctx.scoring.auc_tag)
     if steps is not None and scope in ctx.thresholds:
         at_most = "≤ " if ctx.lower else ""
-        headers.append(f"Steps to {at_most}{_num(ctx.thresholds[scope])}")
+        headers.append(
+            f"Steps to {at_most}{_num(ctx.thresholds[scope])}"
+            + (" (exploratory)" if ctx.scoring.threshold_exploratory else "")
+        )
     else:
         steps = None
     rows = []
@@ -1119,6 +1522,12 @@ def _ranking_rows(ctx: _Context, scope: str) -> tuple[list[str], list[list[str]]
             rec = table[(table["group"] == g) & (table["metric"] == m)].iloc[0]
             row.append(_ci(rec["estimate"], rec["low"], rec["high"]))
         row.append(_ci(*auc.loc[g, ["estimate", "low", "high"]]) if g in auc.index else "-")
+        if norm_auc is not None:
+            row.append(
+                _ci(*norm_auc.loc[g, ["estimate", "low", "high"]], digits=3)
+                if g in norm_auc.index
+                else "-"
+            )
         if steps is not None:
             row.append(
                 _steps_ci(*steps.loc[g, ["estimate", "low", "high"]]) if g in steps.index else "-"
@@ -1137,9 +1546,16 @@ def _runs_text(runs: pd.DataFrame) -> str:
     return text
 
 
-def _verdict(low: float, high: float, a: str, b: str, n_min: int) -> str:
+def _verdict(
+    low: float, high: float, a: str, b: str, n_min: int, *, paired: bool = False
+) -> str:
     if not (np.isfinite(low) and np.isfinite(high)):
         return "no CI (too few runs)"
+    if paired and n_min < stats.MIN_SEEDS_FOR_SUPPORT:
+        return (
+            f"too few seeds to tell ({n_min} matched seeds; a verdict needs "
+            f">= {stats.MIN_SEEDS_FOR_SUPPORT})"
+        )
     if n_min < stats.MIN_RUNS_FOR_SUPPORT:
         return (
             f"too few runs to tell ({n_min} in the smaller group; a verdict needs "

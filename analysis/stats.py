@@ -59,9 +59,11 @@ __all__ = [
     "aggregate_optimality_gap",
     "bootstrap_ci",
     "check_mode",
+    "cluster_bootstrap_ci",
     "final_scores",
     "group_labels",
     "higher_is_better",
+    "identical_runs",
     "interval_table",
     "iqm",
     "is_return_metric",
@@ -69,6 +71,8 @@ __all__ = [
     "nan_iqm",
     "normalise_scores",
     "normalised_auc",
+    "paired_improvement",
+    "paired_poi_table",
     "performance_profile",
     "poi_table",
     "probability_of_improvement",
@@ -267,6 +271,64 @@ def bootstrap_ci(
     return estimate, low, high
 
 
+def cluster_bootstrap_ci(
+    strata: Strata,
+    clusters: Sequence[ArrayLike],
+    statistic: Callable[..., np.ndarray],
+    *,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Percentile bootstrap CI of ``statistic(*strata)`` that resamples whole clusters.
+
+    ``strata[k]`` ``(n_k,)`` are the runs of task k and ``clusters[k]`` ``(n_k,)`` their cluster
+    ids (e.g. seeds: runs of one seed share its env seeds and evaluation start states, so they
+    are not independent). Each resample draws, within every task independently, as many
+    clusters as the task has, with replacement, and takes all runs of each drawn cluster.
+    ``statistic`` maps strata ``(..., m_k)`` to ``(...)`` (the aggregates of this module).
+    Returns ``(estimate, low, high)``; the bounds are NaN when no task has two clusters. With
+    one run per cluster this is the run bootstrap.
+    """
+    arrays = [np.asarray(s, dtype=float) for s in strata]
+    ids = [np.asarray(c) for c in clusters]
+    if len(ids) != len(arrays) or any(len(c) != len(a) for c, a in zip(ids, arrays, strict=True)):
+        raise ValueError("clusters must give one id per run of every stratum")
+    estimate = np.asarray(statistic(*arrays), dtype=float)
+    members = []  # per task: list of index arrays, one per cluster
+    for c in ids:
+        _, inverse = np.unique(c, return_inverse=True)
+        members.append([np.flatnonzero(inverse == j) for j in range(inverse.max() + 1)])
+    if reps <= 0 or all(len(m) < 2 for m in members):
+        nan = np.full(estimate.shape, np.nan)
+        return estimate, nan, nan.copy()
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, len(m), size=(reps, len(m))) for m in members]
+    sizes = [{len(ix) for ix in m} for m in members]
+    if all(len(sz) == 1 for sz in sizes):  # balanced: one gather per task
+        samples = []
+        for a, m, d in zip(arrays, members, draws, strict=True):
+            block = a[np.stack(m)]  # (n_clusters, size)
+            samples.append(block[d].reshape(reps, -1))
+        values = np.asarray(statistic(*samples), dtype=float)
+    else:
+        values = np.array(
+            [
+                statistic(
+                    *(
+                        a[np.concatenate([m[j] for j in d[r]])]
+                        for a, m, d in zip(arrays, members, draws, strict=True)
+                    )
+                )
+                for r in range(reps)
+            ],
+            dtype=float,
+        )
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(values, [alpha, 1 - alpha], axis=0)
+    return estimate, np.asarray(low), np.asarray(high)
+
+
 def probability_of_improvement_ci(
     x: Strata,
     y: Strata,
@@ -384,13 +446,16 @@ def final_scores(
     last_k: int = 3,
     include_failed: bool = False,
     normalise: bool | None = None,
+    window: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """One row per run (``trial_id``, ``seed``) with its final performance and learning AUC.
 
     ``df`` is the tidy table of :func:`analysis.load.load_sweep`. Returns a DataFrame of shape
     (n_runs, ...) with the run's ``env, state`` and config columns plus:
 
-    - ``score``: mean of the run's last ``last_k`` evaluations of ``metric``;
+    - ``score``: mean of the run's last ``last_k`` evaluations of ``metric``, or with
+      ``window=(lo, hi)`` the mean of its evaluations at env steps in ``[lo, hi]`` (NaN for a
+      run without one there, e.g. one still running);
     - ``score_norm``: ``score`` normalised with the trial's env scores (NaN if unknown, or if
       not ``normalise``; by default only episode returns, :func:`is_return_metric`, are
       normalised: env scores are returns and mean nothing for, e.g., a prediction error);
@@ -411,8 +476,12 @@ def final_scores(
     data = data.sort_values([*RUN_KEYS, "env_step"], kind="stable")
     grouped = data.groupby(list(RUN_KEYS), sort=False, dropna=False)
     runs = grouped[run_cols].first()
-    tail = grouped.tail(last_k).groupby(list(RUN_KEYS), sort=False, dropna=False)
-    runs["score"] = tail[metric].mean()
+    if window is None:
+        tail = grouped.tail(last_k).groupby(list(RUN_KEYS), sort=False, dropna=False)
+        runs["score"] = tail[metric].mean()
+    else:
+        inside = data[(data["env_step"] >= window[0]) & (data["env_step"] <= window[1])]
+        runs["score"] = inside.groupby(list(RUN_KEYS), sort=False, dropna=False)[metric].mean()
     runs["n_evals"] = grouped[metric].size()
     runs["last_step"] = grouped["env_step"].max()
     steps = data["env_step"].to_numpy(dtype=float)
@@ -442,6 +511,7 @@ def interval_table(
     gamma: float = 1.0,
     mode: str = "max",
     stratify: str | None = "env",
+    cluster: str | None = "seed",
     reps: int = 2000,
     confidence: float = 0.95,
     seed: int | None = 0,
@@ -451,20 +521,39 @@ def interval_table(
     ``runs`` has one row per run (e.g. :func:`final_scores`); runs are grouped by the unique
     combinations of the ``group`` columns and stratified by ``stratify`` (tasks). Returns a
     DataFrame with columns ``group`` (label), the group keys, ``metric, estimate, low, high,
-    n_runs, n_strata``. ``gamma`` is the optimality-gap target in ``value``'s units; ``mode``
-    only matters for the optimality gap (:func:`aggregate_optimality_gap`). Rank the groups
-    with :func:`rank_groups`.
+    n_runs, n_strata, n_clusters``. ``gamma`` is the optimality-gap target in ``value``'s
+    units; ``mode`` only matters for the optimality gap (:func:`aggregate_optimality_gap`).
+    Rank the groups with :func:`rank_groups`.
+
+    ``cluster``: a group that holds several runs of one seed in a task (a factor-level view
+    pooling other factors: one run per seed and level of the pooled factor) does not have
+    independent runs: runs sharing a seed share its env seeds and evaluation start states. Its
+    CI then resamples whole seeds (:func:`cluster_bootstrap_ci`); ``n_clusters`` counts them.
+    Groups with one run per seed use the run bootstrap (the same numbers as rliable's).
     """
     check_mode(mode)
     rows = []
-    for label, keyvals, strata in _iter_strata(runs, group, value, stratify):
+    for label, keyvals, strata, clusters in _iter_strata(
+        runs, group, value, stratify, cluster=cluster or ""
+    ):
+        clustered = any(len(np.unique(c)) < len(c) for c in clusters.values())
         for metric in metrics:
             func = AGGREGATES[metric]
             if metric == "optimality_gap":
                 func = _partial_gamma(gamma, mode)
-            est, low, high = bootstrap_ci(
-                list(strata.values()), func, reps=reps, confidence=confidence, seed=seed
-            )
+            if clustered:
+                est, low, high = cluster_bootstrap_ci(
+                    list(strata.values()),
+                    list(clusters.values()),
+                    func,
+                    reps=reps,
+                    confidence=confidence,
+                    seed=seed,
+                )
+            else:
+                est, low, high = bootstrap_ci(
+                    list(strata.values()), func, reps=reps, confidence=confidence, seed=seed
+                )
             rows.append(
                 {
                     "group": label,
@@ -475,9 +564,20 @@ def interval_table(
                     "high": float(high),
                     "n_runs": int(sum(len(s) for s in strata.values())),
                     "n_strata": len(strata),
+                    "n_clusters": int(sum(len(np.unique(c)) for c in clusters.values())),
                 }
             )
-    columns = ["group", *group, "metric", "estimate", "low", "high", "n_runs", "n_strata"]
+    columns = [
+        "group",
+        *group,
+        "metric",
+        "estimate",
+        "low",
+        "high",
+        "n_runs",
+        "n_strata",
+        "n_clusters",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -742,6 +842,288 @@ def threshold_table(
 
 
 # --------------------------------------------------------------------------------------------
+# paired comparisons (common random numbers: arms that share seeds)
+
+
+#: fewest matched seeds before a paired difference can be called supported (the paired
+#: counterpart of :data:`MIN_RUNS_FOR_SUPPORT`: the seed is the unit that is resampled)
+MIN_SEEDS_FOR_SUPPORT = 4
+
+
+def paired_improvement(
+    wins: Sequence[Mapping[Any, float]],
+    diffs: Sequence[Mapping[Any, float]],
+    *,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> dict[str, float]:
+    """Paired probability of improvement and mean difference, CIs resampling seeds.
+
+    Per task k, ``wins[k][s]`` is seed s's share of matched pairs where A is better than B
+    (ties count half; one pair per seed for cell-level groups, one per level of the pooled
+    factors otherwise) and ``diffs[k][s]`` its mean difference A - B. Estimates average over
+    seeds, then over tasks; each resample draws the seeds of every task with replacement, so
+    the seed, not the run, is the independent unit. Returns ``p, low, high`` (paired P(A better
+    than B)), ``diff, diff_low, diff_high``, ``n_seeds`` (matched seeds, summed over tasks),
+    ``wins`` / ``losses`` (seeds where A / B is better on average) and ``sign_p``: the exact
+    two-sided sign test of the seeds that are not tied (1.0 when all are tied).
+    """
+    if len(wins) != len(diffs) or not wins:
+        raise ValueError("need the same, non-zero number of tasks for wins and diffs")
+    w = [np.array([task[s] for s in sorted(task)], dtype=float) for task in wins]
+    d = [np.array([diffs[k][s] for s in sorted(task)], dtype=float) for k, task in enumerate(wins)]
+    if any(x.size == 0 for x in w):
+        raise ValueError("every task needs at least one matched seed")
+
+    def stat(*samples: np.ndarray) -> np.ndarray:
+        return np.mean([np.mean(x, axis=-1) for x in samples], axis=0)
+
+    out: dict[str, float] = {}
+    for name, values in (("p", w), ("diff", d)):
+        est, low, high = bootstrap_ci(values, stat, reps=reps, confidence=confidence, seed=seed)
+        lo_key, hi_key = ("low", "high") if name == "p" else ("diff_low", "diff_high")
+        out |= {name: float(est), lo_key: float(low), hi_key: float(high)}
+    per_seed = np.concatenate(w)
+    n_win, n_loss = int(np.sum(per_seed > 0.5)), int(np.sum(per_seed < 0.5))
+    n = n_win + n_loss
+    sign_p = 1.0 if n == 0 else float(scipy.stats.binomtest(n_win, n, 0.5).pvalue)
+    return out | {"n_seeds": int(per_seed.size), "wins": n_win, "losses": n_loss, "sign_p": sign_p}
+
+
+def paired_poi_table(
+    runs: pd.DataFrame,
+    group: Sequence[str],
+    *,
+    value: str = "score",
+    stratify: str | None = "env",
+    cluster: str = "seed",
+    match: Sequence[str] | None = None,
+    pairs: Iterable[tuple[str, str]] | None = None,
+    mode: str = "max",
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int | None = 0,
+) -> pd.DataFrame:
+    """Probability of improvement between groups, paired by seed where the groups share seeds.
+
+    One row per ordered pair ``(a, b)`` (all pairs if ``pairs`` is None). Runs of A and B are
+    matched within each task on ``cluster`` (the seed) and on the ``match`` keys (default: the
+    config columns that are neither group keys nor ``stratify``/``cluster`` and have values on
+    both sides, e.g. the scenario when comparing schemes pooled over scenarios); if nothing
+    matches on those keys too, on the seed alone (every A run against every B run of the seed).
+    Columns:
+
+    - ``analysis``: ``"paired"`` when every task both groups have holds at least two matched
+      seeds, else ``"unpaired"`` (no shared seeds: independent arms);
+    - ``p, low, high, n_min, supported``: the analysis used. Paired: P(A better than B) over
+      matched pairs with a CI resampling seeds (:func:`paired_improvement`), ``n_min`` the
+      fewest matched seeds in a task, supported when the CI excludes 0.5 and ``n_min >=``
+      :data:`MIN_SEEDS_FOR_SUPPORT`. Unpaired: :func:`poi_table`'s numbers;
+    - ``diff, diff_low, diff_high``: mean per-seed difference A - B in ``value``'s units
+      (paired only), ``wins, losses, n_seeds, n_pairs, sign_p``;
+    - ``p_unpaired, low_unpaired, high_unpaired, n_min_unpaired, supported_unpaired``: the
+      independent-runs analysis (:func:`poi_table`), shown beside the paired one;
+    - ``agree``: both analyses reach the same verdict (supported the same way, or neither).
+    """
+    check_mode(mode)
+    higher = higher_is_better(mode)
+    labelled = runs[np.isfinite(runs[value].to_numpy(dtype=float))]
+    labelled = labelled.assign(_group=group_labels(labelled, group).astype(str))
+    if match is None:
+        skip = {*group, stratify, cluster, "trial_id", "_group"}
+        match = [k for k in runs.attrs.get("config_keys", []) if k not in skip and k in runs]
+    labels = sorted(labelled["_group"].unique())
+    if pairs is None:
+        wanted = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1 :]]
+        mirror = True
+    else:
+        wanted, mirror = list(pairs), False
+    unpaired = poi_table(
+        runs,
+        group,
+        value=value,
+        stratify=stratify,
+        pairs=wanted,
+        mode=mode,
+        reps=reps,
+        confidence=confidence,
+        seed=seed,
+    ).set_index(["a", "b"])
+    tasks_of = {"all": labelled} if stratify is None else dict(list(labelled.groupby(stratify)))
+    rows = []
+    for a, b in wanted:
+        wins, diffs, n_pairs = [], [], 0
+        for sub in tasks_of.values():
+            xa, xb = sub[sub["_group"] == a], sub[sub["_group"] == b]
+            if xa.empty or xb.empty:
+                continue
+            matched = _match_runs(xa, xb, cluster, match, value)
+            if matched.empty:
+                wins, diffs = [], []
+                break
+            better = (matched["va"] > matched["vb"]) if higher else (matched["va"] < matched["vb"])
+            matched = matched.assign(
+                w=better + 0.5 * (matched["va"] == matched["vb"]), d=matched["va"] - matched["vb"]
+            )
+            per_seed = matched.groupby(cluster)[["w", "d"]].mean()
+            wins.append(per_seed["w"].to_dict())
+            diffs.append(per_seed["d"].to_dict())
+            n_pairs += len(matched)
+        un = unpaired.loc[(a, b)]
+        row = {
+            "a": a,
+            "b": b,
+            "p_unpaired": un["p"],
+            "low_unpaired": un["low"],
+            "high_unpaired": un["high"],
+            "n_min_unpaired": un["n_min"],
+            "supported_unpaired": bool(un["supported"]),
+        }
+        if wins and min(len(w) for w in wins) >= 2:
+            res = paired_improvement(wins, diffs, reps=reps, confidence=confidence, seed=seed)
+            n_min = min(len(w) for w in wins)
+            row |= {"analysis": "paired", "n_min": n_min, "n_pairs": n_pairs} | res
+        else:
+            row |= {
+                "analysis": "unpaired",
+                "p": un["p"],
+                "low": un["low"],
+                "high": un["high"],
+                "n_min": un["n_min"],
+                "n_pairs": 0,
+            }
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=_PAIRED_COLUMNS[:-2])
+    if mirror and len(table):
+        flipped = table.copy()
+        flipped["a"], flipped["b"] = table["b"], table["a"]
+        for p, lo, hi in (("p", "low", "high"), ("p_unpaired", "low_unpaired", "high_unpaired")):
+            flipped[p], flipped[lo], flipped[hi] = 1 - table[p], 1 - table[hi], 1 - table[lo]
+        flipped["diff"], flipped["diff_low"], flipped["diff_high"] = (
+            -table["diff"],
+            -table["diff_high"],
+            -table["diff_low"],
+        )
+        flipped["wins"], flipped["losses"] = table["losses"], table["wins"]
+        rank = {v: i for i, v in enumerate(labels)}
+        table = pd.concat([table, flipped], ignore_index=True).sort_values(
+            by=["a", "b"], key=lambda c: c.map(rank), kind="stable"
+        )
+        table = table.reset_index(drop=True)
+    paired_rule = is_supported(table["low"], table["high"], table["n_min"]) & (
+        table["n_min"] >= MIN_SEEDS_FOR_SUPPORT
+    )
+    table["supported"] = np.where(
+        table["analysis"] == "paired", paired_rule, table["supported_unpaired"].astype(bool)
+    ).astype(bool)
+    table["agree"] = _same_verdict(table)
+    return table[_PAIRED_COLUMNS]
+
+
+_PAIRED_COLUMNS = [
+    "a",
+    "b",
+    "analysis",
+    "p",
+    "low",
+    "high",
+    "n_min",
+    "diff",
+    "diff_low",
+    "diff_high",
+    "wins",
+    "losses",
+    "n_seeds",
+    "n_pairs",
+    "sign_p",
+    "p_unpaired",
+    "low_unpaired",
+    "high_unpaired",
+    "n_min_unpaired",
+    "supported_unpaired",
+    "supported",
+    "agree",
+]
+
+
+def _same_verdict(table: pd.DataFrame) -> np.ndarray:
+    """Both analyses support the same direction, or neither supports a difference."""
+
+    def direction(p: pd.Series, supported: pd.Series) -> np.ndarray:
+        return np.where(supported.astype(bool), np.sign(p.astype(float) - 0.5), 0.0)
+
+    return direction(table["p"], table["supported"]) == direction(
+        table["p_unpaired"], table["supported_unpaired"]
+    )
+
+
+def _match_runs(
+    xa: pd.DataFrame, xb: pd.DataFrame, cluster: str, match: Sequence[str], value: str
+) -> pd.DataFrame:
+    """Matched pairs of runs of two groups in one task: columns ``cluster, va, vb``.
+
+    Matched on ``cluster`` and the ``match`` keys that have values on both sides; if that
+    matches nothing, on ``cluster`` alone (all cross pairs within a seed).
+    """
+    if cluster not in xa or cluster not in xb:
+        return pd.DataFrame(columns=[cluster, "va", "vb"])
+    keys = [k for k in match if xa[k].notna().all() and xb[k].notna().all()]
+    for on in ([cluster, *keys], [cluster]):
+        left = xa[[*on, value]].rename(columns={value: "va"})
+        right = xb[[*on, value]].rename(columns={value: "vb"})
+        left = left.astype({k: str for k in on if k != cluster})
+        right = right.astype({k: str for k in on if k != cluster})
+        merged = left.merge(right, on=on, how="inner")
+        if len(merged):
+            return merged[[cluster, "va", "vb"]]
+    return pd.DataFrame(columns=[cluster, "va", "vb"])
+
+
+def identical_runs(
+    df: pd.DataFrame,
+    records: Mapping[Any, str] | None = None,
+    ignore: Sequence[str] = ("perf/", "wall_time"),
+) -> pd.DataFrame:
+    """Runs that repeat another run exactly: same env, seed and every metric at every step.
+
+    Two trials whose configs differ only in settings that change nothing (``pytorch_default``
+    layers under two output-gain settings: no layer's init changes) produce the same numbers
+    at every evaluation; counting both as evidence would count one run twice. ``df`` is the
+    tidy table; metric columns starting with an ``ignore`` prefix (timings) are left out of the
+    comparison. ``records`` maps a trial id to its init record (``init_record.json``: every
+    layer's scheme, gain and weight statistics after init); when given, runs are identical only
+    if their trials' records are equal too, and a trial without a record is never a repeat.
+    Returns one row per duplicate: ``trial_id, seed`` of the dropped run and ``same_as_trial,
+    same_as_seed`` of the run kept (the first by trial id). Runs with fewer than two
+    evaluations are never called identical.
+    """
+    cols = [
+        c
+        for c in df.columns
+        if ("/" in c or c == "env_step") and not any(c.startswith(p) for p in ignore)
+    ]
+    columns = ["trial_id", "seed", "same_as_trial", "same_as_seed"]
+    if "env_step" not in df or df.empty:
+        return pd.DataFrame(columns=columns)
+    data = df[df["env_step"].notna()].sort_values([*RUN_KEYS, "env_step"], kind="stable")
+    keep: dict[tuple, tuple] = {}
+    rows = []
+    for (trial, run_seed), sub in data.groupby(list(RUN_KEYS), sort=True, dropna=False):
+        if len(sub) < 2 or (records is not None and trial not in records):
+            continue
+        values = sub[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        env = sub["env"].iloc[0] if "env" in sub else None
+        record = None if records is None else records[trial]
+        key = (env, run_seed, record, values.shape, np.nan_to_num(values, nan=np.pi).tobytes())
+        if key in keep:
+            rows.append([trial, run_seed, *keep[key]])
+        else:
+            keep[key] = (trial, run_seed)
+    return pd.DataFrame(rows, columns=columns)
+
+
+# --------------------------------------------------------------------------------------------
 # helpers
 
 
@@ -774,20 +1156,32 @@ def _env_scores(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _iter_strata(
-    runs: pd.DataFrame, group: Sequence[str], value: str, stratify: str | None
-) -> Iterable[tuple[str, dict[str, Any], dict[Any, np.ndarray]]]:
-    """Yield ``(label, {key: value}, {task: scores (n_k,)})`` per group, NaN scores dropped."""
+    runs: pd.DataFrame,
+    group: Sequence[str],
+    value: str,
+    stratify: str | None,
+    *,
+    cluster: str | None = None,
+) -> Iterable[tuple]:
+    """Yield ``(label, {key: value}, {task: scores (n_k,)})`` per group, NaN scores dropped.
+
+    With ``cluster`` (a column, e.g. ``seed``) a fourth item ``{task: cluster ids (n_k,)}``
+    follows (every run its own cluster when the column is missing).
+    """
     data = runs[np.isfinite(runs[value].to_numpy(dtype=float))]
     data = data.assign(_group=group_labels(data, group))
     for label, sub in data.groupby("_group", sort=True):
         keyvals = {k: sub[k].iloc[0] for k in group}
-        if stratify is None:
-            strata = {"all": sub[value].to_numpy(dtype=float)}
-        else:
-            strata = {
-                task: s[value].to_numpy(dtype=float) for task, s in sub.groupby(stratify, sort=True)
-            }
-        yield str(label), keyvals, strata
+        parts = {"all": sub} if stratify is None else dict(list(sub.groupby(stratify, sort=True)))
+        strata = {task: s[value].to_numpy(dtype=float) for task, s in parts.items()}
+        if cluster is None:
+            yield str(label), keyvals, strata
+            continue
+        clusters = {
+            task: (s[cluster].to_numpy() if cluster in s else np.arange(len(s)))
+            for task, s in parts.items()
+        }
+        yield str(label), keyvals, strata, clusters
 
 
 def _run_matrix(sub: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:

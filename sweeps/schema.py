@@ -36,6 +36,13 @@ A sweep file is YAML with these keys (only ``name`` is required)::
     imports: [my_inits]            # modules (or .py files, relative to this file) registering
                                    # init schemes, agents or envs; imported before validation
     storage: results/init_ablation # default results/<name>, relative to the working directory
+    analysis:                      # how `sweep report` scores the runs, declared before running
+      final: {last: 3}             # final score = mean of the last 3 evaluations (the default),
+                                   # or {from: 8000, to: 10000}: mean of the evals in that range
+      auc: true                    # the normalised area under the eval curve is a declared score
+      threshold: -200              # steps-to-threshold value (default: the env's reference score)
+                                   # A budget may carry its own `analysis:` (its keys replace
+                                   # these); sweep_resolved.json records the one a run used.
 
 Order of application for one trial: defaults < ``base`` < the budget's ``base`` < grid values or
 include entry < matching ``overrides`` (in file order) < the budget's other keys < ``seed``.
@@ -70,7 +77,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 SWEEPS_DIR = Path(__file__).resolve().parent
 METRIC_NAMESPACES = ("eval/", "train/", "loss/", "perf/", "init/", "model/")
@@ -125,6 +139,87 @@ class Override(_Strict):
 NonEmptyList = Annotated[list[Any], Field(min_length=1)]
 
 
+class FinalScore(_Strict):
+    """Which evaluations make a run's final score: the last ``last``, or those in [from, to]."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+    last: int | None = Field(None, ge=1, description="mean of the last N evaluations")
+    from_: float | None = Field(None, alias="from", ge=0, description="first env step")
+    to: float | None = Field(None, gt=0, description="last env step (inclusive)")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> FinalScore:
+        window = self.from_ is not None or self.to is not None
+        if self.last is not None and window:
+            raise ValueError("give either `last` (a number of evaluations) or `from`/`to` "
+                             "(an env-step range), not both")
+        if self.last is None and not window:
+            raise ValueError("give `last: N` (the last N evaluations) or `from: STEP` and "
+                             "`to: STEP` (the evaluations in that env-step range)")
+        if window and (self.from_ is None or self.to is None):
+            raise ValueError("an env-step range needs both `from` and `to`")
+        if window and self.from_ > self.to:
+            raise ValueError(f"`from` ({self.from_:g}) is after `to` ({self.to:g})")
+        return self
+
+
+class AnalysisSpec(_Strict):
+    """How `sweep report` scores this sweep, declared before running (``analysis:``)."""
+
+    final: FinalScore = Field(default_factory=lambda: FinalScore(last=3))
+    auc: bool = Field(False, description="the normalised AUC of the eval curve is a declared "
+                                         "score too")
+    threshold: float | None = Field(None, description="steps-to-threshold value")
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _threshold(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return float(v)
+        return v
+
+    def resolved(self) -> dict[str, Any]:
+        """Plain dict for sweep_resolved.json: ``{"final": {"last": 3} | {"from", "to"}, ...}``."""
+        final = self.final.model_dump(by_alias=True, exclude_none=True)
+        return {"final": final, "auc": self.auc, "threshold": self.threshold}
+
+
+def parse_analysis(data: Any, where: tuple = ("analysis",), doc: Any = None,
+                   base: AnalysisSpec | None = None) -> tuple[AnalysisSpec | None, list[Problem]]:
+    """Validate an ``analysis:`` mapping (its keys replace those of ``base``); problems carry the
+    YAML path ``where`` + key and, with the round-trip ``doc``, the line."""
+    if not isinstance(data, dict):
+        return None, [Problem(_show(where), "must be a mapping of keys (final, auc, threshold), "
+                              f"got {_kind(data) if isinstance(data, list) else repr(data)}",
+                              _line(doc, where))]
+    merged = dict(base.model_dump(by_alias=True, exclude_none=True)) if base else {}
+    if base is not None:
+        merged["final"] = base.final.model_dump(by_alias=True, exclude_none=True)
+        if base.threshold is None:
+            merged.pop("threshold", None)
+    merged.update(data)
+    try:
+        return AnalysisSpec.model_validate(merged), []
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            loc = (*where, *(p for p in e["loc"] if p != "[key]"))
+            msg = e["msg"].removeprefix("Value error, ")
+            if e["type"] == "extra_forbidden":
+                known = ["last", "from", "to"] if "final" in loc[len(where):-1] else \
+                    ["final", "auc", "threshold"]
+                from init_schemes import suggest
+
+                hint = suggest(str(loc[-1]), known)
+                msg = f"unknown key{hint} (known: {', '.join(known)})"
+            elif e["type"] in ("int_type", "float_type", "bool_type", "model_type", "dict_type",
+                               "int_from_float", "greater_than", "greater_than_equal"):
+                msg = _type_message(e["type"], msg, e.get("input"), loc)
+            problems.append(Problem(_show(loc), msg, _line(doc, loc)))
+        return None, problems
+
+
 class ScopedSpace(_Strict):
     """A search space for the combinations whose values match all of ``when`` (e.g. one agent)."""
 
@@ -160,6 +255,7 @@ class SweepSpec(_Strict):
     budgets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     imports: list[str] = Field(default_factory=list)
     storage: str | None = None
+    analysis: dict[str, Any] | None = None  # validated by parse_analysis (budgets may replace it)
     search: Search | None = None
 
     @field_validator("grid")
@@ -271,6 +367,7 @@ class Sweep:
     varying_keys: list[str]
     trials: list[Trial]
     imports: list[tuple[str, str | None]] = field(default_factory=list)  # (module, sys.path dir)
+    analysis: AnalysisSpec | None = None  # the declared score (``analysis:``, budget's wins)
     search: dict[str, Any] | None = None  # the search's samples, seed, draws and distributions
 
     @property
@@ -298,6 +395,7 @@ class Sweep:
             "mode": self.spec.mode, "seeds": self.seeds, "grid": self.grid,
             "varying_keys": self.varying_keys, "source": str(self.file),
             "resources": self.spec.resources.model_dump(), "max_failures": self.spec.max_failures,
+            **({"analysis": self.analysis.resolved()} if self.analysis is not None else {}),
             "trials": [{"trial_id": t.trial_id, "group": t.group, "config": t.config}
                        for t in self.trials],
         }
@@ -363,6 +461,7 @@ def load_sweep(name: str | Path, budget: str | None = None, *,
         msg = (f"unknown budget '{budget}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
                + f" (budgets: {known})")
         raise SweepError(file, [Problem("budgets", msg, _line(doc, ("budgets",)))])
+    analyses = _analyses(spec, doc, problems)
     to_check = [budget]
     if check_budgets:
         to_check += [b for b in spec.budgets if b != budget]
@@ -375,7 +474,25 @@ def load_sweep(name: str | Path, budget: str | None = None, *,
         raise SweepError(file, _dedupe(problems))
     assert result is not None
     result.imports = imports
+    result.analysis = analyses.get(budget, analyses.get(None))
     return result
+
+
+def _analyses(spec: SweepSpec, doc: Any, problems: list[Problem]) -> dict[str | None, Any]:
+    """The declared ``analysis:`` of the file (key None) and of each budget that has its own."""
+    out: dict[str | None, Any] = {}
+    top = None
+    if spec.analysis is not None:
+        top, found = parse_analysis(spec.analysis, ("analysis",), doc)
+        problems += found
+        out[None] = top
+    for name, budget in spec.budgets.items():
+        if "analysis" in budget:
+            parsed, found = parse_analysis(budget["analysis"], ("budgets", name, "analysis"), doc,
+                                           base=top)
+            problems += found
+            out[name] = parsed
+    return out
 
 
 # --- parsing and line numbers ------------------------------------------------------------------
@@ -637,7 +754,8 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
                 continue
             grid[axis], grid_where[axis], restricted[axis] = list(value), where, list(value)
         for key, value in items:
-            if key in ("seeds", "grid", "search") or key.startswith(("grid.", "search.")):
+            if key in ("seeds", "grid", "search", "analysis") \
+                    or key.startswith(("grid.", "search.")):
                 continue
             if key in ("include", "exclude", "overrides", "budgets"):
                 problem(("budgets", budget, key), f"a budget cannot set '{key}'; it sets seeds, "

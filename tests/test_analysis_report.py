@@ -101,7 +101,8 @@ def test_report_content_partial_failed_ranking(partial_sweep):
     # 3 seeds a group: orthogonal beats fanin in every pairing, but 3 vs 3 is too few runs for
     # any test to reach 5%, so the report draws no verdict (test_report_on_finished... has 5)
     assert "supported: orthogonal" not in md
-    assert "too few runs to tell (2 in the smaller group; a verdict needs >= 4 in each)" in md
+    # the groups share seeds, so runs are matched by seed: the failed run leaves 2 matched seeds
+    assert "too few seeds to tell (2 matched seeds; a verdict needs >= 4)" in md
     assert "no verdict is drawn: fewer than 4 runs per group" in md
     assert "Init diagnostics" in md and "| Clip fraction |" in md
 
@@ -126,7 +127,12 @@ def test_group_option_changes_groups(tmp_path):
     md = report.write_report(root, group=["init.scheme"], progress=False, reps=200).read_text()
     assert "unique combinations of `init.scheme`; 2 groups" in md
     assert "| 1 | **orthogonal** | 4 |" in md
-    assert "| fanin | 1.00 [1.00, 1.00] | supported: orthogonal better |" in md  # 4 runs each
+    # 4 runs each, but 2 seeds pooled over 2 scenarios: matched by seed (and scenario), the
+    # seed is the unit, and 2 seeds are too few for a verdict; the unpaired analysis, which
+    # counts the 4 runs as independent, is shown beside it
+    assert "| fanin | 1.00 [1.00, 1.00] | 2 of 2 (sign test p = 0.5) |" in md
+    assert "too few seeds to tell (2 matched seeds" in md
+    assert "(unpaired: supported: orthogonal better)" in md
 
 
 def test_main_exit_codes(tmp_path, capsys):
