@@ -81,6 +81,7 @@ def write_report(
     formats: Sequence[str] = ("png", "svg"),
     dpi: int = 150,
     html_images: str = "inline",
+    strict: bool = False,
 ) -> Path:
     """Analyse a sweep directory and write ``report.md``, ``report.html`` and ``report/``.
 
@@ -155,7 +156,7 @@ def write_report(
     try:
         stage("load")
         info = read_sweep_info(sweep_dir)
-        trials = load_trials(sweep_dir)
+        trials = load_trials(sweep_dir, strict=strict)  # strict: a damaged trial is an error
         df = load_sweep(sweep_dir, trials=trials)
         if up_to is not None:
             df = df[df["env_step"].isna() | (df["env_step"] <= up_to)]
@@ -289,6 +290,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             formats=str(getattr(args, "formats", "png,svg")).split(","),
             dpi=getattr(args, "dpi", 150),
             html_images=getattr(args, "html_images", "inline"),
+            strict=getattr(args, "strict", False),
         )
     except AnalysisError as err:
         print(f"sweep report: error: {err}", file=sys.stderr)
@@ -1307,6 +1309,19 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
                 [f"`{rec['trial_id']}`", label, rec["env"], progress, _first_line(rec["error"])]
             )
         doc.table(["Trial", "Group", "Env", "Env steps reached", "Error"], rows)
+    damaged = trials[trials["state"] == "damaged"]
+    if len(damaged):
+        doc.h(3, f"Damaged trials ({len(damaged)}, excluded from the statistics)")
+        doc.p(
+            "Their files fail validation (sweeps/trialdir.py), so none of their numbers is "
+            "used; nothing was changed on disk. `sweep report --strict` makes this an error."
+        )
+        rows = [
+            [f"`{ctx.sweep_dir / 'trials' / str(rec['trial_id'])}`", rec["env"],
+             str(rec["damage"])]
+            for _, rec in damaged.iterrows()
+        ]
+        doc.table(["Trial directory", "Env", "Defects"], rows)
 
     doc.h(2, "How to read the numbers")
     has_gap = bool((ctx.intervals["metric"] == "optimality_gap").any())
