@@ -1046,8 +1046,8 @@ def parse_distribution(value: Any) -> Distribution:
     match = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*", value, re.S)
     if not match:
         cut = re.fullmatch(r"\s*[A-Za-z_]\w*\s*\([^)]*", value)
-        hint = ("; inside a {...} mapping quote it (YAML splits it at the comma): "
-                "\"uniform(-2.0, 0.0)\"" if cut else "")
+        hint = ("; inside a {...} mapping YAML splits it at the comma: quote it, e.g. "
+                "{sac.lr: \"loguniform(1.0e-4, 3.0e-3)\"}" if cut else "")
         raise ValueError(f"must be a distribution, {_DIST_FORMS}, got {value!r}{hint}")
     name, inner = match.groups()
     if name not in DISTRIBUTIONS:
@@ -1115,7 +1115,10 @@ def _search_space(space: dict[str, Any], at: tuple, grid: dict[str, list[Any]],
     """A ``space`` mapping -> dotted key -> (distribution, YAML path); problems for bad entries."""
     flat, where = _flatten(space, at)
     out = {}
+    split = False  # a distribution cut at its comma by a {...} mapping: skip the other half
     for key, value in flat.items():
+        if split and value is None and key.endswith(")"):
+            continue
         if key in _NOT_SEARCHABLE:
             problem(where[key], f"'{key}' cannot be searched (seeds come from the top-level "
                                 "`seeds` key, and every seed of a configuration shares its draw)")
@@ -1127,6 +1130,7 @@ def _search_space(space: dict[str, Any], at: tuple, grid: dict[str, list[Any]],
         try:
             out[key] = (parse_distribution(value), where[key])
         except ValueError as err:
+            split = split or "quote it" in str(err)
             problem(where[key], str(err))
     return out
 
