@@ -209,12 +209,19 @@ def _finish_grid(axes: np.ndarray, layout: _Layout, xlabel: str, ylabel: str) ->
 def _suptitle(fig: Figure, title: str | None, constants: Mapping[str, Any]) -> None:
     """The figure title, with the facet keys that have a single value named once."""
     parts = [t for t in (title, _style.facet_title(constants)) if t]
-    if parts:
-        width = max(int(fig.get_figwidth() * 12), 30)  # characters of 10 pt that fit
-        text = " | ".join(parts)
-        if len(text) > width or "\n" in text:
-            text = "\n".join(_wrap(p, width) for p in parts)
-        fig.suptitle(text)
+    if not parts:
+        return
+    right = 1.0  # centred over the panels, left of a legend in the right margin
+    if fig.legends:
+        fig.draw_without_rendering()
+        box = fig.legends[0].get_window_extent().transformed(fig.transFigure.inverted())
+        if box.x0 > 0.45:  # a legend right of the panels (not one below them)
+            right = box.x0
+    width = max(int(fig.get_figwidth() * right * 12), 24)  # characters of 10 pt that fit
+    text = " | ".join(parts)
+    if len(text) > width or "\n" in text:
+        text = "\n".join(_wrap(p, width) for p in parts)
+    fig.suptitle(text, x=right / 2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,20 +379,20 @@ def _line_facets(
             for h in hue_vals
             if h is not None
         ]
-        if style is not None:
-            handles += [
-                Line2D(
-                    [],
-                    [],
-                    color="0.3",
-                    lw=1.4,
-                    linestyle=dashes[s][0],
-                    marker=dashes[s][1] if use_markers else None,
-                    label=str(s),
-                )
-                for s in style_vals
-            ]
-        _legend(fig, handles, title=_legend_title(hue, style))
+        style_handles = [
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                lw=1.4,
+                linestyle=dashes[s][0],
+                marker=dashes[s][1] if use_markers else None,
+                label=_style.level_text(s),
+            )
+            for s in style_vals
+            if style is not None
+        ]
+        _factor_legend(fig, hue, handles, style, style_handles)
         _suptitle(fig, title, layout.constants)
     return fig, axes
 
@@ -518,9 +525,10 @@ def plot_intervals(
         for ax in axes[:, 1:].ravel():
             ax.tick_params(labelleft=False)
         if legend:
-            _legend(fig, legend, title=_style.factor_name(hue), force=True)
+            _legend(fig, legend, title=_style.factor_name(hue), force=True, reserved=1.3)
         if notes:
-            fig.supxlabel(_wrap(" ".join(notes), 110), fontsize=8, color="0.3")
+            width = int(fig.get_figwidth() * 14)  # characters of 8 pt per line
+            fig.supxlabel(_wrap(" ".join(notes), width), fontsize=MIN_FONT_PT, color="0.3")
         _suptitle(fig, title, layout.constants)
     return fig, axes
 
@@ -877,12 +885,12 @@ def plot_clip_vs_coverage(
             for h in hue_vals
             if h is not None
         ]
-        if style is not None:
-            handles += [
-                Line2D([], [], color="0.3", marker=markers[s], linestyle="", label=str(s))
-                for s in style_vals
-            ]
-        _legend(fig, handles, title=_legend_title(hue, style))
+        style_handles = [
+            Line2D([], [], color="0.3", marker=markers[s], linestyle="", label=str(s))
+            for s in style_vals
+            if style is not None
+        ]
+        _factor_legend(fig, hue, handles, style, style_handles)
         _suptitle(fig, title, layout.constants)
     return fig, axes
 
@@ -940,14 +948,62 @@ def _select(frame: pd.DataFrame, where: Mapping[str | None, Any]) -> pd.DataFram
     return frame[mask]
 
 
-def _legend(fig: Figure, handles: list[Any], title: str | None, force: bool = False) -> None:
-    if force or len(handles) > 1 or (handles and title):
-        fig.legend(handles=handles, title=title, loc="outside right upper", frameon=False)
+def _legend(
+    fig: Figure,
+    handles: list[Any],
+    title: str | None,
+    force: bool = False,
+    reserved: float = 1.2,
+) -> Any:
+    """A frameless legend right of the panels (returned; None when there is nothing to say).
+
+    The figure widens (up to the page width) when the labels need more than the ``reserved``
+    inches, and the legend moves below the panels when it would take more than 40% of the
+    width."""
+    if not (force or len(handles) > 1 or (handles and title)):
+        return None
+    chars = max([len(str(h.get_label())) for h in handles] + [len(title or "")])
+    need = 0.068 * chars + 0.55  # inches: a handle and 8 pt text
+    width = fig.get_figwidth()
+    grown = width + max(need - reserved, 0.0)
+    if grown > MAX_WIDTH_IN or need > 0.4 * grown:
+        n_cols = max(1, int(width * 0.95 // need))
+        n_lines = math.ceil(len(handles) / n_cols) + (1 if title else 0)
+        fig.set_figheight(fig.get_figheight() + 0.19 * n_lines + 0.1)
+        return fig.legend(
+            handles=handles, title=title, loc="outside lower center", ncols=n_cols, frameon=False
+        )
+    fig.set_figwidth(grown)
+    return fig.legend(handles=handles, title=title, loc="outside right upper", frameon=False)
 
 
-def _legend_title(hue: str | None, style: str | None) -> str | None:
-    names = [_style.factor_name(n) for n in (hue, style) if n is not None and n != "group"]
-    return " / ".join(names) if names else None
+def _factor_legend(
+    fig: Figure,
+    hue: str | None,
+    hue_handles: list[Any],
+    style: str | None,
+    style_handles: list[Any],
+) -> None:
+    """One legend for colour (``hue``) and, when given, line style or marker (``style``): each
+    factor's levels under its name in bold, so that equal level names ("relu" as a gain of two
+    layers) cannot be confused."""
+    hue_name = _style.factor_name(hue) if hue not in (None, "group") else None
+    if style is None or not style_handles:
+        _legend(fig, hue_handles, title=hue_name)
+        return
+    header = {"linestyle": "", "marker": ""}
+    handles = [
+        Line2D([], [], label=hue_name or "group", **header),
+        *hue_handles,
+        Line2D([], [], label=_style.factor_name(style), **header),
+        *style_handles,
+    ]
+    legend = _legend(fig, handles, title=None, force=True)
+    if legend is not None:
+        bold = {0, len(hue_handles) + 1}
+        for i, text in enumerate(legend.get_texts()):
+            if i in bold:
+                text.set_fontweight("bold")
 
 
 def _wrap(text: str, width: int) -> str:

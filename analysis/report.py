@@ -805,7 +805,8 @@ def _uninformative_probe(summary: pd.DataFrame) -> bool:
 def _title(ctx: _Context) -> str:
     """Sweep name, budget and env steps per run, e.g. "model_based (budget pendulum, 15,000
     env steps)"."""
-    parts = [f"budget {ctx.info.budget}"] if ctx.info.budget is not None else []
+    budget = ctx.info.budget  # a named budget ("quick"); a mapping is shown as env steps
+    parts = [f"budget {budget}"] if isinstance(budget, str) else []
     steps = pd.to_numeric(ctx.trials.get("planned_steps"), errors="coerce")
     if steps is not None and np.isfinite(steps).any():
         lo, hi = int(np.nanmin(steps)), int(np.nanmax(steps))
@@ -1796,15 +1797,13 @@ class _Doc:
             src = html.escape(f"{stem}.png")
             note = html.escape(
                 f"Figure missing: {stem}.png is not next to this page "
-                "(report/figures/ moved or deleted; rerun sweep report).",
-                quote=True,
+                "(report/figures/ moved or deleted; rerun sweep report)."
             )
             # a linked figure deleted after the page was written: say so, not a broken image
-            fallback = (
-                " onerror=\"this.outerHTML='<p class=&quot;missing&quot;>"
-                + note.replace("'", "&#39;")
-                + "</p>'\""
+            js = "this.outerHTML='<p class=\"missing\">{}</p>'".format(
+                note.replace("\\", "\\\\").replace("'", "\\'")
             )
+            fallback = f' onerror="{html.escape(js, quote=True)}"'
         return (
             f'<figure><img alt="{html.escape(caption)}" src="{src}"{fallback}>'
             f"<figcaption>{_inline(caption)}</figcaption></figure>"

@@ -110,9 +110,10 @@ def test_learning_curves_lines_bands_facets():
         assert ax.get_title().startswith("env: ")
     assert _outer_labels_ok(axes)
     assert axes[0, 0].get_xlabel() == "environment steps"
-    # legend: 2 colours + 3 line styles, titled in words
-    assert len(fig.legends) == 1 and len(fig.legends[0].get_texts()) == 5
-    assert fig.legends[0].get_title().get_text() == "init scheme / scenario"
+    # legend: 2 colours + 3 line styles, each under its factor's name in words
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert texts == ["init scheme", "fanin", "orthogonal", "scenario", "a", "b", "c"]
+    assert fig.legends[0].get_texts()[3].get_fontweight() == "bold"
 
 
 def test_learning_curves_wrap_facets_and_name_the_single_env_once():
@@ -397,7 +398,7 @@ def test_clip_vs_coverage_one_point_per_run():
 def test_clip_vs_coverage_says_so_when_every_coverage_is_one():
     fig, axes = plots.plot_clip_vs_coverage(_diag_summary([1.0] * 5))
     ax = axes[0, 0]
-    assert "coverage is 1.00 for every run" in fig.get_suptitle()
+    assert "coverage is 1.00 for every run" in " ".join(fig.get_suptitle().split())
     lo, hi = ax.get_xlim()
     assert hi - lo > 1  # categorical axis of schemes, not 0.96..1.04 around one value
     assert [t.get_text() for t in ax.get_xticklabels()] == ["fanin", "orthogonal"]
@@ -420,9 +421,10 @@ def test_style_words_and_stable_slots():
     # a registered level keeps its slot whatever else is in the figure
     alone = style.level_styles("init.scheme", ["kaiming"])["kaiming"]
     assert style.level_styles("init.scheme", ["zeros", "fanin", "kaiming"])["kaiming"] == alone
-    assert style.level_styles("mb_ppo.return_estimator", ["gae"])["gae"] == style.level_styles(
-        "dreamer.return_estimator", ["td0", "gae"]
-    )["gae"]
+    assert (
+        style.level_styles("mb_ppo.return_estimator", ["gae"])["gae"]
+        == style.level_styles("dreamer.return_estimator", ["td0", "gae"])["gae"]
+    )
     # unregistered levels (numeric gains) in numeric order, distinct while <= 8
     gains = style.palette("init.gains.q", [1.0, 0.1, 0.01, "auto"])
     assert list(gains) == [0.01, 0.1, 1.0, "auto"] and len(set(gains.values())) == 4
