@@ -33,6 +33,11 @@ A sweep file is YAML with these keys (only ``name`` is required)::
         base: {eval_episodes: 3}   # overlay base (grid, include and overrides still win)
         total_steps: 3000          # any other dotted key: set in every trial (the last word,
                                    # after base, grid, include and overrides)
+    search:                        # random search: `samples` configurations per combination,
+      samples: 16                  # drawn when the file is expanded, every seed of one
+      scoped:                      # configuration trains its values (see "random search" below)
+        - when: {agent: sac}
+          space: {sac.lr: "loguniform(1.0e-4, 3.0e-3)", sac.batch_size: "choice([64, 256])"}
     imports: [my_inits]            # modules (or .py files, relative to this file) registering
                                    # init schemes, agents or envs; imported before validation
     storage: results/init_ablation # default results/<name>, relative to the working directory
@@ -45,7 +50,8 @@ A sweep file is YAML with these keys (only ``name`` is required)::
                                    # these); sweep_resolved.json records the one a run used.
 
 Order of application for one trial: defaults < ``base`` < the budget's ``base`` < grid values or
-include entry < matching ``overrides`` (in file order) < the budget's other keys < ``seed``.
+include entry < matching ``overrides`` (in file order) < a ``search:`` draw < the budget's other
+keys < ``seed``.
 Without ``--budget`` the file runs as written. Every expanded trial config is validated by
 ``agent.config.build_config``; its problems are reported at the YAML key that set the value, with
 the line number.
