@@ -78,6 +78,7 @@ def write_report(
     seed: int = 0,
     out_dir: str | Path | None = None,
     up_to: float | None = None,
+    seeds: Sequence[int] | None = None,
     formats: Sequence[str] = ("png", "svg"),
     dpi: int = 150,
     html_images: str = "inline",
@@ -110,6 +111,7 @@ def write_report(
             directory); e.g. a second report of the same sweep grouped differently.
         up_to: use only evaluations at env steps <= ``up_to``: "final" performance becomes
             performance at that budget (early learning, when every group ends solved).
+        seeds: use only these seeds (an exploratory view, e.g. the seeds a first run lacked).
         formats: figure file formats; the first must be ``png`` (report.md and the HTML show
             the PNGs); ``svg`` adds vector copies linked from report.md.
         dpi: resolution of the PNG figures.
@@ -129,7 +131,7 @@ def write_report(
     formats = _check_formats(formats, dpi)
     if html_images not in HTML_IMAGES:
         raise AnalysisError(f"html_images must be one of {list(HTML_IMAGES)}, got {html_images!r}")
-    command = _command_line(group, threshold, metric, mode, last_k, up_to, out_dir)
+    command = _command_line(group, threshold, metric, mode, last_k, up_to, out_dir, seeds)
     stages = [
         "load",
         "final scores",
@@ -163,6 +165,13 @@ def write_report(
             if not (df["env_step"] <= up_to).any():
                 raise AnalysisError(f"no evaluation at or before env step {up_to:g} in {sweep_dir}")
         scoring = _scoring(sweep_dir, info, last_k, up_to, threshold, metric, mode)
+        if seeds is not None:
+            df = df[df["seed"].isin(list(seeds))]
+            if df.empty:
+                raise AnalysisError(f"no runs of seeds {list(seeds)} in {sweep_dir}")
+            scoring.exploratory.append(
+                "only seeds " + ", ".join(str(x) for x in seeds) + " (`--seeds`)"
+            )
         metric = metric or info.metric
         mode = _check_mode(mode or info.mode, sweep_dir)
         _check_metric(df, metric, sweep_dir)
@@ -287,6 +296,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             reps=getattr(args, "reps", 2000),
             out_dir=getattr(args, "out", None),
             up_to=getattr(args, "up_to", None),
+            seeds=getattr(args, "seeds", None),
             formats=str(getattr(args, "formats", "png,svg")).split(","),
             dpi=getattr(args, "dpi", 150),
             html_images=getattr(args, "html_images", "inline"),
@@ -858,6 +868,7 @@ def _command_line(
     last_k: int | None,
     up_to: float | None,
     out_dir: str | Path | None,
+    seeds: Sequence[int] | None = None,
 ) -> str:
     """The ``sweep report`` options that shape the numbers (so a report says how it was made)."""
     parts = ["sweep report"]
@@ -873,6 +884,8 @@ def _command_line(
         parts.append(f"--last-k {last_k}")
     if up_to is not None:
         parts.append(f"--up-to {up_to:g}")
+    if seeds is not None:
+        parts.append("--seeds " + " ".join(str(x) for x in seeds))
     if out_dir is not None:
         parts.append(f"--out {out_dir}")
     return " ".join(parts)

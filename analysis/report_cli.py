@@ -65,6 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "that budget)",
     )
     parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="SEED",
+        help="use only these seeds (an exploratory view, e.g. the seeds an earlier run lacked)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
