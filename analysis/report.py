@@ -1206,6 +1206,11 @@ def _pair_rows(
             q = auc.loc[(r.a, r.b)]
             auc_cell = _ci(q["p"], q["low"], q["high"], digits=2)
         verdict = _verdict(r.low, r.high, r.a, r.b, r.n_min, paired=r.analysis == "paired")
+        if r.analysis == "paired" and verdict.startswith("supported") and not r.supported:
+            verdict = (
+                "not supported (P's CI excludes 0.5, but the mean difference's CI includes 0 "
+                "or points the other way)"
+            )
         if not _paired(ctx):
             rows.append([r.b, _ci(r.p, r.low, r.high, digits=2), auc_cell, verdict])
             continue
@@ -1375,8 +1380,9 @@ def _compose(ctx: _Context, elapsed: float) -> _Doc:
             "seed (and, for pooled groups, the same values of the pooled factors) are matched; "
             "P(A better than B) is the share of matched pairs A wins, averaged per seed, with a "
             "CI that resamples seeds; the mean difference A - B per seed comes with its own CI. "
-            "Supported = that CI of P excludes 0.5 with at least "
-            f"{stats.MIN_SEEDS_FOR_SUPPORT} matched seeds. When every seed agrees the bootstrap "
+            "Supported = that CI of P excludes 0.5, the mean difference's CI excludes 0 on the "
+            f"same side, and there are at least {stats.MIN_SEEDS_FOR_SUPPORT} matched seeds. "
+            "When every seed agrees the bootstrap "
             "CI is [1, 1] (or [0, 0]); the exact sign test beside it says how much that is "
             "worth with few seeds (5 of 5: p = 0.062).",
         ]
@@ -1611,6 +1617,12 @@ def _verdict_summary(ctx: _Context, scope: str) -> str:
         return f"Only one group (**{best}**); nothing to compare."
     few = table[table["n_min"] < stats.MIN_RUNS_FOR_SUPPORT]["b"].tolist()
     table = table[table["n_min"] >= stats.MIN_RUNS_FOR_SUPPORT]
+    if "supported" in table:  # paired: the mean difference must agree with P (stats rule)
+        held = ~table["supported"].astype(bool)
+        table = table.assign(
+            low=np.where(held, np.minimum(table["low"], 0.5), table["low"]),
+            high=np.where(held, np.maximum(table["high"], 0.5), table["high"]),
+        )
     better = table[table["low"] > 0.5]["b"].tolist()
     unclear = table[~((table["low"] > 0.5) | (table["high"] < 0.5))]["b"].tolist()
     worse = table[table["high"] < 0.5]["b"].tolist()

@@ -918,7 +918,8 @@ def paired_poi_table(
       seeds, else ``"unpaired"`` (no shared seeds: independent arms);
     - ``p, low, high, n_min, supported``: the analysis used. Paired: P(A better than B) over
       matched pairs with a CI resampling seeds (:func:`paired_improvement`), ``n_min`` the
-      fewest matched seeds in a task, supported when the CI excludes 0.5 and ``n_min >=``
+      fewest matched seeds in a task, supported when that CI excludes 0.5, the CI of the mean
+      difference excludes 0 on the same side, and ``n_min >=``
       :data:`MIN_SEEDS_FOR_SUPPORT`. Unpaired: :func:`poi_table`'s numbers;
     - ``diff, diff_low, diff_high``: mean per-seed difference A - B in ``value``'s units
       (paired only), ``wins, losses, n_seeds, n_pairs, sign_p``;
@@ -1011,9 +1012,15 @@ def paired_poi_table(
             by=["a", "b"], key=lambda c: c.map(rank), kind="stable"
         )
         table = table.reset_index(drop=True)
-    paired_rule = is_supported(table["low"], table["high"], table["n_min"]) & (
-        table["n_min"] >= MIN_SEEDS_FOR_SUPPORT
+    # paired: P's CI excludes 0.5 and the mean difference's CI excludes 0 on the same side (a
+    # consistent but negligible edge with the mean pointing the other way is no support)
+    a_better = (table["low"] > 0.5) & (
+        (table["diff_low"] > 0) if higher else (table["diff_high"] < 0)
     )
+    b_better = (table["high"] < 0.5) & (
+        (table["diff_high"] < 0) if higher else (table["diff_low"] > 0)
+    )
+    paired_rule = (a_better | b_better) & (table["n_min"] >= MIN_SEEDS_FOR_SUPPORT)
     table["supported"] = np.where(
         table["analysis"] == "paired", paired_rule, table["supported_unpaired"].astype(bool)
     ).astype(bool)

@@ -298,3 +298,21 @@ def test_identical_runs_are_counted_once_in_the_report(tmp_path):
     # the twin group is gone; the first by trial id (`...-fanin-all-s0` < `...-small_out-s0`) stays
     assert "fanin / small_out" not in ranking
     assert "| fanin / all | 4 |" in ranking and "| orthogonal / small_out | 4 |" in ranking
+
+
+def test_a_consistent_edge_against_the_mean_difference_is_not_supported():
+    # in every seed A wins two of three matched pairs by 0.1 and loses the third by 5: P(A > B)
+    # is 2/3 with a CI of [2/3, 2/3], but on average B is better; no verdict either way
+    rows = []
+    for s in range(6):
+        for level, edge in (("x", 0.1), ("y", 0.1), ("z", -5.0)):
+            base = 10.0 * s
+            rows.append({"trial_id": f"A{level}{s}", "seed": s, "env": "E", "arm": "A",
+                         "scenario": level, "score": base + edge})
+            rows.append({"trial_id": f"B{level}{s}", "seed": s, "env": "E", "arm": "B",
+                         "scenario": level, "score": base})
+    table = stats.paired_poi_table(pd.DataFrame(rows), ["arm"], match=["scenario"], reps=500)
+    ab = _row(table, "A", "B")
+    assert ab["p"] == pytest.approx(2 / 3) and ab["low"] > 0.5
+    assert ab["diff_high"] < 0
+    assert not ab["supported"] and not _row(table, "B", "A")["supported"]
