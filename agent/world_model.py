@@ -26,7 +26,7 @@ out every ``holdout_every``-th episode for open-loop evaluation, and logs ``mode
                                       steps ahead from the posterior, fed the real actions
     model/const/<quantity>            the same for the best constant predictor (the variance)
                                       (pixels: obs errors in [0, 1] intensity units)
-    probe/<latent>/<quantity>         R^2 of a ridge probe from the features to the true body
+    model/probe/<latent>/<q>          R^2 of a ridge probe from the features to the true body
                                       state (latent: post, prior_h<h>), see agent.common.probe
 
 Its ``act`` returns zero actions: ``eval/return`` is the zero-action return, not a learned one.
@@ -100,7 +100,11 @@ class WorldModelConfig(BaseModel):
     batch_size: int = Field(16, gt=0)
     seq_len: int = Field(50, gt=1)
     # data and schedule
-    policy: Literal["random"] = Field("random", description="data-collecting policy")
+    policy: Literal["random", "mixed"] = Field(
+        "random", description="data-collecting policy: random (uniform), or mixed (per episode "
+        "one of uniform, a held constant action, a sine gait, a smoothed random walk; see "
+        "WorldModelAgent.explore_action). Either depends only on the seed: every arm of a "
+        "seed sees the same data")
     prefill: int = Field(1000, ge=0, description="env steps before the first update")
     train_every: int = Field(5, ge=1, description="env steps between rounds of updates")
     updates: int = Field(1, ge=1, description="model updates per round")
@@ -109,8 +113,8 @@ class WorldModelConfig(BaseModel):
     holdout_every: int = Field(5, ge=2, description="episodes 0, k, 2k, ... are held out")
     eval_horizons: list[int] = Field([1, 5, 15], min_length=1)
     eval_batch: int = Field(32, gt=0, description="held-out sequences per evaluation")
-    probe: bool | None = Field(None, description="report probe/* (ridge R^2 of the true body "
-                               "state; the replay then stores every body quantity); None: "
+    probe: bool | None = Field(None, description="report model/probe/* (ridge R^2 of the true "
+                               "body state; the replay then stores every body quantity); None: "
                                "with pixels only (on states the body is nearly the input)")
     probe_sequences: int = Field(32, gt=0, description="held-out sequences to fit the probe on "
                                  "(and as many others to score it on)")
@@ -448,9 +452,39 @@ class WorldModelAgent(Agent):
         proprio = {k: f(self.env.unwrapped) for k, f in self.proprio_fns.items()}
         self._buffer().add(self.obs, action, reward, first, terminal, proprio)
 
+    BEHAVIOURS = ("uniform", "constant", "sine", "walk")
+
     def explore_action(self) -> np.ndarray:
-        """The data-collecting action in [-1, 1] (``policy: random``: uniform)."""
-        return self.np_rng.uniform(-1.0, 1.0, self.low.shape).astype(np.float32)
+        """The data-collecting action in [-1, 1]. ``policy: random``: uniform. ``mixed``: the
+        episode's behaviour, drawn when it starts (:meth:`_new_behaviour`): uniform; a constant
+        action plus small noise; a sine gait a_i = sin(2 pi f t + phi_i) (f in [0.5, 3] cycles
+        per second of env time); or a random walk a <- clip(0.9 a + 0.3 noise)."""
+        rng, shape = self.np_rng, self.low.shape
+        if self.c.policy == "random":
+            return rng.uniform(-1.0, 1.0, shape).astype(np.float32)
+        if getattr(self, "behaviour", None) is None:
+            self._new_behaviour()
+        kind, p = self.behaviour
+        p["t"] += 1
+        if kind == "uniform":
+            a = rng.uniform(-1.0, 1.0, shape)
+        elif kind == "constant":
+            a = p["level"] + 0.1 * rng.standard_normal(shape)
+        elif kind == "sine":
+            a = np.sin(2 * np.pi * p["freq"] * p["t"] * p["dt"] + p["phase"])
+        else:
+            p["a"] = 0.9 * p["a"] + 0.3 * rng.standard_normal(shape)
+            a = p["a"]
+        return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+    def _new_behaviour(self) -> None:
+        rng, shape = self.np_rng, self.low.shape
+        kind = self.BEHAVIOURS[int(rng.integers(len(self.BEHAVIOURS)))]
+        self.behaviour = (kind, {
+            "t": 0, "level": rng.uniform(-1.0, 1.0, shape), "freq": rng.uniform(0.5, 3.0),
+            "phase": rng.uniform(0, 2 * np.pi, shape), "a": np.zeros(shape),
+            "dt": float(getattr(self.env.unwrapped, "dt", 0.05))
+            * self.env_spec.observation.action_repeat})
 
     def train(self, until: int) -> dict[str, float]:
         c = self.c
@@ -467,6 +501,7 @@ class WorldModelAgent(Agent):
                 self.completed_returns.append(self.episode_return)
                 self.episode_return = 0.0
                 self.episode += 1
+                self.behaviour = None  # mixed: the next episode draws its own
                 self.obs, _ = self.env.reset()
                 self._record(np.zeros_like(action), 0.0, first=True, terminal=False)
             if (self.env_steps >= c.prefill and self.env_steps % c.train_every == 0
@@ -526,6 +561,7 @@ class WorldModelAgent(Agent):
             "env": snapshot(self.env), "obs": self.obs, "episode": self.episode,
             "episode_return": self.episode_return, "completed_returns": self.completed_returns,
             "np_rng": self.np_rng.bit_generator.state, "updates": self.updates,
+            "behaviour": getattr(self, "behaviour", None),
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
@@ -539,3 +575,4 @@ class WorldModelAgent(Agent):
         self.completed_returns = list(s["completed_returns"])
         self.np_rng.bit_generator.state = s["np_rng"]
         self.updates = s["updates"]
+        self.behaviour = s.get("behaviour")

@@ -91,7 +91,7 @@ def _rollout(env_id, steps, seed=0):
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(steps):
-        _, _, term, trunc, _ = env.step(rng.uniform(-1, 1, env.action_space.shape) *
+        _, _, _, trunc, _ = env.step(rng.uniform(-1, 1, env.action_space.shape) *
                                         env.action_space.high)
         out.append(({k: f(env.unwrapped) for k, f in spec.proprio.items()},
                     copy.copy(env.unwrapped.data), env.unwrapped))

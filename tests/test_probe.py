@@ -100,5 +100,6 @@ def test_latent_features_windows_respect_episode_starts():
 def test_probe_scores_keys_for_every_latent_and_quantity():
     model = WorldModel(4, 2, WorldModelConfig(deter=16, stoch=4, hidden=16))
     out = probe_scores(model, _batch(seed=1), _batch(seed=2), horizons=(1, 5), burn_in=2)
-    assert set(out) == {f"probe/{k}/joint_pos" for k in ("post", "prior_h1", "prior_h5")}
+    kinds = ("post", "prior_h1", "prior_h5")
+    assert set(out) == {f"model/probe/{k}/joint_pos" for k in kinds}
     assert all(np.isfinite(v) for v in out.values())

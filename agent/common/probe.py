@@ -111,7 +111,7 @@ def latent_features(model: Any, batch: dict[str, Any], horizons: list[int] | tup
 def probe_scores(model: Any, fit_batch: dict[str, Any], score_batch: dict[str, Any],
                  horizons: list[int] | tuple[int, ...] = (1, 5, 15), alpha: float = 1.0,
                  burn_in: int = 5) -> dict[str, float]:
-    """``probe/<latent>/<quantity>``: R^2 of a probe fitted on ``fit_batch``'s features and
+    """``model/probe/<latent>/<quantity>``: R^2 of a probe fitted on ``fit_batch``'s features and
     scored on ``score_batch``'s (two disjoint sets of real sequences), for the posterior and the
     priors at each horizon, per body quantity in the batches' ``proprio``."""
     fit = latent_features(model, fit_batch, horizons, burn_in)
@@ -124,5 +124,6 @@ def probe_scores(model: Any, fit_batch: dict[str, Any], score_batch: dict[str, A
         if x_fit.shape[0] < 2:
             continue
         for q in y_score:
-            out[f"probe/{kind}/{q}"] = probe_r2(x_fit, y_fit[q], x_score, y_score[q], alpha)
+            out[f"model/probe/{kind}/{q}"] = probe_r2(x_fit, y_fit[q], x_score, y_score[q],
+                                                      alpha)
     return out
