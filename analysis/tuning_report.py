@@ -83,9 +83,13 @@ def build(
     distributions: dict[str, list[str]] = search.get("distributions", {})
     log_keys = {k for k, texts in distributions.items()
                 if all(str(t).startswith("loguniform") for t in texts)}
+    searched = data["trial_id"].map(lambda t: planned.get(str(t), {}).get("searched"))
     keys = {}
     for fam, sub in data.groupby("family", sort=False):
-        keys[fam] = [k for k in distributions if k in sub and sub[k].notna().any()]
+        listed = {k for ks in searched[sub.index] if isinstance(ks, list) for k in ks}
+        if not listed:  # no per-trial record: the knobs whose values vary in the family
+            listed = {k for k in distributions if k in sub and sub[k].nunique() > 1}
+        keys[fam] = [k for k in distributions if k in listed and k in sub]
     knob_cols = [k for k in distributions if k in data]
     configs = (data.groupby(["family", "env", "config", "draw"], sort=False, dropna=False)
                .agg(score=("score", "mean"), seeds=("seed", "nunique"),

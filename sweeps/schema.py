@@ -392,6 +392,7 @@ class Sweep:
             out["search"] = self.search
             for entry, trial in zip(out["trials"], self.trials):
                 entry["draw"] = trial.draw
+                entry["searched"] = [k for k in trial.values if k not in self.varying_keys]
             return out
         return self._resolved()
 

@@ -147,6 +147,10 @@ def test_resolved_records_the_search_and_resume_sees_the_same_trials(tmp_path):
     assert resolved["search"]["samples"] == 2 and resolved["search"]["draws"] == "shared"
     assert resolved["search"]["distributions"]["sac.lr"] == ["loguniform(0.0001, 0.003)"]
     assert [t["draw"] for t in resolved["trials"]] == [t.draw for t in sweep.trials]
+    searched = {t["trial_id"]: set(t["searched"]) for t in resolved["trials"]}
+    for t in sweep.trials:
+        own = {"sac.lr", "sac.hidden"} if t.config["agent"] == "sac" else {"ppo.ent_coef"}
+        assert searched[t.trial_id] == own | {"eval_episodes"}
     storage = tmp_path / "run"
     storage.mkdir()
     (storage / "sweep_resolved.json").write_text(json.dumps(resolved))

@@ -186,8 +186,9 @@ def _write_search_sweep(root: Path, quality: dict[str, list[float]], envs: list[
             for r, level in enumerate(levels):
                 for seed in (0, 1):
                     trial_id = f"t{group:03d}_{agent}_{env}_r{r}_s{seed}"
+                    # every section is in a trial's config: the other agents' at defaults
                     config = {"agent": agent, "env": env, "seed": seed, "total_steps": 1000,
-                              agent: {"lr": lrs[r]}}
+                              **{a: {"lr": 5e-4} for a in quality}, agent: {"lr": lrs[r]}}
                     planned.append({"trial_id": trial_id, "group": f"t{group:03d}",
                                     "config": config, "draw": r})
                     write_trial(root, trial_id, config, {seed: level + (0.02 if seed else -0.02)},
@@ -222,7 +223,9 @@ def test_report_has_a_tuning_section_with_the_expected_best(tmp_path):
     assert phi.loc["sac", "best_setting"] == 1
     assert abs(phi.loc["sac", "phi"]) < 0.05
     sens = pd.read_csv(root / "report" / "tuning_sensitivity.csv")
-    assert set(sens["key"]) == {"sac.lr", "ppo.lr"}
+    # each family's own knob only (another section's default is not a searched knob)
+    assert sorted(zip(sens["family"], sens["key"])) == sorted(
+        [("sac", "sac.lr")] * 2 + [("ppo", "ppo.lr")] * 2)
     for name in ("tuning_expected_best_vs_trials", "tuning_expected_best_vs_env_steps",
                  "tuning_slices_sac", "tuning_slices_ppo"):
         assert (root / "report" / "figures" / f"{name}.png").is_file()
