@@ -1022,7 +1022,7 @@ def _scoring(
     declared, where, after = _declared_analysis(info, sweep_dir)
     if declared is None:
         final: dict[str, Any] = {"last": 3}
-        declared_text = "no score declared in the sweep file (`analysis:`); the default"
+        declared_text = "default"
         where = "the default: the sweep file declares no `analysis:`"
     else:
         final = declared.get("final") or {"last": 3}
@@ -1062,7 +1062,7 @@ def _scoring(
         window=window,
         threshold=None if declared_threshold is None else float(declared_threshold),
         auc=bool(declared and declared.get("auc")),
-        declared_text=f"{declared_text}: {_final_words(final)}",
+        declared_text=f"{declared_text} score: {_final_words(final)}",
         source_text=where,
         after_runs=after,
         exploratory=reasons,
@@ -1143,7 +1143,7 @@ def _score_lines(ctx: _Context) -> list[str]:
     )
     lines.append(
         f"**Score:** final score of a run = {sc.final_text}; {sc.source_text}"
-        + (f"; the declared one is the {sc.declared_text}" if sc.exploratory else "")
+        + (f"; this view replaces the {sc.declared_text}" if sc.exploratory else "")
         + f"; {auc}."
     )
     if _paired(ctx):
