@@ -40,6 +40,7 @@ from numpy.typing import ArrayLike
 __all__ = [
     "config_scores",
     "expected_best",
+    "expected_best_at_budget",
     "expected_best_curve",
     "percentile_normalise",
     "sensitivity_phi",
@@ -191,6 +192,47 @@ def tuning_curves(
         return pd.DataFrame(columns=[*keys, "n", "estimate", "low", "high", "env_steps",
                                      "configs", "seeds"])
     return pd.concat(out, ignore_index=True)
+
+
+def expected_best_at_budget(
+    runs: pd.DataFrame,
+    cells: Sequence[str],
+    budget: float,
+    *,
+    config: str = "config",
+    score: str = "score",
+    steps: str = "steps",
+    mode: str = "max",
+    reps: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Each cell's expected best score when a search may spend ``budget`` real env steps.
+
+    n = floor(budget / the cell's steps per configuration), at least 1 (one configuration may
+    cost more than the budget: ``over_budget``). For n above the configurations run the
+    estimator keeps drawing from the same empirical distribution, so it approaches the best
+    configuration found (``beyond_search``): an optimistic reading with few configurations.
+
+    Returns:
+        DataFrame with the cell columns and ``n, estimate, low, high, env_steps, configs,
+        beyond_search, over_budget``.
+    """
+    rows = []
+    keys = list(cells)
+    groups = runs.groupby(keys, sort=False, dropna=False) if keys else [((), runs)]
+    for values, sub in groups:
+        values = values if isinstance(values, tuple) else (values,)
+        matrix, _, _ = config_scores(sub, config, score=score)
+        cost = float(sub.groupby(config)[steps].sum().mean())
+        n = max(1, int(budget // cost)) if cost > 0 else 1
+        curve = expected_best_curve(matrix, [n], mode=mode, reps=reps, ci=ci, seed=seed)
+        configs = int((~np.all(np.isnan(matrix), axis=1)).sum())
+        rows.append({**dict(zip(keys, values)), **curve.iloc[0].to_dict(), "n": n,
+                     "env_steps": n * cost, "configs": configs, "beyond_search": n > configs,
+                     "over_budget": n * cost > budget})
+    return pd.DataFrame(rows, columns=[*keys, "n", "estimate", "low", "high", "env_steps",
+                                       "configs", "beyond_search", "over_budget"])
 
 
 def variance_explained(values: ArrayLike, scores: ArrayLike, *, bins: int = 4) -> float:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from analysis import plots
 from analysis.tuning import (
+    expected_best_at_budget,
     percentile_normalise,
     sensitivity_phi,
     sensitivity_table,
@@ -44,6 +45,7 @@ class TuningResult:
     curves: pd.DataFrame  # tuning_curves per family x env
     sensitivity: pd.DataFrame
     phi: pd.DataFrame | None  # None with one env
+    equal_data: pd.DataFrame = field(default_factory=pd.DataFrame)  # per env at one budget
     mode: str = "max"
     excluded: int = 0  # runs left out (not finished)
     figures: list[tuple[str, str]] = field(default_factory=list)  # (name, caption)
@@ -98,14 +100,23 @@ def build(
     sens = pd.concat([sensitivity_table(sub, keys.get(fam, []), ["family", "env"], mode=mode)
                       for fam, sub in configs.groupby("family", sort=False)] or [pd.DataFrame()],
                      ignore_index=True)
+    equal = []
+    for _, sub in data.groupby("env", sort=False):
+        # the budget: the most expensive family's single configuration in this env
+        budget = float(sub.groupby(["family", "config"])["steps"].sum().max())
+        table = expected_best_at_budget(sub, ["family", "env"], budget, mode=mode, reps=reps,
+                                        seed=seed)
+        equal.append(table.assign(budget=budget))
     phi = None
     if data["env"].nunique() > 1:
         data["normalised"] = percentile_normalise(data["score"], data["env"], mode=mode)
         phi = sensitivity_phi(data, family="family", setting="draw", reps=reps, rng_seed=seed)
     result = TuningResult(family, keys, log_keys, int(search.get("samples", 0)), data, configs,
-                          curves, sens, phi, mode, excluded)
+                          curves, sens, phi, pd.concat(equal, ignore_index=True) if equal else
+                          pd.DataFrame(), mode, excluded)
     if out_dir is not None:
         curves.to_csv(out_dir / "tuning_curves.csv", index=False)
+        result.equal_data.to_csv(out_dir / "tuning_equal_data.csv", index=False)
         configs.to_csv(out_dir / "tuning_configs.csv", index=False)
         sens.to_csv(out_dir / "tuning_sensitivity.csv", index=False)
         if phi is not None:
@@ -253,6 +264,18 @@ def compose(doc: Any, result: TuningResult, figure_dir: str = "report/figures") 
     for name, caption in result.figures:
         if name.startswith("tuning_expected"):
             doc.figure(f"{figure_dir}/{name}", caption)
+    if not result.equal_data.empty:
+        doc.p("**At equal real data, tuning included.** Each family's expected best score when "
+              "its search may spend as many real env steps as the most expensive family's "
+              "single configuration in that env: n = that budget / its steps per "
+              "configuration. n above the configurations run (marked) keeps drawing from the "
+              "same few scores, so it approaches the best one found: optimistic.")
+        doc.table(["Env", "Family", "Budget (env steps)", "n", "Expected best [95% CI]",
+                   "Note"],
+                  [[str(r["env"]), str(r["family"]), f"{r['budget']:,.0f}", str(int(r["n"])),
+                    _ci(r["estimate"], r["low"], r["high"]),
+                    "beyond the configurations run" if r["beyond_search"] else ""]
+                   for _, r in result.equal_data.iterrows()])
     if result.phi is not None and not result.phi.empty:
         doc.p("**Sensitivity across envs (Adkins et al.).** Scores percentile-normalised per "
               "env (5th to 95th percentile of every run there, all families). Per-env tuned: "

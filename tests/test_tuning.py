@@ -12,6 +12,7 @@ import pytest
 from analysis.report import write_report
 from analysis.tuning import (
     expected_best,
+    expected_best_at_budget,
     expected_best_curve,
     percentile_normalise,
     sensitivity_phi,
@@ -81,6 +82,16 @@ def test_tuning_curves_count_the_env_steps_of_every_trial():
     # {0, 5}: n = 1 mean 2.5, n = 2: 0*1/4 + 5*3/4
     np.testing.assert_allclose(b["estimate"], [2.5, 3.75])
     assert set(curves["configs"]) == {2} and set(curves["seeds"]) == {2}
+    # at b's cost of one configuration (10k steps) `a` runs 5 trials of 2k
+    equal = expected_best_at_budget(runs, ["agent"], 10000, reps=0).set_index("agent")
+    assert equal.loc["a", "n"] == 5 and equal.loc["a", "beyond_search"]
+    assert equal.loc["a", "estimate"] == pytest.approx(2.0)
+    assert equal.loc["b", "n"] == 1 and equal.loc["b", "estimate"] == pytest.approx(2.5)
+    assert not equal.loc["b", "over_budget"]
+    # a budget below one configuration still runs one
+    small = expected_best_at_budget(runs, ["agent"], 3000, reps=0).set_index("agent")
+    assert small.loc["b", "n"] == 1 and small.loc["b", "over_budget"]
+    assert small.loc["a", "n"] == 1 and not small.loc["a", "over_budget"]
 
 
 # --- per-knob sensitivity ------------------------------------------------------------------------
@@ -218,6 +229,7 @@ def test_report_has_a_tuning_section_with_the_expected_best(tmp_path):
     raw = ENV_SCORES["Pendulum-v1"]["random"] + span * np.array(quality["sac"])
     np.testing.assert_allclose(sac["estimate"], expected_best(raw, [1, 2, 3, 4]), rtol=1e-6)
     assert list(sac["env_steps"]) == [2000.0, 4000.0, 6000.0, 8000.0]
+    assert "At equal real data, tuning included" in text
     # the same draw is best in both envs for sac, and ppo is flat: Phi ~ 0 for both
     phi = pd.read_csv(root / "report" / "tuning_phi.csv").set_index("family")
     assert phi.loc["sac", "best_setting"] == 1
