@@ -305,6 +305,10 @@ def compose(doc: Any, result: TuningResult, figure_dir: str = "report/figures") 
     for name, caption in result.figures:
         if name.startswith("tuning_slices"):
             doc.figure(f"{figure_dir}/{name}", caption)
+    doc.p("The numbers: `report/tuning_curves.csv` (expected best per n), "
+          "`report/tuning_equal_data.csv`, `report/tuning_configs.csv` (one row per "
+          "configuration: its knobs and mean score), `report/tuning_sensitivity.csv`"
+          + (", `report/tuning_phi.csv`" if result.phi is not None else "") + ".")
 
 
 def _num(v: Any) -> str:
