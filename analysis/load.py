@@ -166,8 +166,8 @@ def load_trials(sweep_dir: str | Path, *, strict: bool = False) -> pd.DataFrame:
         rows.append(row)
     trials = pd.DataFrame(rows, columns=[*_TRIAL_FIELDS, *keys])
     trials = _tidy_config_columns(trials, keys)
-    trials["env_steps"] = trials["env_steps"].astype("Int64")
-    trials["planned_steps"] = trials["planned_steps"].astype("Int64")
+    for col in ("env_steps", "planned_steps"):  # a damaged status may hold anything there
+        trials[col] = pd.to_numeric(trials[col], errors="coerce").astype("Int64")
     trials.attrs.update(config_keys=list(keys), sweep_dir=str(info.path), damaged=damaged)
     return trials
 

@@ -174,6 +174,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/{cfg.agent}_{cfg.env}_seed{cfg.seed}")
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out} is a file; give a directory for the trial's results")
+    if args.resume and (out / "metrics.csv").exists() and not any(
+            (out / "checkpoints" / n).exists() for n in ("state.pt", "state.prev.pt")):
+        raise CLIError(f"{out} holds a run but no checkpoint to resume from (was it run with "
+                       "checkpoint_every=0?); nothing was changed. --force starts it over")
     if (out / "metrics.csv").exists() and not args.resume:
         if not args.force:
             raise CLIError(f"{out} already holds a run; pass --resume to continue it or --force "
@@ -221,8 +225,8 @@ def _own_commands(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("keys", help="every config key with its type, default and meaning",
                        description="List the trial config keys you can set (sweep train "
                        "key=value, a sweep file's base/grid): type, default and description.",
-                       epilog="example: sweep keys agent=ppo   (the top-level and init keys, "
-                       "then every section the agent reads)")
+                       epilog="Example: sweep keys agent=ppo (the top-level and init keys, then "
+                       "every section a ppo trial reads).")
     s.add_argument("filters", nargs="*", metavar="agent=NAME",
                    help="only the keys a trial of this agent reads (default: every agent)")
     s.add_argument("--grep", metavar="TEXT", help="only keys whose name or description has TEXT")
@@ -241,8 +245,8 @@ def _own_commands(sub: argparse._SubParsersAction) -> None:
                        description="Train one trial and write the files a sweep trial writes "
                        "(config.json, metrics.csv, TensorBoard events, policy.pt, ...). The "
                        "agent's tuned preset for the env applies under the keys you set.",
-                       epilog="example: sweep train agent=ppo env=Walker2d-v5 seed=0 "
-                       "total_steps=200000 --out runs/ppo_walker\n'sweep keys agent=ppo' lists "
+                       epilog="Example: sweep train agent=ppo env=Walker2d-v5 seed=0 "
+                       "total_steps=200000 --out runs/ppo_walker. 'sweep keys agent=ppo' lists "
                        "the keys; preset=none turns the preset off.")
     s.add_argument("overrides", nargs="*", help="key=value, e.g. agent=sac seed=0 sac.lr=1e-3")
     s.add_argument("--out", help="output directory (default runs/<agent>_<env>_seed<seed>)")
@@ -253,7 +257,7 @@ def _own_commands(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("eval", help="replay a trained policy: returns, optionally a video",
                        description="Load a trial's final policy (policy.pt) and run episodes "
                        "on a fresh env; print the mean +- std return.",
-                       epilog="example: sweep eval results/init_ppo/trials/t000_fanin_s0 "
+                       epilog="Example: sweep eval runs/ppo_walker "
                        "--episodes 10 --video walk.mp4")
     s.add_argument("trial", metavar="TRIAL_DIR", help="a trial directory (sweep train --out, or "
                    "<sweep>/trials/<trial_id>)")

@@ -50,7 +50,7 @@ from sweeps.status import (
     read_states,
     text_table,
 )
-from sweeps.trialdir import check_trial
+from sweeps.trialdir import atomic_write_json, check_trial
 
 RAY_DIR = "ray"  # Ray Tune's experiment directory inside the sweep directory
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM: trials checkpointed, resumable
@@ -295,6 +295,9 @@ def _connect_ray(sweep: Sweep, args: argparse.Namespace) -> bool:
                 # get the driver's priority (on a shared machine +15 starves them)
                 os.environ.setdefault("RAY_worker_niceness", "0")
                 ray.init(address="local", num_cpus=cpus, include_dashboard=False, **kwargs)
+                from sweeps import watchdog
+
+                watchdog.start()  # a driver killed with -9 leaves no Ray processes behind
         except (ConnectionError, ValueError, RuntimeError, TimeoutError) as err:
             where = f"Ray at {args.address}" if args.address else "a local Ray"
             msg = " ".join(str(err).split())[:300]
@@ -313,7 +316,7 @@ def _run_tune(sweep: Sweep, storage: Path, args: argparse.Namespace,
 
     table = {t.trial_id: {"config": t.config, "out_dir": str(storage / "trials" / t.trial_id),
                           "imports": sweep.imports, "metric": sweep.spec.metric,
-                          "deadline": deadline}
+                          "deadline": deadline, "min_start_s": MIN_START_S}
              for t in sweep.trials}
     groups: dict[str, list[str]] = {}
     for t in sweep.trials:
@@ -352,6 +355,11 @@ def _run_tune(sweep: Sweep, storage: Path, args: argparse.Namespace,
         )
         view.update(_VIEW.initial())
         view.start()
+        import signal
+
+        with contextlib.suppress(ValueError):  # the handlers to put back after Tune's run
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                _OLD_HANDLERS[sig] = signal.getsignal(sig)
         try:
             tuner.fit()
         finally:
@@ -425,8 +433,6 @@ def _report(sweep: Sweep, storage: Path, *, interrupted: str | None = None,
 def _mark_interrupted(storage: Path, trial_ids: list[str], reason: str) -> list[str]:
     """After Tune stopped: trials of this run still marked "running" (their process was
     stopped by Ray without a word) become "interrupted"; returns every interrupted trial."""
-    from agent.trial import write_json
-
     out = []
     for tid in trial_ids:
         path = storage / "trials" / tid / "status.json"
@@ -438,7 +444,7 @@ def _mark_interrupted(storage: Path, trial_ids: list[str], reason: str) -> list[
             continue
         if status.get("state") == "running":
             status.update(state="interrupted", interrupted=reason, updated=time.time())
-            write_json(path, status)
+            atomic_write_json(path, status)
         if status.get("state") == "interrupted":
             out.append(tid)
     return out
@@ -460,7 +466,8 @@ class _ViewState:
         self.ended: dict[str, str] = {}  # TERMINATED trials: the state their status.json says
         self.signalled: str | None = None  # SIGINT/SIGTERM received by the driver
         # trials finished before this run (a resume) stay finished whatever Tune restored
-        self.finished = {s.trial_id: s for s in read_states(storage) if s.state == "finished"}
+        self.finished = {s.trial_id: s for s in read_states(storage)
+                         if s.state in ("finished", "damaged")}  # not run again
 
     def initial(self) -> list[TrialState]:
         states = read_states(self.storage)
@@ -614,7 +621,7 @@ def ray_trainable(params: dict[str, Any], trials: dict[str, dict[str, Any]]) -> 
         now = time.time()
         interval, last["time"] = now - last["time"], now
         if deadline is not None and row["env_step"] < cfg.total_steps and \
-                now + 1.2 * interval + MIN_START_S > deadline:
+                now + 1.2 * interval + spec.get("min_start_s", MIN_START_S) > deadline:
             # the next evaluation would end past the limit: stop here (checkpointed first)
             raise TrialInterrupted("time limit")
         state = ckpt_dir / CKPT_NAME
@@ -647,7 +654,7 @@ def _can_finish(spec: dict[str, Any], cfg: Any, deadline: float) -> bool:
     time per env step (its own so far, else its config group's, else the sweep's; a sweep
     with no measurement yet starts it and lets the evaluation-time check stop it)."""
     left = deadline - time.time()
-    if left < MIN_START_S:
+    if left < spec.get("min_start_s", MIN_START_S):
         return False
     out = Path(spec["out_dir"])
     own = _seconds_per_step([out])

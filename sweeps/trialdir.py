@@ -96,11 +96,17 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_diff(old: Mapping[str, Any], new: Mapping[str, Any],
-                ignore: tuple[str, ...] = ()) -> list[str]:
-    """Dotted keys whose values differ between two nested configs, as ``key: old -> new``."""
+                ignore: tuple[str, ...] = (), *, common_only: bool = True) -> list[str]:
+    """Dotted keys whose values differ between two nested configs, as ``key: old -> new``.
+
+    ``common_only``: compare only keys both configs have. A key that one lacks was added to
+    (or dropped from) the code after the other was written; its default reproduces the old
+    behaviour, so stored trials stay resumable across such versions.
+    """
     a, b = flatten(old), flatten(new)
+    keys = (a.keys() & b.keys()) if common_only else (a.keys() | b.keys())
     out = []
-    for key in sorted(a.keys() | b.keys()):
+    for key in sorted(keys):
         if key in ignore or a.get(key, _MISSING) == b.get(key, _MISSING):
             continue
         out.append(f"{key}: {_show(a.get(key, _MISSING))} -> {_show(b.get(key, _MISSING))}")
