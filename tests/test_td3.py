@@ -250,9 +250,10 @@ def test_resume_from_a_checkpoint_continues_the_curve_exactly(full_run, tmp_path
 @pytest.mark.slow
 def test_td3_learns_pendulum(tmp_path):
     """Random play scores about -1200; TD3 with its default (tuned) settings passes -400 within
-    5k steps (the full bar, >= -250 at 10k for 4 of 5 seeds, is bench/learning.py --agents td3)."""
-    cfg = build_config({"agent": "td3", "env": "Pendulum-v1", "seed": 0, "total_steps": 5000,
-                        "eval_every": 2500, "eval_episodes": 5, "checkpoint_every": 0})
+    6k steps (the full bar, >= -250 at 10k for 4 of 5 seeds, is bench/learning.py --agents td3;
+    this seed's run there is at -133 at 6k on these 5 eval episodes, -161 on its 10)."""
+    cfg = build_config({"agent": "td3", "env": "Pendulum-v1", "seed": 0, "total_steps": 6000,
+                        "eval_every": 3000, "eval_episodes": 5, "checkpoint_every": 0})
     rows = run_trial(cfg, tmp_path)
     assert rows[0]["eval/return"] < -700
     assert rows[-1]["eval/return"] >= -400, [r["eval/return"] for r in rows]
