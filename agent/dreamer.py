@@ -168,6 +168,9 @@ class Dreamer(ModelBasedAgent):
         return float(self.critic(feat).abs().mean())
 
     # --- behaviour learning ------------------------------------------------------------------
+    def required_steps(self) -> int:
+        return max(super().required_steps(), self.c.start_length)
+
     def behaviour_phase(self) -> dict[str, Any]:
         c = self.c
         starts = self.start_states(c.start_sequences, c.start_length)  # one encoding per round

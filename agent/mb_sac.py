@@ -180,8 +180,12 @@ class MBSAC(ModelBasedAgent):
         """A replayed batch and its posteriors [B, T] (``start_states`` without flattening: the
         real transitions need the sequences' actions, rewards and episode starts)."""
         batch = self.replay.sample(num_sequences, length)
-        posts, _ = self.model.observe(batch["obs"], batch["action"], batch["is_first"])
+        posts, _ = self.model.observe(self.model.batch_obs(batch), batch["action"],
+                                      batch["is_first"])
         return batch, posts
+
+    def required_steps(self) -> int:
+        return max(super().required_steps(), self.c.start_length)
 
     def behaviour_phase(self) -> dict[str, Any]:
         c = self.c

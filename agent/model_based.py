@@ -385,7 +385,7 @@ class ModelBasedAgent(Agent):
         if length <= max(wm.eval_horizons) or self.model_updates_done == 0:
             return {}
         batch = self.replay.sample(wm.eval_batch, length, rng=np.random.default_rng(12345))
-        return self.model.open_loop_errors(batch, wm.eval_horizons)
+        return self.model.open_loop_errors(batch_to(batch, self.device), wm.eval_horizons)
 
     # --- acting, diagnostics ------------------------------------------------------------------
     def eval_state(self, n: int) -> dict[str, Any]:
