@@ -674,7 +674,7 @@ def plot_probability_of_improvement(
         fig, axes = _grid(
             1,
             1,
-            width=cell * n + label_in + 1.4,
+            width=max(cell * n + label_in + 1.4, 5.6),  # room for the title and the key
             height=cell * n + label_in + 1.0,
             legend_width=0.0,
             max_width=max(MAX_WIDTH_IN, cell * n + label_in + 1.4),
@@ -691,7 +691,7 @@ def plot_probability_of_improvement(
             if few[i, j]:
                 ax.add_patch(
                     Rectangle(
-                        (j, i), 1, 1, facecolor=(1, 1, 1, 0.6), edgecolor="0.55", hatch="///",
+                        (j, i), 1, 1, facecolor=(1, 1, 1, 0.6), edgecolor="0.7", hatch="///",
                         lw=0.0,
                     )
                 )  # fmt: skip
@@ -715,13 +715,13 @@ def plot_probability_of_improvement(
         if few.any():
             key.append(
                 Patch(
-                    facecolor=to_rgba("0.85"), edgecolor="0.55", hatch="///",
+                    facecolor=to_rgba("0.85"), edgecolor="0.7", hatch="///",
                     label=f"fewer than {min_runs} runs in a group (coarse, no verdict)",
                 )
             )  # fmt: skip
         fig.legend(handles=key, loc="outside lower center", ncols=len(key), frameon=False)
         if title:
-            ax.set_title(title)
+            ax.set_title(_wrap(title, max(int(fig.get_figwidth() * 11), 30)))
     return fig, axes
 
 
@@ -958,22 +958,22 @@ def _legend(
     """A frameless legend right of the panels (returned; None when there is nothing to say).
 
     The figure widens (up to the page width) when the labels need more than the ``reserved``
-    inches, and the legend moves below the panels when it would take more than 40% of the
+    inches, and the legend moves below the panels when it would take more than half of the
     width."""
     if not (force or len(handles) > 1 or (handles and title)):
         return None
-    chars = max([len(str(h.get_label())) for h in handles] + [len(title or "")])
-    need = 0.068 * chars + 0.55  # inches: a handle and 8 pt text
+    chars = max(len(str(h.get_label())) for h in handles) if handles else 0
+    need = max(0.068 * chars + 0.55, 0.068 * len(title or "") + 0.1)  # a handle, 8 pt text
     width = fig.get_figwidth()
     grown = width + max(need - reserved, 0.0)
-    if grown > MAX_WIDTH_IN or need > 0.4 * grown:
+    if grown > MAX_WIDTH_IN + 0.3 or need > 0.5 * grown:
         n_cols = max(1, int(width * 0.95 // need))
         n_lines = math.ceil(len(handles) / n_cols) + (1 if title else 0)
         fig.set_figheight(fig.get_figheight() + 0.19 * n_lines + 0.1)
         return fig.legend(
             handles=handles, title=title, loc="outside lower center", ncols=n_cols, frameon=False
         )
-    fig.set_figwidth(grown)
+    fig.set_figwidth(min(grown, MAX_WIDTH_IN))
     return fig.legend(handles=handles, title=title, loc="outside right upper", frameon=False)
 
 
