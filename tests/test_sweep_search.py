@@ -159,6 +159,16 @@ def test_resolved_records_the_search_and_resume_sees_the_same_trials(tmp_path):
         _check_same(load_sweep(path), storage)
 
 
+def test_status_groups_runs_by_configuration(tmp_path):
+    from sweeps.status import _labels
+
+    resolved = load_sweep(write(tmp_path), "quick").resolved()
+    labels = _labels(resolved)
+    # one label per configuration (its seeds share it), not one per agent
+    assert len(set(labels.values())) == 4
+    assert labels["t000_sac_r0_s0"] == labels["t000_sac_r0_s1"] == "sac r0"
+
+
 def test_a_sweep_without_search_expands_as_before():
     sweep = load_sweep(SWEEPS_DIR / "model_based.yaml", "quick")
     resolved = sweep.resolved()
