@@ -69,8 +69,10 @@ class Policy:
     def __init__(self, agent: Any, info: dict[str, Any], trial_dir: Path):
         self.agent, self.info, self.trial_dir = agent, info, trial_dir
         self.env_spec = agent.env_spec
-        space = agent.env_spec.make().action_space
-        self.low, self.high = space.low, space.high
+        env = agent.env_spec.make()
+        self.low, self.high = env.action_space.low, env.action_space.high
+        self.obs_shape = tuple(env.observation_space.shape or ())
+        env.close()
         self._state: Any = None
 
     @property
@@ -88,7 +90,7 @@ class Policy:
         ``deterministic=False`` samples from the policy's distribution (PPO: Gaussian, clipped;
         SAC: squashed Gaussian). Agents with memory keep it across calls until :meth:`reset`.
         """
-        single = isinstance(obs, np.ndarray) and obs.ndim == len(self.env_spec_obs_shape())
+        single = isinstance(obs, np.ndarray) and obs.ndim == len(self.obs_shape)
         batch = np.asarray(obs, dtype=np.float32)[None] if single else obs
         n = len(batch["state"] if isinstance(batch, dict) else batch)
         if self._state is None:
@@ -97,9 +99,6 @@ class Policy:
                              else self._sample(batch))
         scaled = self.low + (np.clip(unit, -1.0, 1.0) + 1.0) * 0.5 * (self.high - self.low)
         return scaled[0] if single else scaled
-
-    def env_spec_obs_shape(self) -> tuple[int, ...]:
-        return tuple(self.agent.env_spec.make().observation_space.shape or ())
 
     def _sample(self, obs: np.ndarray) -> tuple[np.ndarray, Any]:
         name = self.info["agent"]

@@ -363,5 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m sweeps.cli: run the importable module's main, so
+    from sweeps.cli import main as _main  # CLIError raised by other modules is the same class
+
+    sys.exit(_main())
