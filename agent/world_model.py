@@ -26,6 +26,7 @@ out every ``holdout_every``-th episode for open-loop evaluation, and logs ``mode
                                       steps ahead from the posterior, fed the real actions
     model/const/<quantity>            the same for the best constant predictor (the variance)
                                       (pixels: obs errors in [0, 1] intensity units)
+    model/recon/obs                   pixels: the posterior's own reconstruction error (h = 0)
     model/probe/<latent>/<q>          R^2 of a ridge probe from the features to the true body
                                       state (latent: post, prior_h<h>), see agent.common.probe
 
