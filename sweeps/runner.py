@@ -612,18 +612,15 @@ def ray_trainable(params: dict[str, Any], trials: dict[str, dict[str, Any]]) -> 
     if deadline is not None and not _can_finish(spec, cfg, deadline):
         return  # not started: stays pending (or interrupted) for the next --resume
     reported: dict[str, int | None] = {"mtime": None}
-    last = {"time": time.time()}
+    stop = None if deadline is None else deadline_check(
+        deadline, cfg.total_steps, spec.get("min_start_s", MIN_START_S))
 
     def on_eval(row: dict[str, Any], ckpt_dir: Path) -> None:
         value = row.get(metric, row.get("eval/return"))
         if isinstance(value, float) and not math.isfinite(value):
             raise TrialError(f"non-finite {metric} at env step {row['env_step']}")
-        now = time.time()
-        interval, last["time"] = now - last["time"], now
-        if deadline is not None and row["env_step"] < cfg.total_steps and \
-                now + 1.2 * interval + spec.get("min_start_s", MIN_START_S) > deadline:
-            # the next evaluation would end past the limit: stop here (checkpointed first)
-            raise TrialInterrupted("time limit")
+        if stop is not None:
+            stop(row["env_step"])
         state = ckpt_dir / CKPT_NAME
         mtime = state.stat().st_mtime_ns if state.exists() else None
         checkpoint = None
@@ -647,6 +644,24 @@ def ray_trainable(params: dict[str, Any], trials: dict[str, dict[str, Any]]) -> 
     except BaseException as err:
         _mark_failed(out, cfg, err)
         raise
+
+
+def deadline_check(deadline: float, total_steps: int, margin_s: float,
+                   clock: Any = time.time) -> Any:
+    """An ``on_eval`` step for a wall-time limit: at each evaluation, if the next one (as long
+    as the last interval, +20%) would end within ``margin_s`` of ``deadline``, raise
+    TrialInterrupted("time limit"); run_trial then checkpoints this evaluation and stops."""
+    from agent.trial import TrialInterrupted
+
+    last = {"time": clock()}
+
+    def check(env_step: int) -> None:
+        now = clock()
+        interval, last["time"] = now - last["time"], now
+        if env_step < total_steps and now + 1.2 * interval + margin_s > deadline:
+            raise TrialInterrupted("time limit")
+
+    return check
 
 
 def _can_finish(spec: dict[str, Any], cfg: Any, deadline: float) -> bool:
