@@ -439,7 +439,10 @@ def interval_panels(
             runs = ""
             if "n_runs" in summary:
                 most = int(summary["n_runs"].max())
-                runs = f" (at most {most} runs per group: the interquartile mean trims nothing)"
+                runs = (
+                    f" (at most {most} run{'s' if most != 1 else ''} per group: the interquartile "
+                    "mean trims nothing)"
+                )
             notes.append(f"IQM and mean are identical for every group{runs}: one panel shows both.")
     return metrics, names, notes
 
@@ -509,6 +512,8 @@ def plot_intervals(
                         color=colours.get(g, "0.5"),
                         alpha=0.8,
                     )
+                else:  # no CI (one run): a coloured dot keeps the colour's meaning visible
+                    ax.plot(rec["estimate"], y, "o", color=colours.get(g, "0.5"), ms=6)
                 ax.plot([rec["estimate"]] * 2, [y - 0.32, y + 0.32], color="k", lw=1.4)
             ax.set_yticks(range(len(order)), [str(g) for g in order])
             ax.set_ylim(len(order) - 0.5, -0.5)

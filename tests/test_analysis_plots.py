@@ -247,6 +247,17 @@ def test_identical_iqm_and_mean_merge_and_zero_gaps_drop():
     assert plots.interval_panels(_summary())[0] == ["iqm", "mean", "median", "optimality_gap"]
 
 
+def test_interval_plot_without_ci_keeps_the_colours_visible():
+    summary = _summary(("iqm",))
+    summary[["low", "high"]] = np.nan  # one run per group: no CI, no bar
+    fig, axes = plots.plot_intervals(summary, hue="init.scheme")
+    dots = [ln for ln in _data_lines(axes[0, 0]) if ln.get_marker() == "o"]
+    assert len(dots) == 3 and not axes[0, 0].patches
+    kaiming = style.palette("init.scheme", ["kaiming"])["kaiming"]
+    assert any(np.allclose(to_rgb(d.get_color()), kaiming) for d in dots)
+    assert len(fig.legends[0].get_texts()) == 3
+
+
 def test_heatmap_cells_and_ci_text():
     rows = []
     for scheme, scenario in itertools.product(["fanin", "orthogonal"], ["s1", "s2", "s3"]):
