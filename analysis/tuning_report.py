@@ -19,6 +19,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullFormatter
 
 from analysis import plots
 from analysis.tuning import (
@@ -179,6 +180,7 @@ def plot_expected_best(curves: pd.DataFrame, *, x: str = "n", mode: str = "max")
                           "real env steps incl. tuning")
             if x == "env_steps":
                 ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())
         axes[0][0].set_ylabel(f"expected best final score ({'max' if mode == 'max' else 'min'})")
         handles, labels = axes[0][0].get_legend_handles_labels()
         if handles:
@@ -210,6 +212,7 @@ def plot_slices(configs: pd.DataFrame, keys: Sequence[str], *, log_keys: set[str
                            alpha=0.8)
             if key in log_keys:
                 ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only
             ax.set_xlabel(key.split(".", 1)[-1], fontsize=8)
             ax.tick_params(axis="x", labelrotation=30)
         for ax in axes.ravel()[len(keys):]:
