@@ -83,8 +83,20 @@ def test_tensorboard_events_have_env_steps_init_histograms_and_hparams(trials):
     final = [e.value for acc in accs if "hparams/eval/return" in acc.Tags()["scalars"]
              for e in acc.Scalars("hparams/eval/return")]
     assert final == [pytest.approx(metrics["eval/return"].iloc[-3:].mean(), rel=1e-5)]
-    plugin = {tag for acc in accs for tag in acc.PluginTagToContent("hparams")}
-    assert "_hparams_/session_start_info" in plugin
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    starts = []
+    for acc in accs:
+        try:
+            content = acc.PluginTagToContent("hparams")
+        except KeyError:  # the scalars file
+            continue
+        starts.append(HParamsPluginData.FromString(content["_hparams_/session_start_info"]))
+    (start,) = starts
+    hparams = start.session_start_info.hparams
+    assert hparams["agent"].string_value == "sac"
+    assert hparams["sac.batch_size"].number_value == 32
+    assert hparams["init.scheme"].string_value == cfg.init.scheme
 
 
 # --- the final policy and sweep eval ------------------------------------------------------------
