@@ -1107,7 +1107,9 @@ def _count_once(
         )
         df = df[~mask]
     if group:
-        missing = df[list(group)].isna().any(axis=1)
+        # a run with no value of any group key forms no group (dreamer's runs in a view grouped
+        # by ``mb_ppo.return_estimator``); one that lacks only some keys keeps its group
+        missing = df[list(group)].isna().all(axis=1)
         if missing.any():
             lacking = df[missing]
             n = lacking.groupby(["trial_id", "seed"], dropna=False).ngroups
