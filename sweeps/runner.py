@@ -50,7 +50,7 @@ from sweeps.status import (
     read_states,
     text_table,
 )
-from sweeps.trialdir import atomic_write_json, check_trial
+from sweeps.trialdir import atomic_write_json, check_trial, config_diff
 
 RAY_DIR = "ray"  # Ray Tune's experiment directory inside the sweep directory
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM: trials checkpointed, resumable
@@ -236,11 +236,14 @@ def _check_same(sweep: Sweep, storage: Path) -> None:
     stored = json.loads((storage / "sweep_resolved.json").read_text())
     old = {t["trial_id"]: t["config"] for t in stored["trials"]}
     new = {t.trial_id: t.config for t in sweep.trials}
-    if old == new:
+    # keys only one side has were added to (or dropped from) the code after the sweep was
+    # stored; their defaults reproduce the old behaviour (trialdir.config_diff), so they pass
+    diffs = {k: config_diff(old[k], new[k]) for k in new.keys() & old.keys()}
+    if old.keys() == new.keys() and not any(diffs.values()):
         return
     added = len(new.keys() - old.keys())
     removed = len(old.keys() - new.keys())
-    changed = sum(1 for k in new.keys() & old.keys() if new[k] != old[k])
+    changed = sum(1 for d in diffs.values() if d)
     hint = ""
     if stored.get("budget") != sweep.budget:
         hint = (f"; it was started with --budget {stored['budget']}" if stored.get("budget")
