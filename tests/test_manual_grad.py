@@ -12,7 +12,7 @@ from agent.sac import SAC
 
 def trained_sac(**extra) -> SAC:
     cfg = build_config({"agent": "sac", "env": "Pendulum-v1", "seed": 0, "total_steps": 2000,
-                        "sac.hidden": [32, 24], "sac.batch_size": 64,
+                        "sac.hidden": [32, 24], "sac.batch_size": 64, "preset": "none",
                         "sac.learning_starts": 100, **extra})
     seed_everything(0)
     agent = SAC(cfg)
