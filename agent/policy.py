@@ -5,7 +5,7 @@ last evaluated policy; it stays when training checkpoints are deleted). It holds
 plain values, so ``torch.load(path, weights_only=True)`` reads it::
 
     {"format": 1, "agent": "ppo", "env": "Walker2d-v5", "env_steps": 100000,
-     "networks": {"actor": state_dict, "critic": state_dict},   # agent.networks()
+     "networks": {"actor": state_dict},   # agent.networks() but the critic (not needed to act)
      "obs_norm": {"mean": tensor, "var": tensor, "count": tensor}}   # agents that normalise obs
 
 :func:`load_policy` rebuilds the agent from the trial's ``config.json``, loads the weights and
@@ -28,6 +28,9 @@ import torch
 
 POLICY_FILE = "policy.pt"
 FORMAT = 1
+#: networks the file leaves out: value/Q estimates are not needed to act (SAC's [256, 256] twin
+#: critic would triple the file; a model-based agent keeps its world model, which it acts through)
+NOT_FOR_ACTING = frozenset({"critic"})
 
 
 class PolicyError(ValueError):
@@ -40,7 +43,7 @@ def policy_state(agent: Any) -> dict[str, Any]:
         "format": FORMAT, "agent": agent.cfg.agent, "env": agent.cfg.env,
         "env_steps": int(agent.env_steps),
         "networks": {name: {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-                     for name, net in agent.networks().items()},
+                     for name, net in agent.networks().items() if name not in NOT_FOR_ACTING},
     }
     norm = getattr(agent, "obs_norm", None)
     if norm is not None and getattr(norm, "enabled", False):
@@ -198,6 +201,7 @@ def load_policy(trial_dir: str | Path) -> Policy:
         raise PolicyError(f"{config_path}: {err}") from err
     agent = agents.get(cfg.agent)(cfg)
     nets = agent.networks()
+    nets = {name: net for name, net in nets.items() if name not in NOT_FOR_ACTING}
     missing = sorted(set(nets) - set(info["networks"]))
     if missing:
         raise PolicyError(f"{path}: no weights for network(s) {', '.join(missing)}")
