@@ -120,11 +120,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     limit = getattr(args, "max_trials", None)
     sweep = load_sweep(args.file, args.budget, max_trials=limit)
-    print(f"{sweep.file}: ok: {_describe(sweep)}")
+    print_safely(f"{sweep.file}: ok: {_describe(sweep)}")
     if args.budget is None:
         for name in sweep.spec.budgets:
             budget = load_sweep(sweep.file, name, check_budgets=False, max_trials=limit)
-            print(f"  budget {name}: {_describe(budget)}")
+            print_safely(f"  budget {name}: {_describe(budget)}")
     return 0
 
 
