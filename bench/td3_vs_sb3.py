@@ -31,6 +31,9 @@ import time
 import numpy as np
 import torch
 
+# the same timing and printing as the SAC bench (this directory is on sys.path when run)
+from sac_vs_sb3 import report, update_ms
+
 from agent import build_config
 from agent.common.allocator import keep_freed_memory
 from agent.common.evaluation import evaluate
@@ -94,24 +97,6 @@ def timed(fn, steps: int) -> tuple[float, float]:
     return steps / (time.process_time() - cpu), steps / (time.perf_counter() - wall)
 
 
-def update_ms(updates: dict, reps: int = 6, n: int = 26) -> dict[str, float]:
-    """Median CPU ms of one update call per library, measured in interleaved blocks (an even
-    ``n``, so each block holds the same share of actor steps)."""
-    times: dict[str, list[float]] = {k: [] for k in updates}
-    for _ in range(reps):
-        for name, fn in updates.items():
-            t0 = time.thread_time()
-            for _ in range(n):
-                fn()
-            times[name].append((time.thread_time() - t0) / n * 1e3)
-    return {k: float(np.median(v)) for k, v in times.items()}
-
-
-def report(seed: int, name: str, rates: tuple[float, float], returns: np.ndarray) -> None:
-    print(f"seed {seed} {name:4s}: {rates[0]:7.1f} env steps per CPU s ({rates[1]:7.1f} per wall "
-          f"s), eval {returns.mean():8.1f} +- {returns.std():5.1f}", flush=True)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", default="Pendulum-v1")
@@ -141,7 +126,7 @@ def main() -> None:
         sb3_ret = evaluate(SB3Policy(model, agent.env_spec), args.eval_episodes,
                            seed=10_000 + seed)
         report(seed, "SB3", sb3_sps, sb3_ret)
-        ms = update_ms({"ours": our_update, "sb3": sb3_update})
+        ms = update_ms({"ours": our_update, "sb3": sb3_update}, n=26)  # even: same actor-step share
         print(f"seed {seed} one update: ours {ms['ours']:.2f} ms, SB3 {ms['sb3']:.2f} ms "
               f"(ratio {ms['sb3'] / ms['ours']:.2f}x)", flush=True)
         ratios.append(our_sps[0] / sb3_sps[0])
