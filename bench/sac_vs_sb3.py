@@ -32,6 +32,7 @@ import torch
 
 from agent import build_config
 from agent.common.allocator import keep_freed_memory
+from agent.common.cpu import native_bf16
 from agent.common.evaluation import evaluate
 from agent.registry import agents
 from sweeps.overrides import parse_or_exit
@@ -91,17 +92,6 @@ def timed(fn, steps: int) -> tuple[float, float]:
     cpu, wall = time.process_time(), time.perf_counter()
     fn()
     return steps / (time.process_time() - cpu), steps / (time.perf_counter() - wall)
-
-
-def native_bf16() -> str:
-    """The CPU's native bf16 matmul flags (Linux /proc/cpuinfo), e.g. 'amx_bf16 avx512_bf16'."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f
-                          if line.startswith("flags")), [])
-    except OSError:
-        return "unknown"
-    return " ".join(x for x in ("amx_bf16", "avx512_bf16") if x in flags)
 
 
 def update_ms(updates: dict, reps: int = 6, n: int = 25) -> dict[str, float]:

@@ -1,13 +1,12 @@
 """SAC: what each loss updates, the target update, fixed temperature, acting, and learning."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 
 from agent import build_config, run_trial
 from agent.base import seed_everything
+from agent.common.cpu import native_bf16
 from agent.common.replay import ReplayBuffer
 from agent.sac import SAC, STATS
 
@@ -148,21 +147,12 @@ def test_replay_restores_exactly_and_into_a_bigger_buffer_oldest_first():
     assert tiny.reward.tolist() == [3, 4, 5] and tiny.size == 3 and tiny.pos == 0
 
 
-def _native_bf16() -> bool:
-    """Whether the CPU has bf16 matmul instructions (elsewhere bf16 is emulated, several times
-    slower than float32, and `sac.bf16` is documented as not worth using)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in text or "avx512_bf16" in text
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("seed, bf16, actor_step", [
     (0, False, "joint"), (1, False, "joint"),
     pytest.param(0, True, "joint", marks=pytest.mark.skipif(
-        not _native_bf16(), reason="no amx_bf16/avx512_bf16: bf16 is emulated, too slow here")),
+        native_bf16() in ("", "unknown"),
+        reason="no amx_bf16/avx512_bf16: bf16 is emulated, too slow here")),
     (0, False, "after_critic")])
 def test_sac_learns_pendulum(seed, bf16, actor_step, tmp_path):
     """Random play scores about -1200; a learning SAC passes -400 within 6k steps (also with
