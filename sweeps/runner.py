@@ -313,6 +313,38 @@ def _connect_ray(sweep: Sweep, args: argparse.Namespace) -> bool:
     return started
 
 
+def _wait_for_writers(storage: Path, running: list[str], timeout_s: float = 60.0,
+                      poll_s: float = 0.5) -> None:
+    """Before trials are (re)started: wait for processes of an earlier run that still write to
+    their trial directories (a killed sweep's workers until its watchdog reaps them), so two
+    processes never train one trial; after ``timeout_s`` refuse, naming them."""
+    from sweeps.status import live_writer
+
+    deadline, said = time.time() + timeout_s, False
+    while True:
+        live = {}
+        for tid in running:
+            try:
+                status = json.loads((storage / "trials" / tid / "status.json").read_text())
+            except (OSError, ValueError):
+                continue
+            pid = live_writer(status) if isinstance(status, dict) else None
+            if pid is not None:
+                live[tid] = pid
+        if not live:
+            return
+        names = ", ".join(f"{tid} (pid {pid})" for tid, pid in sorted(live.items()))
+        if time.time() >= deadline:
+            raise CLIError(f"trials still being written by processes of an earlier run: {names}. "
+                           "Stop those processes (or wait for them to end) and run again; "
+                           "nothing was changed")
+        if not said:
+            print(f"waiting up to {timeout_s:.0f} s for processes of an earlier run to end: "
+                  f"{names}", flush=True)
+            said = True
+        time.sleep(poll_s)
+
+
 def _run_tune(sweep: Sweep, storage: Path, args: argparse.Namespace,
               deadline: float | None = None) -> int:
     from ray import tune
@@ -326,6 +358,9 @@ def _run_tune(sweep: Sweep, storage: Path, args: argparse.Namespace,
         groups.setdefault(t.group, []).append(str(storage / "trials" / t.trial_id))
     for t in sweep.trials:  # where _can_finish measures the time per step
         table[t.trial_id].update(group_dirs=groups[t.group], trials_root=str(storage / "trials"))
+    states = {s.trial_id: s for s in read_states(storage)}
+    _wait_for_writers(storage, [t.trial_id for t in sweep.trials
+                                if states[t.trial_id].state == "running"])
     states = {s.trial_id: s for s in read_states(storage)}
     # finished trials are never rerun; damaged ones are named and left as they are
     todo = [t for t in sweep.trials if states[t.trial_id].state not in ("finished", "damaged")]

@@ -133,6 +133,37 @@ def _dead(status: dict[str, Any]) -> str | None:
     return None
 
 
+def live_writer(status: dict[str, Any]) -> int | None:
+    """The pid of the process that wrote this status.json if it is still alive on this machine
+    (a worker of a killed sweep that has not exited yet), else None. A live process that started
+    after the status was last written only reuses the pid: not the writer."""
+    pid, host = status.get("pid"), status.get("host")
+    if status.get("state") != "running" or not isinstance(pid, int) or pid == os.getpid() \
+            or host != socket.gethostname():
+        return None
+    started = process_start_time(pid)
+    updated = _float(status.get("updated"))
+    if started is None or (updated is not None and started > updated + 1.0):
+        return None
+    return pid
+
+
+def process_start_time(pid: int) -> float | None:
+    """When a live ``pid`` started (epoch seconds), from /proc; None if it is gone or a zombie
+    (or off Linux)."""
+    from sweeps.watchdog import _stat
+
+    info = _stat(pid)
+    if info is None or info[2] in ("Z", "X"):
+        return None
+    try:
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return boot + info[1] / os.sysconf("SC_CLK_TCK")
+
+
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():

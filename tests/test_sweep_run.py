@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from sweeps.cli import main
+from sweeps.status import live_writer
 
 pytestmark = pytest.mark.ray
 
@@ -116,6 +117,16 @@ def _kill_group(proc: subprocess.Popen, grace: float) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def _wait_for_reaping(trial_dirs: list[Path], timeout_s: float = 30.0) -> None:
+    """Wait until no live process still writes these trials (what `sweep run` also waits for)."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if not any(live_writer(_status(d)) for d in trial_dirs if (d / "status.json").exists()):
+            return
+        time.sleep(0.2)
+    pytest.fail("the killed sweep's workers were not reaped within 30 s")
 
 
 def _sweep_file(tmp_path: Path, name: str, body: str) -> Path:
@@ -235,6 +246,7 @@ def test_resume_after_kill_9(tmp_path, capsys, ray_address):
     finally:
         _kill_group(proc, grace=0)  # SIGKILL only: the process group, with its embedded Ray
         log.close()
+    _wait_for_reaping(short + long)  # the killed sweep's workers until its watchdog ends them
     for d in short + long:
         if (d / "status.json").exists():
             at_kill[d.name] = _status(d)["env_steps"]
@@ -252,6 +264,6 @@ def test_resume_after_kill_9(tmp_path, capsys, ray_address):
         status = _status(d)
         assert status["state"] == "finished" and status["env_steps"] == 2400
         assert status["restores"] >= 1
-        assert at_kill[d.name] - 200 <= status["restored_from_step"] <= at_kill[d.name]
+        assert at_kill[d.name] - 200 <= status["restored_from_step"] <= at_kill[d.name], status
         steps = [int(r["env_step"]) for r in _rows(d)]
         assert steps == list(range(0, 2401, 200))  # no step trained twice, none lost

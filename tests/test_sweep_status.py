@@ -84,3 +84,66 @@ def test_terminal_view_renders_counts_best_and_eta():
     assert "ETA 48s" in text
     assert "failed t002_s0: TrialError: non-finite" in text
     assert fmt_duration(3725) == "1h02m" and fmt_duration(None) == "--"
+
+
+def _status_of(pid: int, updated: float, state: str = "running") -> dict:
+    import socket
+
+    return {"state": state, "pid": pid, "host": socket.gethostname(), "updated": updated}
+
+
+def test_live_writer_names_a_live_process_and_not_a_reused_pid(tmp_path):
+    """A worker of a killed sweep that still runs is named; a dead pid, another machine's, a
+    finished trial's, or a pid now held by a process started after the last write are not."""
+    import subprocess
+    import sys
+    import time
+
+    from sweeps.status import live_writer
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.3)
+        assert live_writer(_status_of(proc.pid, time.time())) == proc.pid
+        assert live_writer(_status_of(proc.pid, time.time(), state="finished")) is None
+        assert live_writer({**_status_of(proc.pid, time.time()), "host": "elsewhere"}) is None
+        assert live_writer(_status_of(proc.pid, time.time() - 3600)) is None  # pid reused
+    finally:
+        proc.kill()
+        proc.wait()
+    assert live_writer(_status_of(proc.pid, time.time())) is None
+
+
+def test_resume_waits_for_a_killed_runs_worker_then_refuses(tmp_path, capsys):
+    """`sweep run --resume` never starts a trial that a process of an earlier run still writes:
+    it waits for it to end, and refuses (naming it, changing nothing) if it does not."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    import pytest
+
+    from sweeps.cli import CLIError
+    from sweeps.runner import _wait_for_writers
+
+    trial = tmp_path / "trials" / "t000_s0"
+    trial.mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.3)
+        (trial / "status.json").write_text(json.dumps(_status_of(proc.pid, time.time())))
+        before = (trial / "status.json").read_bytes()
+        with pytest.raises(CLIError, match=rf"t000_s0 \(pid {proc.pid}\).*nothing was changed"):
+            _wait_for_writers(tmp_path, ["t000_s0"], timeout_s=0.5, poll_s=0.1)
+        assert (trial / "status.json").read_bytes() == before
+        assert "waiting up to" in capsys.readouterr().out
+        import threading
+
+        threading.Timer(0.5, proc.kill).start()  # the worker ends while the resume waits
+        t0 = time.time()
+        _wait_for_writers(tmp_path, ["t000_s0"], timeout_s=20, poll_s=0.1)
+        assert time.time() - t0 < 10
+    finally:
+        proc.kill()
+        proc.wait()
