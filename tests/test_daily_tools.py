@@ -164,6 +164,8 @@ def test_preset_applies_under_explicit_keys_and_is_recorded():
     assert named.sac.lr == 3e-4 and named.preset == "Walker2d-v5"
     mb = build_config({"agent": "mb_ppo", "env": "Pendulum-v1"})
     assert (mb.world_model.deter, mb.preset) == (64, "Pendulum-v1")
+    td3 = build_config({"agent": "td3", "env": "Walker2d-v5", "td3.actor_lr": 3e-4})
+    assert (td3.td3.hidden, td3.td3.learning_starts, td3.td3.actor_lr) == ([400, 300], 10_000, 3e-4)
 
 
 def test_bad_presets_are_config_errors(monkeypatch):
@@ -179,7 +181,7 @@ def test_bad_presets_are_config_errors(monkeypatch):
 def test_every_preset_validates():
     from agent.presets import names
 
-    for agent in ("sac", "ppo", "mb_ppo", "mb_sac", "dreamer", "world_model"):
+    for agent in ("sac", "td3", "ppo", "mb_ppo", "mb_sac", "dreamer", "world_model"):
         assert set(names(agent)) >= {"Pendulum-v1", "Walker2d-v5"}
         for env in names(agent):
             build_config({"agent": agent, "env": env})  # raises on a bad key or value
