@@ -379,6 +379,10 @@ def _run_tune(sweep: Sweep, storage: Path, args: argparse.Namespace,
         # directory committed without ray/ and checkpoints resumes on another machine too)
         if exp_dir.exists():
             shutil.rmtree(exp_dir)
+        # Tune's own CSV/JSON/TensorBoard loggers would put a second TensorBoard run per trial
+        # under ray/ (x axis: Tune iterations); each trial writes its own to <trial>/tb with
+        # env steps on the x axis. TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0 brings Tune's back.
+        os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
         tuner = tune.Tuner(
             trainable,
             param_space={"trial_id": tune.grid_search(seed_major(todo))},

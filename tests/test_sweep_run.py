@@ -176,12 +176,17 @@ def test_end_to_end_2x2_seeds(tmp_path, ray_address, capsys):
         assert float(rows[-1]["eval/return"]) < 0  # Pendulum returns are negative
         assert json.loads((d / "init_diagnostics.json").read_text()).keys() == {
             str(t["config"]["seed"])}
-    # Ray Tune's experiment state, one checkpoint kept per trial, TensorBoard events
+    # Ray Tune's experiment state and one checkpoint per trial; TensorBoard events only in
+    # the trials' own tb/ (env steps on the x axis), none from Tune's loggers under ray/
     ray_dir = storage / "ray"
     assert list(ray_dir.glob("experiment_state-*.json")) and (ray_dir / "tuner.pkl").exists()
     for tid in ids:
         assert len(list((ray_dir / tid).glob("checkpoint_*"))) == 1
-        assert list((ray_dir / tid).glob("events.out.tfevents.*"))
+        assert not list((ray_dir / tid).glob("events.out.tfevents.*"))
+        assert not list((ray_dir / tid).glob("progress.csv"))
+        assert list((storage / "trials" / tid / "tb").glob("events.out.tfevents.*"))
+    events = sorted(p.relative_to(storage) for p in storage.rglob("events.out.tfevents.*"))
+    assert {p.parts[:2] for p in events} == {("trials", tid) for tid in ids}
 
     # status; and running into the existing sweep refuses unless --resume
     assert main(["status", str(storage)]) == 0
