@@ -30,7 +30,7 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from agent.common.networks import SquashedGaussianActor, mlp
+from agent.common.networks import Activation, SquashedGaussianActor, mlp
 from agent.common.rssm import Latent
 from agent.common.sequence_replay import Batch
 from agent.config import TrialConfig
@@ -114,7 +114,7 @@ def soft_return(reward: Tensor, logp: Tensor, weight: Tensor, v_last: Tensor, ga
 
 class MBSACConfig(ModelBasedConfig):
     hidden: list[int] = Field([128, 128], min_length=1, description="actor and critic MLPs")
-    activation: str = "relu"
+    activation: Activation = "relu"
     imagine_horizon: int = Field(5, gt=0, description="imagined steps from each start state")
     real_ratio: float = Field(0.1, ge=0, le=1, description="share of real transitions per batch")
     sac_updates: int = Field(100, ge=1, description="SAC updates per round")

@@ -56,13 +56,13 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from agent.base import Agent
 from agent.common.distributions import normal_log_prob, tanh_log_det
 from agent.common.envs import restore, snapshot, stack_obs, step_env
-from agent.common.networks import known_activation
+from agent.common.networks import Activation
 from agent.common.returns import estimate
 from agent.common.rssm import Latent
 from agent.common.sequence_replay import SequenceReplay, batch_to
@@ -93,13 +93,8 @@ class ModelBasedConfig(BaseModel):
     gamma: float = Field(0.99, gt=0, le=1)
     lam: float = Field(0.95, ge=0, le=1, description="lambda of lambda_return and gae")
     hidden: list[int] = Field([128, 128], min_length=1, description="behaviour nets' widths")
-    activation: str = Field("elu", description="behaviour nets' activation")
+    activation: Activation = Field("elu", description="behaviour nets' activation")
     buffer_size: int = Field(1_000_000, gt=0, description="real steps the replay keeps")
-
-    @field_validator("activation")
-    @classmethod
-    def _known_activation(cls, v: str) -> str:
-        return known_activation(v)
 
 
 @dataclass

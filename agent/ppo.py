@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from agent.base import Agent
 from agent.common.distributions import normal_entropy, normal_log_prob
 from agent.common.envs import EnvError, restore, snapshot, step_env
-from agent.common.networks import GaussianActor, mlp
+from agent.common.networks import Activation, GaussianActor, mlp
 from agent.common.normalize import ObsNormalizer, RewardScaler
 from agent.common.returns import gae
 from agent.config import TrialConfig
@@ -47,7 +47,7 @@ class PPOConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hidden: list[int] = Field([64, 64], min_length=1)
-    activation: str = "tanh"
+    activation: Activation = "tanh"
     layer_norm: bool = False
     state_dependent_std: bool = False
     num_envs: int = Field(4, gt=0, description="parallel envs (gymnasium.vector.SyncVectorEnv)")

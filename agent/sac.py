@@ -47,7 +47,7 @@ from agent.base import Agent, seed_everything, to_tensor
 from agent.common import manual_grad, seed_batch
 from agent.common.distributions import LOG_2PI, squashed_sample, tanh_log_det
 from agent.common.envs import restore, snapshot, step_env
-from agent.common.networks import SquashedGaussianActor, mlp
+from agent.common.networks import Activation, SquashedGaussianActor, mlp
 from agent.common.replay import ReplayBuffer, SeedBatchedReplay
 from agent.config import TrialConfig
 from agent.registry import register
@@ -58,7 +58,7 @@ class SACConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hidden: list[int] = Field([256, 256], min_length=1)
-    activation: str = "relu"
+    activation: Activation = "relu"
     layer_norm: bool = False
     lr: float = Field(3e-4, gt=0)
     critic_lr: float | None = Field(None, gt=0, description="defaults to lr")

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from agent.base import Agent, to_tensor
 from agent.common.envs import restore, snapshot, step_env
-from agent.common.networks import EnsembleLinear, known_activation, mlp
+from agent.common.networks import Activation, EnsembleLinear, mlp
 from agent.common.replay import ReplayBuffer
 from agent.config import TrialConfig
 from agent.dreamer import polyak_
@@ -81,7 +81,7 @@ class TD3Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hidden: list[int] = Field([256, 256], min_length=1, description="actor and critic widths")
-    activation: str = Field("relu", description="hidden activation (agent.common.networks)")
+    activation: Activation = Field("relu", description="hidden activation (agent.common.networks)")
     layer_norm: bool = Field(False, description="LayerNorm after every hidden layer")
     actor_lr: float = Field(1e-3, gt=0, description="Adam step size of the actor")
     critic_lr: float = Field(1e-3, gt=0, description="Adam step size of the twin critic")
@@ -101,11 +101,6 @@ class TD3Config(BaseModel):
     target_noise: float = Field(0.2, ge=0, description="std of the target policy smoothing noise")
     target_noise_clip: float = Field(0.5, ge=0, description="the smoothing noise is clipped to "
                                      "[-c, c]")
-
-    @field_validator("activation")
-    @classmethod
-    def _known_activation(cls, v: str) -> str:
-        return known_activation(v)
 
     @field_validator("target_noise_clip")
     @classmethod

@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from agent.base import Agent
 from agent.common.conv import ConvDecoder, ConvEncoder
 from agent.common.envs import restore, snapshot, step_env
-from agent.common.networks import known_activation, mlp
+from agent.common.networks import Activation, mlp
 from agent.common.probe import probe_scores
 from agent.common.rssm import RSSM, Latent
 from agent.common.sequence_replay import Batch, SequenceReplay, batch_to
@@ -75,7 +75,7 @@ class WorldModelConfig(BaseModel):
     discrete: int = Field(0, ge=0, description="0: Gaussian latent; C: categoricals of C classes")
     hidden: int = Field(200, gt=0, description="width of every MLP layer")
     layers: int = Field(2, ge=1, description="hidden layers of the encoder and of each head")
-    activation: str = Field("elu", description="activation registry name")
+    activation: Activation = Field("elu", description="activation registry name")
     min_std: float = Field(0.1, gt=0, description="floor of the Gaussian latent's std")
     unimix: float = Field(0.01, ge=0, lt=1, description="uniform mix of categorical latents")
     symlog: bool = Field(False, description="symlog observations and proprio targets")
@@ -120,11 +120,6 @@ class WorldModelConfig(BaseModel):
     probe_sequences: int = Field(32, gt=0, description="held-out sequences to fit the probe on "
                                  "(and as many others to score it on)")
     probe_alpha: float = Field(1.0, gt=0, description="ridge penalty on standardised features")
-
-    @field_validator("activation")
-    @classmethod
-    def _known_activation(cls, v: str) -> str:
-        return known_activation(v)
 
     @field_validator("proprio")
     @classmethod

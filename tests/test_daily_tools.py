@@ -141,9 +141,18 @@ def test_sweep_eval_prints_returns_and_writes_a_video(trials, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "2 stochastic episodes" in out.stdout and "+-" in out.stdout
     import imageio.v2 as imageio
+    from PIL import Image
 
     frames = imageio.mimread(gif)
-    assert len(frames) == 201  # Pendulum's 200 steps + the reset frame
+    # Pendulum's 200 steps + the reset frame, at its 30 frames/s; the GIF encoder merges
+    # pixel-identical consecutive frames (adding their durations), so count playing time
+    with Image.open(gif) as im:
+        total_ms = 0
+        for i in range(im.n_frames):
+            im.seek(i)
+            total_ms += im.info["duration"]
+    assert 150 <= len(frames) <= 201
+    assert abs(total_ms - 201 * 1000 / 30) <= 201 * 5  # GIF stores 10 ms ticks per frame
     assert np.std(frames[0]) > 0  # a drawn pendulum, not a blank image
     bad = sweep("eval", str(path), "--video", str(tmp_path / "x.avi"))
     assert bad.returncode == 2 and ".mp4 or .gif" in bad.stderr

@@ -326,3 +326,18 @@ def test_unreachable_address_fails_fast_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"cannot reach a Ray cluster at 127.0.0.1:{port}" in err and "Traceback" not in err
     assert not storage.exists()
+
+
+@pytest.mark.parametrize("section", ["sac", "td3", "ppo", "mb_ppo", "mb_sac", "dreamer",
+                                     "world_model"])
+def test_a_misspelt_activation_fails_validation_in_every_section(tmp_path, capsys, section):
+    """`activation: rleu` is caught by `sweep validate` (the file, the key, the known names and a
+    suggestion), not inside a trial, in every section that has an activation."""
+    agent = "mb_ppo" if section == "world_model" else section
+    path = tmp_path / "typo.yaml"
+    path.write_text(f"name: typo\nbase:\n  agent: {agent}\n  env: Pendulum-v1\n"
+                    f"  {section}.activation: rleu\n")
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{section}.activation" in err and "rleu" in err and "relu" in err, err
+    assert "typo.yaml" in err and "Traceback" not in err

@@ -7,8 +7,10 @@ Constructors never choose an init: every weight-owning layer carries a ``role`` 
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
+from pydantic import AfterValidator
 from torch import nn
 
 from init_schemes import Registry, RegistryError, check_role
@@ -159,3 +161,8 @@ def known_activation(name: str) -> str:
     except RegistryError as err:
         raise ValueError(str(err)) from None
     return name
+
+
+Activation = Annotated[str, AfterValidator(known_activation)]
+"""The type of every config section's ``activation``: a registered name, checked when the config
+is built (so ``sweep validate`` catches ``activation: rleu``, naming the known ones)."""
