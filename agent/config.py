@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agent.common.envs import ObservationConfig
 from init_schemes import InitConfig, RegistryError, suggest
+from sweeps.trialdir import flatten
 
 
 class TrialConfig(BaseModel):
@@ -142,16 +143,6 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dict -> dotted keys (dict-valued leaves such as init.gains are flattened too)."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def deep_merge(a: dict, b: dict) -> dict:

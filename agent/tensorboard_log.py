@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from sweeps.trialdir import flatten
+
 TB_DIR = "tb"
 
 
@@ -79,7 +81,7 @@ class TrialBoard:
         final = [float(r[metric]) for r in rows
                  if int(r["env_step"]) in steps[-last_k:] and _is_number(r.get(metric))]
         if final:
-            hparams = {k: _hparam(v) for k, v in _flatten(self.config).items()}
+            hparams = {k: _hparam(v) for k, v in flatten(self.config).items()}
             self.writer.add_hparams(hparams, {f"hparams/{metric}": float(np.mean(final))},
                                     run_name=".", global_step=steps[-1])
         self.close()
@@ -102,11 +104,3 @@ def _hparam(value: Any) -> Any:
     return str(value)
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out

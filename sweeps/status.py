@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweeps.trialdir import check_trial
+from sweeps.trialdir import check_trial, flatten
 
 STATES = ("finished", "running", "pending", "failed", "interrupted", "damaged")
 """As written in status.json, plus ``damaged`` (files that fail validation, see
@@ -164,21 +164,13 @@ def process_start_time(pid: int) -> float | None:
     return boot + info[1] / os.sysconf("SC_CLK_TCK")
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _labels(resolved: dict[str, Any]) -> dict[str, str]:
     keys = resolved.get("varying_keys", [])
     out = {}
     for t in resolved["trials"]:
-        flat = _flatten(t["config"])
+        flat = flatten(t["config"])
         out[t["trial_id"]] = " ".join(str(flat.get(k)) for k in keys) or resolved.get("name", "")
         if t.get("draw") is not None:  # a search's configurations: one group each
             out[t["trial_id"]] += f" r{t['draw']}"
