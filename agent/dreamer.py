@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from agent.common.networks import SquashedGaussianActor, mlp
 from agent.common.rssm import Latent
 from agent.config import TrialConfig
+from agent.losses import polyak_
 from agent.model_based import Imagined, ModelBasedAgent, ModelBasedConfig
 from agent.registry import register
 
@@ -93,12 +94,6 @@ def actor_loss(returns: Tensor, values: Tensor, logp: Tensor, weights: Tensor, s
 def critic_loss(values: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
     """mean(w (V - sg(G))^2) / 2 on [H, N] tensors."""
     return 0.5 * (weights.detach() * (values - targets.detach()).pow(2)).mean()
-
-
-@torch.no_grad()
-def polyak_(target: list[Tensor], online: list[Tensor], tau: float) -> None:
-    """In place: target <- (1 - tau) target + tau online (tau = 1 copies)."""
-    torch._foreach_lerp_(target, online, tau)
 
 
 

@@ -38,6 +38,7 @@ from agent.common.distributions import normal_log_prob, tanh_log_det
 from agent.common.networks import SquashedGaussianActor, mlp
 from agent.common.rssm import Latent
 from agent.config import TrialConfig
+from agent.losses import clipped_surrogate, ratio_stats
 from agent.model_based import ModelBasedAgent, ModelBasedConfig, ReturnEstimator
 from agent.registry import register
 
@@ -163,17 +164,14 @@ class MBPPO(ModelBasedAgent):
         if c.normalize_advantages and adv.numel() > 1:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         w = b.weight / b.weight.mean()
-        surrogate = torch.max(-adv * ratio, -adv * ratio.clamp(1.0 - c.clip, 1.0 + c.clip))
-        policy_loss = (w * surrogate).mean()
+        policy_loss = (w * clipped_surrogate(adv, ratio, c.clip)).mean()
         # entropy of the tanh-Gaussian, one reparameterised sample per state (the pre-squash
         # Gaussian's closed form would reward sigma without bound although tanh saturates)
         u = mean + log_std.exp() * torch.randn_like(mean)
         entropy = (w * (tanh_log_det(u) - normal_log_prob(u, mean, log_std))).mean()
         value = self.critic(b.feat).squeeze(-1)
         value_loss = 0.5 * (w * (value - b.target).pow(2)).mean()
-        with torch.no_grad():
-            approx_kl = ((ratio - 1.0) - log_ratio).mean()
-            clip_frac = ((ratio - 1.0).abs() > c.clip).float().mean()
+        approx_kl, clip_frac = ratio_stats(ratio, log_ratio, c.clip)
         return {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy,
                 "ratio": ratio, "approx_kl": approx_kl, "clip_frac": clip_frac,
                 "std": log_std.detach().exp().mean()}

@@ -34,6 +34,7 @@ from agent.common.networks import Activation, SquashedGaussianActor, mlp
 from agent.common.rssm import Latent
 from agent.common.sequence_replay import Batch
 from agent.config import TrialConfig
+from agent.losses import polyak_
 from agent.model_based import Imagined, ModelBasedAgent, ModelBasedConfig
 from agent.registry import register
 from agent.sac import STATS
@@ -230,9 +231,7 @@ class MBSAC(ModelBasedAgent):
         self.opt.zero_grad(set_to_none=True)
         (critic_loss + actor_loss + alpha_loss).backward()
         self.opt.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(list(self.critic_target.parameters()),
-                                 list(self.critic.parameters()), self.c.tau)
+        polyak_(list(self.critic_target.parameters()), list(self.critic.parameters()), self.c.tau)
         self.updates += 1
         return stats
 

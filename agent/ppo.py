@@ -33,6 +33,7 @@ from agent.common.networks import Activation, GaussianActor, mlp
 from agent.common.normalize import ObsNormalizer, RewardScaler
 from agent.common.returns import gae
 from agent.config import TrialConfig
+from agent.losses import clipped_surrogate, ratio_stats
 from agent.registry import register
 
 #: Pendulum-v1 overrides (rl-zoo3's tuned PPO minus gSDE): reaches about -200 by 200k env steps.
@@ -205,8 +206,7 @@ class PPO(Agent):
         ratio = log_ratio.exp()
         if c.normalize_advantages and adv.shape[0] > 1:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        policy_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1.0 - c.clip, 1.0 + c.clip))
-        policy_loss = policy_loss.mean()
+        policy_loss = clipped_surrogate(adv, ratio, c.clip).mean()
         v = self.critic(obs).squeeze(-1)
         value_loss = (v - ret).pow(2)
         if c.value_clip is not None:
@@ -218,10 +218,8 @@ class PPO(Agent):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.params, c.max_grad_norm, foreach=True)
         self.opt.step()
-        with torch.no_grad():
-            approx_kl = ((ratio - 1.0) - log_ratio).mean()  # Schulman's k3 estimator
-            clip_frac = ((ratio - 1.0).abs() > c.clip).float().mean()
-            return torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_frac]).detach()
+        approx_kl, clip_frac = ratio_stats(ratio, log_ratio, c.clip)
+        return torch.stack([policy_loss, value_loss, entropy, approx_kl, clip_frac]).detach()
 
     # --- acting, diagnostics, checkpoints ---------------------------------------------------
     @torch.inference_mode()

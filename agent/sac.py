@@ -50,6 +50,7 @@ from agent.common.envs import restore, snapshot, step_env
 from agent.common.networks import Activation, SquashedGaussianActor, mlp
 from agent.common.replay import ReplayBuffer, SeedBatchedReplay
 from agent.config import TrialConfig
+from agent.losses import polyak_
 from agent.registry import register
 from init_schemes import apply_init
 
@@ -216,8 +217,7 @@ class SAC(Agent):
             actor_loss, alpha_loss, logp = self.policy_losses(batch[0])
             self._step(actor_loss + alpha_loss)
             stats = self._stats(critic_loss, actor_loss, alpha_loss, logp, q)
-        with torch.no_grad():
-            torch._foreach_lerp_(self.target_params, self.critic_params, self.c.tau)
+        polyak_(self.target_params, self.critic_params, self.c.tau)
         self.updates += 1
         return stats
 
@@ -239,7 +239,7 @@ class SAC(Agent):
             v["adam"] = manual_grad.FusedAdamStep(self.opt)
         else:
             v["adam"]()
-        torch._foreach_lerp_(self.target_params, self.critic_params, self.c.tau)
+        polyak_(self.target_params, self.critic_params, self.c.tau)
         self.updates += 1
         return stats
 

@@ -35,7 +35,7 @@ from agent.common.envs import restore, snapshot, step_env
 from agent.common.networks import Activation, EnsembleLinear, mlp
 from agent.common.replay import ReplayBuffer
 from agent.config import TrialConfig
-from agent.dreamer import polyak_
+from agent.losses import polyak_
 from agent.registry import register
 
 # --- the maths ---------------------------------------------------------------------------------

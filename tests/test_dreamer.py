@@ -16,9 +16,9 @@ from agent.dreamer import (
     critic_loss,
     ema_range,
     percentile_range,
-    polyak_,
     return_scale,
 )
+from agent.losses import polyak_
 
 # --- pure maths ------------------------------------------------------------------------------
 
