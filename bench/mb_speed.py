@@ -1,10 +1,13 @@
-"""Wall seconds per 1k env steps of the model-based agents vs our model-free SAC, Pendulum-v1.
+"""Wall seconds per 1k env steps of the model-based agents vs our model-free SAC.
 
-    nice python bench/mb_speed.py                    # 2000 timed steps per agent
+    nice python bench/mb_speed.py                    # Pendulum-v1, 2000 timed steps per agent
     nice python bench/mb_speed.py --steps 1000 --agents mb_ppo sac
+    nice python bench/mb_speed.py --env Walker2d-v5 --steps 500 --agents mb_ppo sac --profile
 
-Every agent runs with its shipped defaults plus its module's ``PENDULUM`` overrides, if it has
-them (printed), on one torch thread. Each is first trained through its warm-up (SAC's
+On Pendulum-v1 every agent runs with its shipped defaults plus its module's ``PENDULUM``
+overrides, if it has them (printed); on another env with its preset for that env
+(agent/presets/), e.g. Dreamer's 200-unit RSSM on Walker2d-v5; one torch thread. Each is first
+trained through its warm-up (SAC's
 ``learning_starts``, the model-based ``prefill``: not timed, no learning happens there), then
 the timed steps run in chunks of ``--chunk`` steps, the agents taking turns, so a change in the
 machine's load hits every agent alike. Printed: seconds per 1k env steps in the learning phase
@@ -36,16 +39,19 @@ from agent.registry import agents
 MODEL_BASED = ("mb_ppo", "dreamer", "mb_sac")
 
 
-def overrides(name: str) -> dict:
-    """The agent module's Pendulum settings (``PENDULUM``), or none."""
+def overrides(name: str, env: str) -> dict:
+    """The agent module's Pendulum settings (``PENDULUM``) on Pendulum-v1, else none (the env's
+    preset applies)."""
+    if env != "Pendulum-v1":
+        return {}
     module = importlib.import_module(agents.get(name).__module__)
     return dict(getattr(module, "PENDULUM", {}))
 
 
-def build(name: str, total: int):
-    extra = overrides(name)
-    cfg = build_config({"agent": name, "env": "Pendulum-v1", "seed": 0, "total_steps": total,
-                        **extra})
+def build(name: str, total: int, env: str = "Pendulum-v1"):
+    extra = overrides(name, env)
+    cfg = build_config({"agent": name, "env": env, "seed": 0, "total_steps": total, **extra})
+    extra = extra or ({"preset": cfg.preset} if getattr(cfg, "preset", None) else {})
     seed_everything(0)
     agent = agents.get(name)(cfg)
     agent.initialise()
@@ -60,6 +66,7 @@ def main() -> None:
                    help="default: sac and every registered model-based agent")
     p.add_argument("--steps", type=int, default=2000, help="timed env steps per agent")
     p.add_argument("--chunk", type=int, default=500, help="steps per turn")
+    p.add_argument("--env", default="Pendulum-v1", help="env id (default Pendulum-v1)")
     p.add_argument("--profile", action="store_true",
                    help="profile the timed steps; print each agent's top functions")
     args = p.parse_args()
@@ -67,7 +74,7 @@ def main() -> None:
     names = args.agents or ["sac", *[n for n in MODEL_BASED if n in agents]]
     runs = {}
     for name in names:
-        agent, warmup, extra = build(name, 100_000)
+        agent, warmup, extra = build(name, 100_000, args.env)
         t0 = time.perf_counter()
         agent.train(warmup)
         print(f"{name}: warm-up {warmup} steps in {time.perf_counter() - t0:.1f}s, "
@@ -90,7 +97,7 @@ def main() -> None:
             run[2] += n
     wall = {name: 1000 * r[1] / r[2] for name, r in runs.items()}
     cpu = {name: 1000 * r[3] / r[2] for name, r in runs.items()}
-    print(f"\nPendulum-v1, {args.steps} timed env steps each (learning phase), 1 thread"
+    print(f"\n{args.env}, {args.steps} timed env steps each (learning phase), 1 thread"
           + (" (under cProfile)" if profiles else ""))
     print(f"{'agent':<10} {'wall s/1k':>10} {'x SAC':>7} {'CPU s/1k':>10} {'x SAC':>7}")
     for name in runs:
