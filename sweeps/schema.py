@@ -79,6 +79,7 @@ import math
 import random
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -718,74 +719,118 @@ def _flatten(d: dict[str, Any], path: tuple, out: dict[str, Any] | None = None,
     return out, where
 
 
+_Report = Callable[[tuple, str], None]
+
+
+@dataclass
+class _Plan:
+    """What the file and its budget ask for, before the cross product: the base keys, the grid
+    axes, the seeds, the budget's last-word keys (``overlay``) and where each came from."""
+    base: dict[str, Any]
+    base_where: dict[str, tuple]
+    grid: dict[str, list[Any]]
+    grid_where: dict[str, tuple]
+    seeds: list[int]
+    overlay: dict[str, Any] = field(default_factory=dict)
+    overlay_where: dict[str, tuple] = field(default_factory=dict)
+    restricted: dict[str, list[Any]] = field(default_factory=dict)  # axes a budget narrowed
+    search_overlay: dict[str, int] = field(default_factory=dict)  # budget's search.samples/.seed
+
+
 def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None,
             problems: list[Problem], max_trials: int | None = None) -> Sweep:
-    from agent.config import ConfigError, build_config, flatten
-
+    """The sweep file -> its trials, as a pipeline: budget -> seed-key checks -> cross product
+    (refused early if too large) -> include/exclude -> random search -> overrides and one
+    ``build_config`` per combination -> trial names and seed chunks. Every step reports its
+    problems (YAML path, message, line); trials are built only when there are none."""
     n_before = len(problems)
 
     def problem(where: tuple, msg: str) -> None:
         problems.append(Problem(_show(where), msg, _line(doc, where)))
 
+    plan = _plan(spec)
+    if budget is not None:
+        _apply_budget(spec, budget, plan, problem)
+    _check_seed_keys(spec, plan, problem)
+    empty = Sweep(spec.name, path, text, spec, budget, plan.seeds, plan.grid, [], [])
+    if not _within_limit(spec, plan, max_trials, problem):
+        return empty
+    combos = _combinations(spec, plan, budget, problem)
+    search = None
+    if spec.search is not None:
+        combos, search = _sample_combos(spec.search, plan.search_overlay, combos, plan.base,
+                                        plan.grid, plan.overlay, budget, problem)
+    resolved = _resolve_configs(spec, plan, combos, budget, problem)
+    if len(problems) > n_before:
+        empty.search = search
+        return empty
+    varying, trials = _name_trials(spec, plan, resolved, problem)
+    return Sweep(spec.name, path, text, spec, budget, plan.seeds, plan.grid, varying, trials,
+                 search=search)
+
+
+def _plan(spec: SweepSpec) -> _Plan:
     base, base_where = _flatten(spec.base, ("base",))
     grid = {k: list(v) for k, v in (spec.grid or {}).items()}
-    grid_where: dict[str, tuple] = {k: ("grid", k) for k in grid}
-    seeds = spec.seeds
-    overlay: dict[str, Any] = {}
-    overlay_where: dict[str, tuple] = {}
-    restricted: dict[str, list[Any]] = {}
-    search_overlay: dict[str, int] = {}  # a budget's search.samples / search.seed
-    if budget is not None:
-        items = list(spec.budgets[budget].items())
-        axes: list[tuple[str, Any, tuple]] = []  # the grid axes this budget replaces
-        for key, value in items:
-            where = ("budgets", budget, key)
-            if key == "seeds":
-                try:
-                    seeds = parse_seeds(value)
-                except ValueError as err:
-                    problem(where, str(err))
-            elif key.startswith("grid."):
-                axes.append((key.removeprefix("grid."), value, where))
-            elif key == "search" or key.startswith("search."):
-                search_overlay.update(_budget_search(spec, key, value, where, problem))
-            elif key == "grid":
-                if not isinstance(value, dict) or not value:
-                    problem(where, f"must be a mapping of grid keys to lists, got {value!r}")
-                else:
-                    axes += [(k, v, (*where, k)) for k, v in value.items()]
-        for axis, value, where in axes:
-            if not isinstance(value, list) or not value:
-                problem(where, f"must be a non-empty list of values for the '{axis}' axis, "
-                               f"got {value!r}")
-                continue
-            grid[axis], grid_where[axis], restricted[axis] = list(value), where, list(value)
-        for key, value in items:
-            if key in ("seeds", "grid", "search", "analysis") \
-                    or key.startswith(("grid.", "search.")):
-                continue
-            if key in ("include", "exclude", "overrides", "budgets"):
-                problem(("budgets", budget, key), f"a budget cannot set '{key}'; it sets seeds, "
-                        "grid (or grid.<key>), base, or trial config keys (e.g. total_steps)")
-                continue
-            if key == "base":  # overlays base: grid values, include entries and overrides win
-                if not isinstance(value, dict):
-                    problem(("budgets", budget, key), f"must be a mapping, got {value!r}")
-                    continue
-                flat, fwhere = _flatten(value, ("budgets", budget, "base"))
-                base.update(flat)
-                base_where.update(fwhere)
-            else:  # the last word, set in every trial
-                flat, fwhere = _flatten({key: value}, ("budgets", budget))
-                overlay.update(flat)
-                overlay_where.update(fwhere)
-            for k in flat:
-                if k in grid:
-                    problem(fwhere[k], f"'{k}' is a grid key; write grid.{k}: [...] to "
-                                       "restrict its values")
+    return _Plan(base, base_where, grid, {k: ("grid", k) for k in grid}, spec.seeds)
 
-    # `seed` (and a seed-batched trial's `seeds`) come from the top-level `seeds` only
-    for src in (base_where, grid_where, overlay_where):
+
+def _apply_budget(spec: SweepSpec, budget: str, plan: _Plan, problem: _Report) -> None:
+    """Lay a budget over the plan: its seeds, grid axes (replacing the file's), search sizes,
+    ``base`` entries (under grid values, includes and overrides) and trial config keys (the last
+    word, in every trial)."""
+    items = list(spec.budgets[budget].items())
+    axes: list[tuple[str, Any, tuple]] = []  # the grid axes this budget replaces
+    for key, value in items:
+        where = ("budgets", budget, key)
+        if key == "seeds":
+            try:
+                plan.seeds = parse_seeds(value)
+            except ValueError as err:
+                problem(where, str(err))
+        elif key.startswith("grid."):
+            axes.append((key.removeprefix("grid."), value, where))
+        elif key == "search" or key.startswith("search."):
+            plan.search_overlay.update(_budget_search(spec, key, value, where, problem))
+        elif key == "grid":
+            if not isinstance(value, dict) or not value:
+                problem(where, f"must be a mapping of grid keys to lists, got {value!r}")
+            else:
+                axes += [(k, v, (*where, k)) for k, v in value.items()]
+    for axis, value, where in axes:
+        if not isinstance(value, list) or not value:
+            problem(where, f"must be a non-empty list of values for the '{axis}' axis, "
+                           f"got {value!r}")
+            continue
+        plan.grid[axis], plan.grid_where[axis] = list(value), where
+        plan.restricted[axis] = list(value)
+    for key, value in items:
+        if key in ("seeds", "grid", "search", "analysis") or key.startswith(("grid.", "search.")):
+            continue
+        if key in ("include", "exclude", "overrides", "budgets"):
+            problem(("budgets", budget, key), f"a budget cannot set '{key}'; it sets seeds, "
+                    "grid (or grid.<key>), base, or trial config keys (e.g. total_steps)")
+            continue
+        if key == "base":  # overlays base: grid values, include entries and overrides win
+            if not isinstance(value, dict):
+                problem(("budgets", budget, key), f"must be a mapping, got {value!r}")
+                continue
+            flat, fwhere = _flatten(value, ("budgets", budget, "base"))
+            plan.base.update(flat)
+            plan.base_where.update(fwhere)
+        else:  # the last word, set in every trial
+            flat, fwhere = _flatten({key: value}, ("budgets", budget))
+            plan.overlay.update(flat)
+            plan.overlay_where.update(fwhere)
+        for k in flat:
+            if k in plan.grid:
+                problem(fwhere[k], f"'{k}' is a grid key; write grid.{k}: [...] to restrict "
+                                   "its values")
+
+
+def _check_seed_keys(spec: SweepSpec, plan: _Plan, problem: _Report) -> None:
+    """``seed`` (and a seed-batched trial's ``seeds``) come from the top-level ``seeds`` only."""
+    for src in (plan.base_where, plan.grid_where, plan.overlay_where):
         for key in ("seed", "seeds"):
             if key in src:
                 problem(src[key], "set seeds with the top-level `seeds` key (a count or a list)")
@@ -794,46 +839,61 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
             if key in entry:
                 problem(("include", i, key), "set seeds with the top-level `seeds` key")
 
-    # the grid's cross product, less the excluded combinations; counted before it is built,
-    # so a huge grid is refused in no time instead of filling the memory
-    keys = list(grid)
-    n_trials = (math.prod(len(grid[k]) for k in keys) + len(spec.include)) * len(seeds) * (
-        spec.search.samples if spec.search is not None else 1)
-    if max_trials is not None and n_trials > max_trials:
-        problem(("grid",), f"expands to {n_trials:,} trials (grid "
-                + " x ".join(f"{len(grid[k])} {k}" for k in keys)
-                + f" x {len(seeds)} seeds), more than the limit of {max_trials:,}; pass "
-                f"--max-trials {n_trials} to expand it anyway")
-        return Sweep(spec.name, path, text, spec, budget, seeds, grid, [], [])
+
+def _within_limit(spec: SweepSpec, plan: _Plan, max_trials: int | None,
+                  problem: _Report) -> bool:
+    """Count the trials before building them, so a huge grid is refused in no time instead of
+    filling the memory."""
+    keys = list(plan.grid)
+    n_trials = (math.prod(len(plan.grid[k]) for k in keys) + len(spec.include)) \
+        * len(plan.seeds) * (spec.search.samples if spec.search is not None else 1)
+    if max_trials is None or n_trials <= max_trials:
+        return True
+    problem(("grid",), f"expands to {n_trials:,} trials (grid "
+            + " x ".join(f"{len(plan.grid[k])} {k}" for k in keys)
+            + f" x {len(plan.seeds)} seeds), more than the limit of {max_trials:,}; pass "
+            f"--max-trials {n_trials} to expand it anyway")
+    return False
+
+
+def _combinations(spec: SweepSpec, plan: _Plan, budget: str | None,
+                  problem: _Report) -> list[_Combo]:
+    """The grid's cross product, less the excluded combinations, plus the included ones (an
+    include whose value a budget's narrowed axis does not hold is left out)."""
+    grid, keys = plan.grid, list(plan.grid)
     combos: list[_Combo] = []
     for idx in itertools.product(*(range(len(grid[k])) for k in keys)):
         values = {k: grid[k][i] for k, i in zip(keys, idx)}
-        where = {k: (*grid_where[k], i) for k, i in zip(keys, idx)}
+        where = {k: (*plan.grid_where[k], i) for k, i in zip(keys, idx)}
         combos.append(_Combo(values, where))
     for i, entry in enumerate(spec.exclude):
         flat, _ = _flatten(entry, ("exclude", i))
-        kept = [c for c in combos if not _matches(flat, {**base, **c.values})]
+        kept = [c for c in combos if not _matches(flat, {**plan.base, **c.values})]
         if len(kept) == len(combos) and budget is None:
             problem(("exclude", i), f"matches no combination of the grid ({_brief(flat)})")
         combos = kept
     for i, entry in enumerate(spec.include):
         flat, fwhere = _flatten(entry, ("include", i))
-        if any(k in flat and flat[k] not in vals for k, vals in restricted.items()):
+        if any(k in flat and flat[k] not in vals for k, vals in plan.restricted.items()):
             continue  # the budget restricts this axis to other values
         combos.append(_Combo(flat, fwhere))
     if not combos:
         problem(("grid",), "no trials: every combination is excluded")
-    search = None
-    if spec.search is not None:
-        combos, search = _sample_combos(spec.search, search_overlay, combos, base, grid, overlay,
-                                        budget, problem)
+    return combos
 
-    # overrides, the budget, then one build_config per combination
-    resolved: list[tuple[_Combo, dict[str, Any]]] = []
+
+def _resolve_configs(spec: SweepSpec, plan: _Plan, combos: list[_Combo], budget: str | None,
+                     problem: _Report) -> list[tuple[_Combo, dict[str, Any], int]]:
+    """One trial config per combination: base, its values, the matching overrides, a search's
+    draw, then the budget's last word; validated by ``build_config`` (problems name the YAML
+    place that set the bad key). Returns (combination, config, seeds per trial)."""
+    from agent.config import ConfigError, build_config
+
+    resolved: list[tuple[_Combo, dict[str, Any], int]] = []
     used = [False] * len(spec.overrides)
     for combo in combos:
-        flat = {**base, **combo.values}
-        where = {**base_where, **combo.where}
+        flat = {**plan.base, **combo.values}
+        where = {**plan.base_where, **combo.where}
         point = dict(flat)
         for j, ov in enumerate(spec.overrides):
             when, _ = _flatten(ov.when, ("overrides", j, "when"))
@@ -844,15 +904,15 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
                 where.update(swhere)
         flat.update(combo.sampled)  # a search's draw (after overrides, before the budget)
         where.update(combo.sampled_where)
-        flat.update(overlay)
-        where.update(overlay_where)
+        flat.update(plan.overlay)
+        where.update(plan.overlay_where)
         raw = flat.pop("seeds_per_trial", 1)
-        per_trial = _seeds_per_trial(raw, len(seeds))
+        per_trial = _seeds_per_trial(raw, len(plan.seeds))
         if per_trial is None:
             problem(_origin("seeds_per_trial", where), "must be a positive number of seeds "
                     f"trained together in one trial, or 'vectorized' (all the seeds), got {raw!r}")
             continue
-        first = seeds[:per_trial]
+        first = plan.seeds[:per_trial]
         flat.update(seed=first[0], seeds_per_trial=len(first))
         if len(first) > 1:
             flat["seeds"] = first
@@ -867,16 +927,22 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
         for j, u in enumerate(used):
             if not u:
                 when, _ = _flatten(spec.overrides[j].when, ())
-                problem(("overrides", j, "when"),
-                        f"matches no combination ({_brief(when)})")
-    if len(problems) > n_before:
-        return Sweep(spec.name, path, text, spec, budget, seeds, grid, [], [], search=search)
+                problem(("overrides", j, "when"), f"matches no combination ({_brief(when)})")
+    return resolved
 
-    # varying keys, ids, duplicates
+
+def _name_trials(spec: SweepSpec, plan: _Plan,
+                 resolved: list[tuple[_Combo, dict[str, Any], int]],
+                 problem: _Report) -> tuple[list[str], list[Trial]]:
+    """The keys that vary across combinations, and the trials: one per combination and chunk of
+    seeds, named ``t<group>_<varying values>[_r<draw>]_s<seeds>``; a combination that repeats
+    another's config is a problem, not a second trial."""
+    from agent.config import flatten
+
+    seeds = plan.seeds
     flats = [flatten(cfg) for _, cfg, _ in resolved]
-    candidates = list(dict.fromkeys([*grid, *(k for c, _, _ in resolved for k in c.values)]))
-    varying = [k for k in candidates
-               if len({_hashable(f.get(k)) for f in flats}) > 1]
+    candidates = list(dict.fromkeys([*plan.grid, *(k for c, _, _ in resolved for k in c.values)]))
+    varying = [k for k in candidates if len({_hashable(f.get(k)) for f in flats}) > 1]
     width = max(3, len(str(len(resolved) - 1)))
     trials: list[Trial] = []
     seen: dict[str, str] = {}
@@ -908,7 +974,7 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
                 config["seeds"] = list(chunk)
             trials.append(Trial(trial_id, group, label, TrialSeeds(chunk), values, config,
                                 combo.draw))
-    return Sweep(spec.name, path, text, spec, budget, seeds, grid, varying, trials, search=search)
+    return varying, trials
 
 
 def _seeds_per_trial(value: Any, n_seeds: int) -> int | None:
