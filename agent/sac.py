@@ -15,12 +15,11 @@ Per env step:
      critic freezes the critic's weights, so L_pi moves only the policy. With
      ``actor_step: after_critic`` the critic steps first and L_pi, L_alpha (on a fresh a~) see
      the updated critic, as in Stable-Baselines3 and CleanRL.
-``manual_grad: true`` (the default) computes the same losses and gradients without autograd
-(``_manual_update``, built on agent/common/manual_grad.py): the actor runs once on
-[obs; next_obs] and the critic once on [(s, a); (s, a~)], and the critic's weight gradients are
-taken from the TD rows only. An update takes ~1.3x less CPU time here, and its gradients equal
-autograd's up to float rounding (tests/test_manual_grad.py); layer norm and activations without
-a hand-written derivative use autograd (``losses``), as does the seed-batched SAC.
+``manual_grad: true`` (the default) computes the same losses and gradients without autograd:
+agent/sac_fast.py (on agent/common/manual_grad.py), equal to autograd's up to float rounding
+(tests/test_manual_grad.py) and ~1.3x cheaper per update on CPU; layer norm, ``actor_step:
+after_critic`` and activations without a hand-written derivative use autograd (``losses``), as
+does the seed-batched SAC.
 
 ``bf16: true`` runs the big hidden-to-hidden matmuls of the update in bfloat16: on the
 hand-written path on bf16 copies of those layers (each net's first layer, its heads, the
@@ -43,9 +42,10 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from agent import sac_fast
 from agent.base import Agent, seed_everything, to_tensor
-from agent.common import manual_grad, seed_batch
-from agent.common.distributions import LOG_2PI, squashed_sample, tanh_log_det
+from agent.common import seed_batch
+from agent.common.distributions import squashed_sample
 from agent.common.envs import restore, snapshot, step_env
 from agent.common.networks import Activation, SquashedGaussianActor, mlp
 from agent.common.replay import ReplayBuffer, SeedBatchedReplay
@@ -134,6 +134,7 @@ class SAC(Agent):
         if c.alpha == "auto":
             groups.append({"params": [self.log_alpha], "lr": c.lr})
         self.opt = torch.optim.Adam(groups, fused=True)
+        self.fast = sac_fast.SACFastPath(self)  # the hand-written update (agent/sac_fast.py)
 
     def networks(self):
         return {"actor": self.actor, "critic": self.critic}
@@ -182,14 +183,7 @@ class SAC(Agent):
             return self.np_rng.uniform(-1.0, 1.0, self.low.shape).astype(np.float32)
         obs = to_tensor(self.obs).unsqueeze(0)
         if self.manual:  # the same sample without the modules' dispatch and the log-prob
-            a_dim = self.low.shape[0]
-            h = manual_grad.forward(obs, self._trunk_layers(), self.c.activation,
-                                    linear_out=False)[-1]
-            w, b = self._heads()
-            out = torch.addmm(b, h, w.t())
-            lo, hi = self.actor.log_std_bounds
-            std = out[:, a_dim:].clamp(lo, hi).exp_()
-            return torch.tanh_(out[:, :a_dim] + torch.randn(1, a_dim) * std)[0].numpy()
+            return self.fast.explore_action(obs).numpy()
         mean, log_std = self.actor(obs)
         action, _ = squashed_sample(mean, log_std)
         return action[0].numpy()
@@ -197,14 +191,12 @@ class SAC(Agent):
     @property
     def manual(self) -> bool:
         """Whether ``update`` uses the hand-written backward pass (plain MLPs, joint step)."""
-        c = self.c
-        return (c.manual_grad and c.actor_step == "joint" and not c.layer_norm
-                and c.activation in manual_grad.THROUGH)
+        return sac_fast.usable(self)
 
     def update(self) -> torch.Tensor:
         """One gradient step of critic, actor and temperature; returns detached STATS."""
         if self.manual:
-            return self._manual_update(self.buffer.sample(self.c.batch_size))
+            return self.fast.update(self.buffer.sample(self.c.batch_size))
         batch = self.buffer.sample(self.c.batch_size)
         if self.c.actor_step == "joint":
             # one backward and one Adam step: each loss reaches only its own parameters, and all
@@ -227,142 +219,6 @@ class SAC(Agent):
         self.opt.zero_grad(set_to_none=True)
         loss.sum().backward()
         self.opt.step()
-
-    @torch.no_grad()
-    def _manual_update(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """``update`` without autograd: the gradients of ``losses`` written by hand into
-        ``.grad`` (``manual_grads``), then the same Adam step and target update."""
-        stats = self.manual_grads(batch)
-        v = self._view_cache
-        if v["adam"] is None:
-            self.opt.step()
-            v["adam"] = manual_grad.FusedAdamStep(self.opt)
-        else:
-            v["adam"]()
-        polyak_(self.target_params, self.critic_params, self.c.tau)
-        self.updates += 1
-        return stats
-
-    @torch.no_grad()
-    def manual_grads(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """Set every parameter's ``.grad`` to d(L_Q + L_pi + L_alpha) (as ``losses`` and one
-        backward pass would, same noise) and return the detached STATS."""
-        c, act_fn, v = self.c, self.c.activation, self._views()
-        through = manual_grad.THROUGH[act_fn]
-        obs, act, rew, next_obs, term = batch
-        b, a_dim = act.shape
-        alpha = self.alpha
-        if "copies" in v:  # bf16: this step's weights into the compute copies
-            v["copies"].refresh()
-        trunk, heads = v["trunk"], self._heads()
-        # policy on [obs; next_obs] (noise drawn in ``losses``' order: next_obs first)
-        eps_next, eps = torch.randn(b, a_dim), torch.randn(b, a_dim)
-        hs = manual_grad.forward(torch.cat([obs, next_obs]), trunk, act_fn, linear_out=False)
-        features = hs[-1].float()  # the heads compute in float32 (a no-op without bf16)
-        out = torch.addmm(heads[1], features, heads[0].t())  # [2B, 2A]: mean | raw log-std
-        lo, hi = self.actor.log_std_bounds
-        mean, raw = out[:, :a_dim], out[:, a_dim:]
-        log_std = raw.clamp(lo, hi)
-        std = log_std.exp()
-        noise = torch.cat([eps, eps_next])
-        u = mean + noise * std
-        a = torch.tanh(u)
-        logp = (-0.5 * noise.pow(2) - log_std - 0.5 * LOG_2PI).sum(-1) - tanh_log_det(u)
-        new_act, next_act, logp_new = a[:b], a[b:], logp[:b]
-        # soft Bellman target from the target critic
-        x_next = torch.cat([next_obs, next_act], -1)
-        q_next = torch.minimum(*(manual_grad.forward(x_next, layers, act_fn)[-1][:, 0]
-                                 for layers in v["target"]))
-        target = rew + c.gamma * (1.0 - term) * (q_next - alpha * logp[b:])
-        # both Q heads on the replay actions (rows :B, L_Q) and on the policy's (rows B:, L_pi)
-        x = torch.cat([torch.cat([obs, act], -1), torch.cat([obs, new_act], -1)])
-        passes = [manual_grad.forward(x, layers, act_fn) for layers in v["critic"]]
-        q = torch.stack([p[-1][:, 0] for p in passes])  # [2, 2B]
-        td = q[:, :b] - target
-        first_min = q[0, b:] <= q[1, b:]  # the head min(Q_1, Q_2) takes in L_pi, per row
-        grad_act = torch.zeros(b, a_dim)
-        for k, (layers, outs) in enumerate(zip(v["critic"], passes)):
-            chosen = (first_min if k == 0 else ~first_min).float()
-            grad_q = torch.cat([td[k] * (2.0 / b), chosen * (-1.0 / b)]).unsqueeze(1)
-            delta = manual_grad.backward(outs, layers, grad_q, act_fn, v["critic_grads"][k],
-                                         rows=b)
-            grad_act += delta[b:] @ layers[0][0][:, -a_dim:]  # dL_pi/da~ (critic frozen)
-        # actor: L_pi = mean(alpha log pi(a~|s) - min Q(s, a~)) through a~ = tanh(mean + e std),
-        # log pi = sum(-e^2/2 - log std - log(2 pi)/2) - log|det tanh'(u)|
-        grad_u = grad_act * (1.0 - new_act * new_act) + (2.0 / b) * alpha * new_act
-        in_bounds = (raw[:b] >= lo) & (raw[:b] <= hi)
-        grad_log_std = (grad_u * noise[:b] * std[:b] - alpha / b) * in_bounds
-        grad_out = torch.cat([grad_u, grad_log_std], -1)
-        head_w, head_b = v["head_grads"]
-        torch.mm(grad_out.t(), features[:b], out=head_w)
-        torch.sum(grad_out, 0, out=head_b)
-        grad_h = through(grad_out @ heads[0], features[:b])
-        manual_grad.backward([h[:b] for h in hs[:-1]], trunk, grad_h, act_fn, v["trunk_grads"])
-        for param, grad in v["head_scatter"]:
-            param.grad.copy_(grad)
-        # temperature
-        logp_mean = logp_new.mean()
-        if c.alpha == "auto":
-            self.log_alpha.grad.copy_(-(logp_mean + self.target_entropy))
-        critic_loss = td.pow(2).mean(-1).sum(0)
-        actor_loss = (alpha * logp_new - torch.minimum(q[0, b:], q[1, b:])).mean()
-        alpha_loss = -(self.log_alpha.detach() * (logp_mean + self.target_entropy))
-        return torch.stack([critic_loss, actor_loss, alpha_loss, -logp_mean, q[:, :b].mean()])
-
-    def _trunk_layers(self) -> manual_grad.Layers:
-        return [(m.weight, m.bias) for m in self.actor.trunk if isinstance(m, torch.nn.Linear)]
-
-    def _heads(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The policy's two heads stacked ([2A, H], [2A]: mean | log-std)."""
-        m, s = self.actor.mean, self.actor.log_std
-        return torch.cat([m.weight, s.weight]), torch.cat([m.bias, s.bias])
-
-    def _views(self) -> dict[str, Any]:
-        """Layer and gradient views for ``_manual_update`` (built once; rebuilt when the
-        gradients or the optimiser's state were replaced, e.g. by autograd or a checkpoint)."""
-        v = getattr(self, "_view_cache", None)
-        if (v is not None and v["bf16"] == self.c.bf16
-                and all(p.grad is g for p, g in v["grads"])):
-            return v
-        params = [*self.actor.parameters(), *self.critic_params]
-        if self.c.alpha == "auto":
-            params.append(self.log_alpha)
-        for p in params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-        trunk = self._trunk_layers()
-        ens = [m for m in self.critic if hasattr(m, "ensemble_size")]
-        ens_target = [m for m in self.critic_target if hasattr(m, "ensemble_size")]
-        n, h = self.actor.mean.out_features, self.actor.mean.in_features
-        head_w, head_b = torch.empty(2 * n, h), torch.empty(2 * n)
-        m, s = self.actor.mean, self.actor.log_std
-        v = {"trunk": trunk,
-             "trunk_grads": [(w.grad, b.grad) for w, b in trunk],
-             "critic": [[(lin.weight[k], lin.bias[k]) for lin in ens] for k in range(2)],
-             "target": [[(lin.weight[k], lin.bias[k]) for lin in ens_target] for k in range(2)],
-             "critic_grads": [[(lin.weight.grad[k], lin.bias.grad[k]) for lin in ens]
-                              for k in range(2)],
-             "head_grads": (head_w, head_b),
-             "head_scatter": [(m.weight, head_w[:n]), (m.bias, head_b[:n]),
-                              (s.weight, head_w[n:]), (s.bias, head_b[n:])],
-             "grads": [(p, p.grad) for p in params],
-             "bf16": self.c.bf16,
-             "adam": None}  # built after the first opt.step() (it creates Adam's moments)
-        if self.c.bf16:
-            # the big hidden-to-hidden matmuls compute in bf16 copies of their layers; each
-            # net's first layer (raw observations and actions in) and heads stay float32
-            low = [(m.weight, m.bias) for m in [*ens[1:-1], *ens_target[1:-1]]]
-            copies = manual_grad.ComputeCopies([t for layer in [*trunk[1:], *low] for t in layer])
-            swap = dict(zip(map(id, copies.sources), copies.copies))
-            def low_precision(t):
-                return swap.get(id(t), t)
-            v["trunk"] = [(low_precision(w), low_precision(b)) for w, b in trunk]
-            for key, lins in (("critic", ens), ("target", ens_target)):
-                v[key] = [[(low_precision(m.weight)[k], low_precision(m.bias)[k]) for m in lins]
-                          for k in range(2)]
-            v["copies"] = copies
-        self._view_cache = v
-        return v
 
     def losses(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         """(L_Q, L_pi, L_alpha, detached STATS) on a replay batch [*S, B, ...].
@@ -450,7 +306,7 @@ class SAC(Agent):
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
-        self._view_cache = None  # the optimiser's state tensors are replaced
+        self.fast.invalidate()  # the optimiser's state tensors are replaced
         self.actor.load_state_dict(s["actor"])
         self.critic.load_state_dict(s["critic"])
         self.critic_target.load_state_dict(s["critic_target"])

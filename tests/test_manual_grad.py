@@ -1,4 +1,4 @@
-"""The hand-written SAC update (agent/common/manual_grad.py, SAC.manual_grads) against autograd:
+"""The hand-written SAC update (agent/common/manual_grad.py, agent/sac_fast.py) against autograd:
 same gradients for every parameter, same stats, and the same training over many steps."""
 
 import pytest
@@ -45,7 +45,7 @@ def test_manual_gradients_equal_autograd(extra):
     rng = torch.get_rng_state()
     want, want_stats = autograd_grads(agent, batch)
     torch.set_rng_state(rng)  # the same policy noise
-    got_stats = agent.manual_grads(batch)
+    got_stats = agent.fast.grads(batch)
     assert torch.allclose(got_stats, want_stats, rtol=1e-5, atol=1e-6)
     for name, p in params(agent):
         scale = want[name].abs().max()
@@ -61,7 +61,7 @@ def test_log_std_outside_its_bounds_gets_no_gradient():
     rng = torch.get_rng_state()
     want, _ = autograd_grads(agent, batch)
     torch.set_rng_state(rng)
-    agent.manual_grads(batch)
+    agent.fast.grads(batch)
     assert not agent.actor.log_std.weight.grad.any() and not want["actor.log_std.weight"].any()
     assert torch.allclose(agent.actor.mean.weight.grad, want["actor.mean.weight"], atol=1e-6)
 
@@ -137,11 +137,11 @@ def test_bf16_gradients_follow_float32(extra):
     want, want_stats = autograd_grads(agent, batch)
     torch.set_rng_state(rng)
     agent.c.bf16 = True
-    got_stats = agent.manual_grads(batch)
-    v = agent._view_cache
-    assert {t.dtype for t in v["copies"].copies} == {torch.bfloat16}
-    assert v["trunk"][0][0] is agent.actor.trunk[0].weight  # first layer stays float32
-    assert v["trunk"][1][0].dtype == torch.bfloat16 and v["critic"][0][1][0].dtype == torch.bfloat16
+    got_stats = agent.fast.grads(batch)
+    v = agent.fast.state
+    assert {t.dtype for t in v.copies.copies} == {torch.bfloat16}
+    assert v.trunk[0][0] is agent.actor.trunk[0].weight  # first layer stays float32
+    assert v.trunk[1][0].dtype == torch.bfloat16 and v.critic[0][1][0].dtype == torch.bfloat16
     assert torch.allclose(got_stats, want_stats, rtol=1e-2, atol=1e-2)
     for name, p in params(agent):
         assert p.grad.dtype == torch.float32
@@ -157,10 +157,10 @@ def test_bf16_compute_copies_follow_the_weights():
     agent = trained_sac(**{"sac.bf16": True, "sac.hidden": [32, 32]})
     for _ in range(3):
         agent.update()
-        agent.manual_grads(agent.buffer.sample(64))  # refreshes the copies, no step
-        copies = agent._view_cache["copies"]
+        agent.fast.grads(agent.buffer.sample(64))  # refreshes the copies, no step
+        copies = agent.fast.state.copies
         for src, low in zip(copies.sources, copies.copies):
             assert torch.equal(low, src.to(torch.bfloat16))
     agent.load_state_dict(agent.state_dict())
     agent.update()
-    assert agent._view_cache["copies"].sources[0] is agent.actor.trunk[2].weight
+    assert agent.fast.state.copies.sources[0] is agent.actor.trunk[2].weight
