@@ -66,10 +66,10 @@ class SACFastPath:
         """Forget the views (after the optimiser's state or the parameters were replaced)."""
         self.state = None
 
-    @torch.inference_mode()
     def explore_action(self, obs: torch.Tensor) -> torch.Tensor:
         """A policy sample for one observation [1, O] -> [A], without the modules' dispatch
-        and the log-probability (the same draw as ``squashed_sample``)."""
+        and the log-probability (the same draw as ``squashed_sample``). Called once per env
+        step, under the caller's ``inference_mode`` (``SAC._explore_action``)."""
         a = self.agent
         a_dim = a.low.shape[0]
         h = manual_grad.forward(obs, trunk_layers(a), a.c.activation, linear_out=False)[-1]

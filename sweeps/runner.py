@@ -314,10 +314,11 @@ def _connect_ray(sweep: Sweep, args: argparse.Namespace) -> bool:
 
 
 def _wait_for_writers(storage: Path, running: list[str], timeout_s: float = 60.0,
-                      poll_s: float = 0.5) -> None:
+                      poll_s: float = 0.5) -> bool:
     """Before trials are (re)started: wait for processes of an earlier run that still write to
     their trial directories (a killed sweep's workers until its watchdog reaps them), so two
-    processes never train one trial; after ``timeout_s`` refuse, naming them."""
+    processes never train one trial; after ``timeout_s`` refuse, naming them. True if it
+    waited (the trials' files may have changed meanwhile)."""
     from sweeps.status import live_writer
 
     deadline, said = time.time() + timeout_s, False
@@ -332,7 +333,7 @@ def _wait_for_writers(storage: Path, running: list[str], timeout_s: float = 60.0
             if pid is not None:
                 live[tid] = pid
         if not live:
-            return
+            return said
         names = ", ".join(f"{tid} (pid {pid})" for tid, pid in sorted(live.items()))
         if time.time() >= deadline:
             raise CLIError(f"trials still being written by processes of an earlier run: {names}. "
@@ -359,9 +360,9 @@ def _run_tune(sweep: Sweep, storage: Path, args: argparse.Namespace,
     for t in sweep.trials:  # where _can_finish measures the time per step
         table[t.trial_id].update(group_dirs=groups[t.group], trials_root=str(storage / "trials"))
     states = {s.trial_id: s for s in read_states(storage)}
-    _wait_for_writers(storage, [t.trial_id for t in sweep.trials
-                                if states[t.trial_id].state == "running"])
-    states = {s.trial_id: s for s in read_states(storage)}
+    if _wait_for_writers(storage, [t.trial_id for t in sweep.trials
+                                   if states[t.trial_id].state == "running"]):
+        states = {s.trial_id: s for s in read_states(storage)}  # as the late writers left them
     # finished trials are never rerun; damaged ones are named and left as they are
     todo = [t for t in sweep.trials if states[t.trial_id].state not in ("finished", "damaged")]
     if not todo:

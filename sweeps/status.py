@@ -164,8 +164,6 @@ def process_start_time(pid: int) -> float | None:
     return boot + info[1] / os.sysconf("SC_CLK_TCK")
 
 
-
-
 def _labels(resolved: dict[str, Any]) -> dict[str, str]:
     keys = resolved.get("varying_keys", [])
     out = {}
