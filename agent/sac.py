@@ -325,7 +325,8 @@ class SAC(Agent):
 class SeedBatchedSAC(SAC):
     """SAC on K seeds of one config at once (``seeds_per_trial``), each with its own env,
     initialisation, replay, optimiser state, temperature and random stream; the networks hold
-    one member per seed along a leading axis, so the losses above run unchanged on [K, B, ...]."""
+    one member per seed along a leading axis, so the losses above, and ``act``, run unchanged
+    on [K, B, ...]. A trial trains it through ``agent.seeds.BatchedSeeds``."""
 
     def __init__(self, cfg: TrialConfig):
         Agent.__init__(self, cfg)
@@ -427,18 +428,11 @@ class SeedBatchedSAC(SAC):
         return seed_batch.squashed_sample(mean, log_std, self.rng)  # seed k's noise: its stream
 
     # --- acting, diagnostics, checkpoints (per seed) ----------------------------------------
+    # SAC.act runs unchanged on a leading seed axis: [K, n, O] -> [K, n, A], seed k's policy
     @torch.inference_mode()
-    def act_seeds(self, obs: np.ndarray) -> np.ndarray:
-        """Deterministic actions of every seed's policy: [K, n, O] -> [K, n, A]."""
-        mean, _ = self.actor(to_tensor(obs))
-        return torch.tanh(mean).numpy()
-
-    def act(self, obs: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        raise TypeError("a seed-batched agent acts per seed: act_seeds(obs [K, n, O])")
-
-    @torch.inference_mode()
-    def init_probe_seeds(self, obs: np.ndarray) -> list[dict[str, Any]]:
-        """``init_probe`` of each seed on its own states [K, N, O] (noise from its stream)."""
+    def init_probe(self, obs: np.ndarray) -> list[dict[str, Any]]:
+        """``SAC.init_probe`` of each seed on its own states [K, N, O] (noise from its stream):
+        one summary per seed."""
         o = to_tensor(obs)
         mean, log_std = self.actor(o)
         actions, logp = self._squashed(mean, log_std)
@@ -447,9 +441,6 @@ class SeedBatchedSAC(SAC):
                  "mean_abs_mean": float(torch.tanh(mean[i]).abs().mean()),
                  "std": float(log_std[i].exp().mean()), "critic_scale": float(q[i].abs().mean())}
                 for i in range(len(self.seeds))]
-
-    def init_probe(self, obs: np.ndarray) -> dict[str, Any]:
-        raise TypeError("a seed-batched agent probes per seed: init_probe_seeds(obs [K, N, O])")
 
     def state_dict(self) -> dict[str, Any]:
         return {

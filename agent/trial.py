@@ -4,10 +4,10 @@
 of docs/results_layout.md into ``out_dir`` and never imports Ray: the sweep runner passes an
 ``on_eval`` callback (to report to Tune) and a checkpoint directory to restore from.
 
-A seed-batched trial (``seeds_per_trial > 1``, see agent/common/seed_batch.py) trains its K seeds
-as one model and writes what K plain trials would: K metrics rows per evaluation told apart by
-``seed``, one init-diagnostics entry per seed, one init record per seed and layer; one checkpoint
-holds all K.
+Every trial trains K >= 1 seeds of one config through ``agent.seeds.Seeds`` (a plain trial is
+K = 1; a seed-batched one, ``seeds_per_trial > 1``, trains its K seeds as one model) and writes
+one metrics row per seed and evaluation, told apart by ``seed``, one init-diagnostics entry per
+seed and one init record per seed and layer; one checkpoint holds all K.
 """
 
 from __future__ import annotations
@@ -30,16 +30,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from agent.base import Agent, rng_state, seed_everything, set_rng_state
+from agent.base import rng_state, set_rng_state
 from agent.common.allocator import keep_freed_memory
-from agent.common.envs import EnvSpec, scale_action, stack_obs
-from agent.common.evaluation import evaluate
-from agent.common.seed_batch import evaluate_seeds, get_batched
+from agent.common.evaluation import init_diagnostics  # noqa: F401  (sweeps.diagnose, tests)
 from agent.config import TrialConfig
 from agent.policy import save_policy
-from agent.registry import agents
+from agent.seeds import Seeds, make_seeds
 from agent.tensorboard_log import TrialBoard
-from init_schemes import action_diagnostics
 from sweeps.trialdir import (
     RESUMABLE_KEYS,
     atomic_write_bytes,
@@ -93,43 +90,6 @@ def write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write_csv(path, rows)
 
 
-def init_diagnostics(agent: Agent, n_states: int, seed: int) -> dict[str, Any]:
-    """States from a random-policy rollout of the real env -> the initial policy's action stats."""
-    return _probe_summary(agent.init_probe(_diag_states(agent.env_spec, n_states, seed)))
-
-
-def init_diagnostics_seeds(agent: Any, n_states: int, seeds: list[int]) -> dict[str, Any]:
-    """``init_diagnostics`` of every seed of a seed-batched agent: {str(seed): diag}."""
-    states = np.stack([_diag_states(agent.env_spec, n_states, s) for s in seeds])
-    probes = agent.init_probe_seeds(states)
-    return {str(s): _probe_summary(p) for s, p in zip(seeds, probes)}
-
-
-def _diag_states(env_spec: EnvSpec, n_states: int, seed: int) -> np.ndarray:
-    """[n_states, *obs_shape] (a dict of them for pixels+state) from a uniform-random-action
-    rollout seeded by ``seed``."""
-    env = env_spec.make()
-    obs, _ = env.reset(seed=seed + 7919)
-    rng = np.random.default_rng(seed + 7919)
-    low, high = env.action_space.low, env.action_space.high
-    states = []
-    while len(states) < n_states:
-        states.append(obs)
-        a = rng.uniform(-1.0, 1.0, size=low.shape)
-        obs, _, term, trunc, _ = env.step(scale_action(a, low, high))
-        if term or trunc:
-            obs, _ = env.reset()
-    env.close()
-    return stack_obs(states)
-
-
-def _probe_summary(probe: dict[str, Any]) -> dict[str, Any]:
-    diag = action_diagnostics(probe["actions"])
-    for key in ("entropy", "mean_abs_mean", "std", "critic_scale"):
-        diag[key] = probe.get(key)
-    return diag
-
-
 def diag_metrics(diag: dict[str, Any]) -> dict[str, float]:
     out = {
         "init/action_coverage": float(np.mean(diag["coverage"])),
@@ -171,101 +131,62 @@ def run_trial(
     torch.set_num_threads(cfg.threads)
     keep_freed_memory()  # no page faults on every update's activations (glibc)
     write_json(out / "config.json", config)
-    seeds = cfg.run_seeds()
-    board = TrialBoard(out, config, seeds)  # TensorBoard events, x axis env steps
-    agent: Agent = (get_batched(cfg.agent) if cfg.seed_batched else agents.get(cfg.agent))(cfg)
+    seeds = make_seeds(cfg)
+    board = TrialBoard(out, config, seeds.seeds)  # TensorBoard events, x axis env steps
     status = {
         "state": "running", "error": None, "env_steps": 0, "planned_steps": cfg.total_steps,
-        "env_scores": {"random": agent.env_spec.random_score,
-                       "reference": agent.env_spec.reference_score},
+        "env_scores": {"random": seeds.env_spec.random_score,
+                       "reference": seeds.env_spec.reference_score},
         "restored_from_step": None, "restores": 0, "pid": os.getpid(),
         "host": socket.gethostname(),
     }
     if warnings:
         status["warnings"] = warnings
     if state is not None:
-        agent.load_state_dict(state["agent"])
-        agent.env_steps = state["env_steps"]
-        set_rng_state(state["rng"])
-        rows, wall0 = state["rows"], state["wall_time"]
-        prev = _read_status(out)
-        status["restores"] = prev.get("restores", 0) + 1
-        status["restored_from_step"] = agent.env_steps
-        status["restored_from"] = str(source)
+        rows, wall0 = _restore(seeds, state, status, source, out)
         del state
     else:
-        if not cfg.seed_batched:
-            seed_everything(cfg.seed)
-        record = agent.initialise()  # a seed-batched agent seeds each of its seeds itself
-        write_json(out / "init_record.json", record)
-        rows = [{"env_step": 0, "wall_time": 0.0, "seed": s} for s in seeds]
-        if cfg.diag_states:
-            if cfg.seed_batched:
-                diags = init_diagnostics_seeds(agent, cfg.diag_states, seeds)
-            else:
-                diags = {str(cfg.seed): init_diagnostics(agent, cfg.diag_states, cfg.seed)}
-            write_json(out / "init_diagnostics.json", diags)
-            for row in rows:
-                row.update(diag_metrics(diags[str(row["seed"])]))
-        for row, metrics in zip(rows, _eval_metrics(agent, cfg)):
-            row.update(metrics)
-        wall0 = 0.0
-        write_metrics(out / "metrics.csv", rows)
-        board.rows(rows)
-        if cfg.diag_states:
-            board.init_diagnostics(diags, cfg.diag_states)
-        save_policy(agent, out)
+        rows, wall0 = _start(seeds, cfg, out, board), 0.0
     start = time.perf_counter() - wall0
-    bar = _progress(cfg, agent.env_steps) if progress else None
+    bar = _progress(cfg, seeds) if progress else None
     signals = _StopSignals()
-    saved = recorded = agent.env_steps  # the last checkpointed and the last written eval step
+    saved = recorded = seeds.env_steps  # the last checkpointed and the last written eval step
     try:
         signals.install()
         evals_done = len({r["env_step"] for r in rows}) - 1
-        while agent.env_steps < cfg.total_steps:
+        while seeds.env_steps < cfg.total_steps:
             signals.defer = False  # mid-update state cannot be saved: a signal stops at once
-            target = min(cfg.total_steps, (agent.env_steps // cfg.eval_every + 1) * cfg.eval_every)
-            before, t0 = agent.env_steps, time.perf_counter()
-            train_metrics = agent.train(target)  # a list, one per seed, if seed-batched
-            per_seed = train_metrics if isinstance(train_metrics, list) else [train_metrics]
+            before = seeds.env_steps
+            new = _train_and_evaluate(seeds, cfg, start)
             signals.defer = True  # from here to the checkpoint a signal waits for it
-            for metrics in per_seed:
-                _check_finite(metrics, agent.env_steps)
-            sps = (agent.env_steps - before) / max(time.perf_counter() - t0, 1e-9)
-            wall = time.perf_counter() - start
-            new = [{"env_step": agent.env_steps, "wall_time": wall, "seed": s, **metrics,
-                    "perf/env_steps_per_s": sps} for s, metrics in zip(seeds, per_seed)]
-            for row, metrics in zip(new, _eval_metrics(agent, cfg)):
-                if cfg.seed_batched:  # the trial's env steps per second, summed over its seeds
-                    row["perf/batch_env_steps_per_s"] = sps * len(seeds)
-                row.update(metrics)
             rows += new
             row = new[0] if len(new) == 1 else _mean_row(new)
             evals_done += 1
             write_metrics(out / "metrics.csv", rows)
             board.rows(new)
-            save_policy(agent, out)  # policy.pt: the last evaluated policy, weights only
-            recorded = agent.env_steps
-            done = agent.env_steps >= cfg.total_steps
+            save_policy(seeds.agent, out)  # policy.pt: the last evaluated policy, weights only
+            recorded = seeds.env_steps
+            done = seeds.env_steps >= cfg.total_steps
             if cfg.checkpoint_every and (evals_done % cfg.checkpoint_every == 0 or done
                                          or signals.pending):
-                _save(agent, rows, row["wall_time"], ckpt_dir, config)
-                saved = agent.env_steps
-            status.update(env_steps=agent.env_steps, updated=time.time())
+                _save(seeds, rows, row["wall_time"], ckpt_dir, config)
+                saved = seeds.env_steps
+            status.update(env_steps=seeds.env_steps, updated=time.time())
             if done:
                 status["state"] = "finished"
             write_json(out / "status.json", status)
             if on_eval is not None:
                 on_eval(row, ckpt_dir)
             if bar is not None:
-                bar.set_postfix_str(f"eval {row['eval/return']:.1f}, {sps:.0f} steps/s")
-                bar.update(agent.env_steps - before)
+                bar.set_postfix_str(f"eval {row['eval/return']:.1f}, "
+                                    f"{row['perf/env_steps_per_s']:.0f} steps/s")
+                bar.update(seeds.env_steps - before)
             signals.raise_pending()
     except (KeyboardInterrupt, SystemExit) as err:
         reason = err.reason if isinstance(err, TrialInterrupted) else type(err).__name__
-        if recorded == agent.env_steps and saved != recorded and cfg.checkpoint_every:
+        if recorded == seeds.env_steps and saved != recorded and cfg.checkpoint_every:
             # stopped at an evaluation (not mid-update): keep it, so resume loses nothing
-            _save(agent, rows, rows[-1]["wall_time"], ckpt_dir, config)
+            _save(seeds, rows, rows[-1]["wall_time"], ckpt_dir, config)
             saved = recorded
         status.update(state="interrupted", error=None, interrupted=reason, env_steps=recorded,
                       resumable_from_step=saved, updated=time.time())
@@ -281,12 +202,62 @@ def run_trial(
         signals.restore()
         if bar is not None:
             bar.close()
-        if agent.env_steps < cfg.total_steps:
+        if seeds.env_steps < cfg.total_steps:
             board.close()
     board.finish(rows)
-    status.update(state="finished", env_steps=agent.env_steps, updated=time.time())
+    status.update(state="finished", env_steps=seeds.env_steps, updated=time.time())
     write_json(out / "status.json", status)
     return rows
+
+
+def _start(seeds: Seeds, cfg: TrialConfig, out: Path, board: TrialBoard) -> list[dict[str, Any]]:
+    """A fresh trial: seed and initialise, write the init record and diagnostics, evaluate the
+    initial policy (the env_step 0 rows)."""
+    write_json(out / "init_record.json", seeds.initialise())
+    rows = [{"env_step": 0, "wall_time": 0.0, "seed": s} for s in seeds.seeds]
+    if cfg.diag_states:
+        diags = seeds.probe(cfg.diag_states)
+        write_json(out / "init_diagnostics.json", diags)
+        for row in rows:
+            row.update(diag_metrics(diags[str(row["seed"])]))
+    for row, metrics in zip(rows, _eval_metrics(seeds, cfg)):
+        row.update(metrics)
+    write_metrics(out / "metrics.csv", rows)
+    board.rows(rows)
+    if cfg.diag_states:
+        board.init_diagnostics(diags, cfg.diag_states)
+    save_policy(seeds.agent, out)
+    return rows
+
+
+def _restore(seeds: Seeds, state: dict[str, Any], status: dict[str, Any], source: Path | None,
+             out: Path) -> tuple[list[dict[str, Any]], float]:
+    """Continue from a checkpoint: weights, env steps, random state; (rows, wall time so far)."""
+    seeds.load_state_dict(state["agent"])
+    seeds.env_steps = state["env_steps"]
+    set_rng_state(state["rng"])
+    status["restores"] = _read_status(out).get("restores", 0) + 1
+    status["restored_from_step"] = seeds.env_steps
+    status["restored_from"] = str(source)
+    return state["rows"], state["wall_time"]
+
+
+def _train_and_evaluate(seeds: Seeds, cfg: TrialConfig, start: float) -> list[dict[str, Any]]:
+    """Train to the next evaluation step and evaluate: the new metrics rows, one per seed."""
+    target = min(cfg.total_steps, (seeds.env_steps // cfg.eval_every + 1) * cfg.eval_every)
+    before, t0 = seeds.env_steps, time.perf_counter()
+    per_seed = seeds.train(target)
+    for metrics in per_seed:
+        _check_finite(metrics, seeds.env_steps)
+    sps = (seeds.env_steps - before) / max(time.perf_counter() - t0, 1e-9)
+    wall = time.perf_counter() - start
+    new = [{"env_step": seeds.env_steps, "wall_time": wall, "seed": s, **metrics,
+            "perf/env_steps_per_s": sps} for s, metrics in zip(seeds.seeds, per_seed)]
+    for row, metrics in zip(new, _eval_metrics(seeds, cfg)):
+        if len(seeds.seeds) > 1:  # the trial's env steps per second, summed over its seeds
+            row["perf/batch_env_steps_per_s"] = sps * len(seeds.seeds)
+        row.update(metrics)
+    return new
 
 
 def _read_status(out: Path) -> dict[str, Any]:
@@ -296,17 +267,13 @@ def _read_status(out: Path) -> dict[str, Any]:
         return {}
 
 
-def _eval_metrics(agent: Agent, cfg: TrialConfig) -> list[dict[str, Any]]:
-    """One dict of eval metrics per seed of the trial (one for a plain trial)."""
-    if cfg.seed_batched:
-        per_seed = list(evaluate_seeds(agent, cfg.eval_episodes, cfg.run_seeds()))
-    else:
-        per_seed = [evaluate(agent, cfg.eval_episodes, seed=10_000 + 1000 * cfg.seed)]
+def _eval_metrics(seeds: Seeds, cfg: TrialConfig) -> list[dict[str, Any]]:
+    """One dict of eval metrics per seed of the trial."""
     return [{
         "eval/return": float(returns.mean()),
         "eval/return_std": float(returns.std()),
         "eval/episode_returns": json.dumps([round(float(r), 3) for r in returns]),
-    } for returns in per_seed]
+    } for returns in seeds.evaluate(cfg.eval_episodes)]
 
 
 def _mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -327,7 +294,7 @@ def _check_finite(metrics: dict[str, float], step: int) -> None:
                          "checkpoint is kept")
 
 
-def _save(agent: Agent, rows: list, wall: float, ckpt_dir: Path,
+def _save(seeds: Seeds, rows: list, wall: float, ckpt_dir: Path,
           config: dict[str, Any] | None = None) -> None:
     """Write state.pt (with its sha256) atomically; the previous one becomes state.prev.pt.
 
@@ -335,7 +302,7 @@ def _save(agent: Agent, rows: list, wall: float, ckpt_dir: Path,
     disk before the old one is moved aside, and the old one is moved, never deleted, before
     the new one takes its name.
     """
-    state = {"agent": agent.state_dict(), "env_steps": agent.env_steps, "rng": rng_state(),
+    state = {"agent": seeds.state_dict(), "env_steps": seeds.env_steps, "rng": rng_state(),
              "rows": rows, "wall_time": wall, "config": config}
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -480,13 +447,13 @@ class _StopSignals:
             raise TrialInterrupted(self.pending)
 
 
-def _progress(cfg: TrialConfig, initial: int):
+def _progress(cfg: TrialConfig, seeds: Seeds):
     from tqdm import tqdm
 
-    return tqdm(total=cfg.total_steps, initial=initial, unit="step", dynamic_ncols=True,
-                desc=f"{cfg.agent} {cfg.env} seed" + (
-                    f"s {','.join(map(str, cfg.run_seeds()))}" if cfg.seed_batched
-                    else f" {cfg.seed}"))
+    label = "seeds " + ",".join(map(str, seeds.seeds)) if len(seeds.seeds) > 1 else \
+        f"seed {seeds.seeds[0]}"
+    return tqdm(total=cfg.total_steps, initial=seeds.env_steps, unit="step", dynamic_ncols=True,
+                desc=f"{cfg.agent} {cfg.env} {label}")
 
 
 def clear_checkpoints(out_dir: Path) -> None:

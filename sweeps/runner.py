@@ -138,7 +138,7 @@ def _describe(sweep: Sweep) -> str:
 def print_dry_run(sweep: Sweep) -> None:
     keys = [*sweep.varying_keys, *sweep.search_keys]  # search keys: "-" where not searched
     extra = [] if "total_steps" in keys else ["total_steps"]
-    rows = [[t.trial_id, *(_short(t.values.get(k, "-")) for k in keys), t.seed,
+    rows = [[t.trial_id, *(_short(t.values.get(k, "-")) for k in keys), t.seeds_label,
              *(t.total_steps for _ in extra)] for t in sweep.trials]
     budget = f", budget {sweep.budget}" if sweep.budget else ""
     print_safely(text_table(["trial_id", *keys, "seed", *extra], rows)
@@ -229,7 +229,7 @@ def seed_major(trials: list) -> list[str]:
     """Trial ids in launch order: every configuration's seed 0, then every seed 1, ... A sweep
     stopped part-way (a wall-time limit, the end of a session) then holds complete seed blocks,
     so its arms can already be compared seed by seed."""
-    return [t.trial_id for t in sorted(trials, key=lambda t: int(t.seed))]
+    return [t.trial_id for t in sorted(trials, key=lambda t: t.seed)]
 
 
 def _check_same(sweep: Sweep, storage: Path) -> None:

@@ -315,21 +315,6 @@ def parse_seeds(v: Any) -> list[int]:
 
 # --- resolved sweeps ---------------------------------------------------------------------------
 
-class TrialSeeds(int):
-    """A trial's first seed (its ``seed``) that prints as every seed it trains: ``0-4`` for a
-    seed-batched trial of seeds 0..4, ``3+7`` for [3, 7], ``2`` for a plain trial."""
-
-    seeds: tuple[int, ...]
-
-    def __new__(cls, seeds: list[int] | tuple[int, ...]) -> TrialSeeds:
-        obj = super().__new__(cls, seeds[0])
-        obj.seeds = tuple(seeds)
-        return obj
-
-    def __str__(self) -> str:
-        return seeds_text(self.seeds)
-
-
 def seeds_text(seeds: list[int] | tuple[int, ...]) -> str:
     """[0, 1, 2] -> '0-2'; [3, 7] -> '3+7'; [2] -> '2'."""
     if len(seeds) > 2 and list(seeds) == list(range(seeds[0], seeds[0] + len(seeds))):
@@ -345,19 +330,24 @@ class Trial:
     trial_id: str
     group: str  # "t003": the combination, shared by its seeds
     label: str  # the varying values, e.g. "orthogonal small_std Pendulum-v1"
-    seed: int  # the first seed (a TrialSeeds: prints as all of them)
+    seeds: list[int]  # every seed the trial trains (one, unless it is seed-batched)
     values: dict[str, Any]  # varying key -> value
     config: dict[str, Any]  # the fully resolved nested trial config
     draw: int | None = None  # index of the sampled configuration (``search:``), else None
 
     @property
-    def total_steps(self) -> int:
-        return int(self.config["total_steps"])
+    def seed(self) -> int:
+        """The trial's first seed (its config's ``seed``)."""
+        return self.seeds[0]
 
     @property
-    def seeds(self) -> list[int]:
-        """Every seed the trial trains (one, unless it is seed-batched)."""
-        return list(getattr(self.seed, "seeds", (self.seed,)))
+    def seeds_label(self) -> str:
+        """Every seed it trains, short: '2', '0-4', '3+7'."""
+        return seeds_text(self.seeds)
+
+    @property
+    def total_steps(self) -> int:
+        return int(self.config["total_steps"])
 
 
 @dataclass
@@ -972,7 +962,7 @@ def _name_trials(spec: SweepSpec, plan: _Plan,
             config.pop("seeds", None)
             if len(chunk) > 1:
                 config["seeds"] = list(chunk)
-            trials.append(Trial(trial_id, group, label, TrialSeeds(chunk), values, config,
+            trials.append(Trial(trial_id, group, label, list(chunk), values, config,
                                 combo.draw))
     return varying, trials
 

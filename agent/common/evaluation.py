@@ -1,10 +1,15 @@
-"""Deterministic evaluation on separate, seeded envs, all episodes stepped together."""
+"""What a trial measures of a policy: deterministic evaluation on separate, seeded envs (all
+episodes stepped together), and the init diagnostics (the initial policy's actions on states of
+a random-policy rollout)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from agent.common.envs import set_obs, stack_obs, step_env
+from agent.common.envs import EnvSpec, scale_action, set_obs, stack_obs, step_env
+from init_schemes import action_diagnostics
 
 
 def evaluate(agent, episodes: int, seed: int, envs: list | None = None) -> np.ndarray:
@@ -28,3 +33,34 @@ def evaluate(agent, episodes: int, seed: int, envs: list | None = None) -> np.nd
             if term or trunc:
                 alive[i] = False
     return returns
+
+
+def init_diagnostics(agent, n_states: int, seed: int) -> dict[str, Any]:
+    """States from a random-policy rollout of the real env -> the initial policy's action stats."""
+    return probe_summary(agent.init_probe(probe_states(agent.env_spec, n_states, seed)))
+
+
+def probe_states(env_spec: EnvSpec, n_states: int, seed: int) -> np.ndarray:
+    """[n_states, *obs_shape] (a dict of them for pixels+state) from a uniform-random-action
+    rollout seeded by ``seed``."""
+    env = env_spec.make()
+    obs, _ = env.reset(seed=seed + 7919)
+    rng = np.random.default_rng(seed + 7919)
+    low, high = env.action_space.low, env.action_space.high
+    states = []
+    while len(states) < n_states:
+        states.append(obs)
+        a = rng.uniform(-1.0, 1.0, size=low.shape)
+        obs, _, term, trunc, _ = env.step(scale_action(a, low, high))
+        if term or trunc:
+            obs, _ = env.reset()
+    env.close()
+    return stack_obs(states)
+
+
+def probe_summary(probe: dict[str, Any]) -> dict[str, Any]:
+    """An ``init_probe`` result -> the action statistics init_diagnostics.json stores."""
+    diag = action_diagnostics(probe["actions"])
+    for key in ("entropy", "mean_abs_mean", "std", "critic_scale"):
+        diag[key] = probe.get(key)
+    return diag

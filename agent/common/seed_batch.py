@@ -17,7 +17,8 @@ bench/seed_batch.py). Nothing is shared across seeds except the batched computat
   per-seed losses are *summed*, which leaves every seed's gradient exactly its own.
 
 Agents that can train seeds together register a batched class with :func:`register_batched`;
-``agent.trial.run_trial`` uses it when a trial has ``seeds_per_trial > 1`` (or a ``seeds`` list).
+a trial with ``seeds_per_trial > 1`` (or a ``seeds`` list) trains it through
+``agent.seeds.BatchedSeeds``, which gives it the per-seed contract every trial has.
 """
 
 from __future__ import annotations
@@ -157,22 +158,22 @@ def squashed_sample(mean: torch.Tensor, log_std: torch.Tensor,
 
 # --- evaluation --------------------------------------------------------------------------------
 
-def evaluate_seeds(agent: Any, episodes: int, seeds: list[int]) -> np.ndarray:
+def evaluate_seeds(agent: Any, episodes: int, starts: list[int]) -> np.ndarray:
     """Deterministic episodes of every seed's policy, all stepped together.
 
-    Seed k's episode i runs on its own env reset with ``10_000 + 1000 * seed + i`` (the seeds a
-    plain trial's evaluation uses). ``agent.act_seeds(obs [K, E, O]) -> [K, E, A]``.
-    Returns the returns, shape [K, episodes].
+    Seed k's episode i runs on its own env reset with ``starts[k] + i`` (a plain run of that
+    seed starts its evaluation at the same states). ``agent.act(obs [K, E, O], None)`` returns
+    actions [K, E, A]. Returns the returns, shape [K, episodes].
     """
-    k = len(seeds)
-    envs = [[agent.env_spec.make() for _ in range(episodes)] for _ in seeds]
+    k = len(starts)
+    envs = [[agent.env_spec.make() for _ in range(episodes)] for _ in starts]
     low, high = envs[0][0].action_space.low, envs[0][0].action_space.high
-    obs = np.stack([np.stack([env.reset(seed=10_000 + 1000 * s + i)[0]
-                              for i, env in enumerate(row)]) for s, row in zip(seeds, envs)])
+    obs = np.stack([np.stack([env.reset(seed=start + i)[0] for i, env in enumerate(row)])
+                    for start, row in zip(starts, envs)])
     returns = np.zeros((k, episodes))
     alive = np.ones((k, episodes), dtype=bool)
     while alive.any():
-        action = agent.act_seeds(obs)
+        action, _ = agent.act(obs, None)
         for s, i in zip(*np.nonzero(alive)):
             o, r, term, trunc, _ = step_env(envs[s][i], action[s, i], low, high,
                                             f"eval env '{agent.env_spec.id}'")
