@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-POLICY_FILE = "policy.pt"
+from sweeps.trialdir import CONFIG_FILE, POLICY_FILE, TRIALS_DIR
+
 FORMAT = 1
 #: networks the file leaves out: value/Q estimates are not needed to act (SAC's [256, 256] twin
 #: critic would triple the file; a model-based agent keeps its world model, which it acts through)
@@ -176,12 +177,12 @@ def load_policy(trial_dir: str | Path) -> Policy:
     from agent.registry import agents
 
     trial = Path(trial_dir)
-    config_path = trial / "config.json"
+    config_path = trial / CONFIG_FILE
     if not trial.is_dir():
         raise PolicyError(f"{trial}: no such directory")
     if not config_path.is_file():
         hint = " (a sweep directory: pass one of its trials/<trial_id>)" \
-            if (trial / "trials").is_dir() else ""
+            if (trial / TRIALS_DIR).is_dir() else ""
         raise PolicyError(f"{trial} is not a trial directory: it has no config.json{hint}")
     path = trial / POLICY_FILE
     if not path.is_file():

@@ -38,17 +38,25 @@ from agent.policy import save_policy
 from agent.seeds import Seeds, make_seeds
 from agent.tensorboard_log import TrialBoard
 from sweeps.trialdir import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_FILES,
+    CONFIG_FILE,
+    INIT_DIAGNOSTICS_FILE,
+    INIT_RECORD_FILE,
+    METRICS_FILE,
     RESUMABLE_KEYS,
+    STATUS_FILE,
     atomic_write_bytes,
     atomic_write_csv,
     atomic_write_json,
     atomic_write_text,
     config_diff,
+    has_checkpoint,
     read_json_file,
+    read_status,
 )
 
-CKPT_NAME = "state.pt"
-PREV_NAME = "state.prev.pt"  # the checkpoint before the last: the fallback if state.pt is bad
+CKPT_NAME, PREV_NAME = CHECKPOINT_FILES  # the newest; the one before: the fallback if it is bad
 SUM_SUFFIX = ".sha256"  # state.pt.sha256: the digest written with it (catches later damage)
 
 
@@ -122,7 +130,7 @@ def run_trial(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise TrialError(f"output directory {out} is a file")
-    ckpt_dir = out / "checkpoints"
+    ckpt_dir = out / CHECKPOINT_DIR
     config = cfg.to_dict()
     _check_resume_config(out, config)
     source, state, warnings = _pick_checkpoint(
@@ -130,7 +138,7 @@ def run_trial(
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     keep_freed_memory()  # no page faults on every update's activations (glibc)
-    write_json(out / "config.json", config)
+    write_json(out / CONFIG_FILE, config)
     seeds = make_seeds(cfg)
     board = TrialBoard(out, config, seeds.seeds)  # TensorBoard events, x axis env steps
     status = {
@@ -162,7 +170,7 @@ def run_trial(
             rows += new
             row = new[0] if len(new) == 1 else _mean_row(new)
             evals_done += 1
-            write_metrics(out / "metrics.csv", rows)
+            write_metrics(out / METRICS_FILE, rows)
             board.rows(new)
             save_policy(seeds.agent, out)  # policy.pt: the last evaluated policy, weights only
             recorded = seeds.env_steps
@@ -174,7 +182,7 @@ def run_trial(
             status.update(env_steps=seeds.env_steps, updated=time.time())
             if done:
                 status["state"] = "finished"
-            write_json(out / "status.json", status)
+            write_json(out / STATUS_FILE, status)
             if on_eval is not None:
                 on_eval(row, ckpt_dir)
             if bar is not None:
@@ -190,13 +198,13 @@ def run_trial(
             saved = recorded
         status.update(state="interrupted", error=None, interrupted=reason, env_steps=recorded,
                       resumable_from_step=saved, updated=time.time())
-        write_json(out / "status.json", status)
+        write_json(out / STATUS_FILE, status)
         if isinstance(err, SystemExit):
             raise
         raise TrialInterrupted(reason, saved, out) from None
     except BaseException as err:
         status.update(state="failed", error=f"{type(err).__name__}: {err}", updated=time.time())
-        write_json(out / "status.json", status)
+        write_json(out / STATUS_FILE, status)
         raise
     finally:
         signals.restore()
@@ -206,23 +214,23 @@ def run_trial(
             board.close()
     board.finish(rows)
     status.update(state="finished", env_steps=seeds.env_steps, updated=time.time())
-    write_json(out / "status.json", status)
+    write_json(out / STATUS_FILE, status)
     return rows
 
 
 def _start(seeds: Seeds, cfg: TrialConfig, out: Path, board: TrialBoard) -> list[dict[str, Any]]:
     """A fresh trial: seed and initialise, write the init record and diagnostics, evaluate the
     initial policy (the env_step 0 rows)."""
-    write_json(out / "init_record.json", seeds.initialise())
+    write_json(out / INIT_RECORD_FILE, seeds.initialise())
     rows = [{"env_step": 0, "wall_time": 0.0, "seed": s} for s in seeds.seeds]
     if cfg.diag_states:
         diags = seeds.probe(cfg.diag_states)
-        write_json(out / "init_diagnostics.json", diags)
+        write_json(out / INIT_DIAGNOSTICS_FILE, diags)
         for row in rows:
             row.update(diag_metrics(diags[str(row["seed"])]))
     for row, metrics in zip(rows, _eval_metrics(seeds, cfg)):
         row.update(metrics)
-    write_metrics(out / "metrics.csv", rows)
+    write_metrics(out / METRICS_FILE, rows)
     board.rows(rows)
     if cfg.diag_states:
         board.init_diagnostics(diags, cfg.diag_states)
@@ -236,7 +244,7 @@ def _restore(seeds: Seeds, state: dict[str, Any], status: dict[str, Any], source
     seeds.load_state_dict(state["agent"])
     seeds.env_steps = state["env_steps"]
     set_rng_state(state["rng"])
-    status["restores"] = _read_status(out).get("restores", 0) + 1
+    status["restores"] = read_status(out).get("restores", 0) + 1
     status["restored_from_step"] = seeds.env_steps
     status["restored_from"] = str(source)
     return state["rows"], state["wall_time"]
@@ -258,13 +266,6 @@ def _train_and_evaluate(seeds: Seeds, cfg: TrialConfig, start: float) -> list[di
             row["perf/batch_env_steps_per_s"] = sps * len(seeds.seeds)
         row.update(metrics)
     return new
-
-
-def _read_status(out: Path) -> dict[str, Any]:
-    try:
-        return json.loads((out / "status.json").read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _eval_metrics(seeds: Seeds, cfg: TrialConfig) -> list[dict[str, Any]]:
@@ -323,15 +324,14 @@ def _save(seeds: Seeds, rows: list, wall: float, ckpt_dir: Path,
 
 def _check_resume_config(out: Path, config: dict[str, Any]) -> None:
     """Refuse to continue a stored trial with another config (before writing anything)."""
-    path = out / "config.json"
+    path = out / CONFIG_FILE
     if not path.is_file():
         return
-    has_work = (out / "metrics.csv").exists() or any(
-        (out / "checkpoints" / n).exists() for n in (CKPT_NAME, PREV_NAME))
+    has_work = (out / METRICS_FILE).exists() or has_checkpoint(out)
     if not has_work:
         return  # nothing computed with the old config: a fresh start
     problems: list[str] = []
-    stored = read_json_file(path, "config.json", problems)
+    stored = read_json_file(path, CONFIG_FILE, problems)
     if problems or not isinstance(stored, dict):
         raise ResumeMismatch(f"{path}: {'; '.join(problems) or 'not a JSON object'}; cannot "
                              "check that the resume uses the same config; nothing was written")
@@ -457,4 +457,4 @@ def _progress(cfg: TrialConfig, seeds: Seeds):
 
 
 def clear_checkpoints(out_dir: Path) -> None:
-    shutil.rmtree(Path(out_dir) / "checkpoints", ignore_errors=True)
+    shutil.rmtree(Path(out_dir) / CHECKPOINT_DIR, ignore_errors=True)

@@ -37,7 +37,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sweeps.trialdir import check_trial
+from sweeps.trialdir import (
+    CONFIG_FILE,
+    INIT_DIAGNOSTICS_FILE,
+    METRICS_FILE,
+    RESOLVED_FILE,
+    TRIALS_DIR,
+    check_trial,
+    trial_path,
+)
 
 __all__ = [
     "RUN_KEYS",
@@ -101,10 +109,10 @@ def read_sweep_info(sweep_dir: str | Path) -> SweepInfo:
     path = Path(sweep_dir)
     if not path.is_dir():
         raise AnalysisError(f"sweep directory not found: {path}")
-    resolved_path = path / "sweep_resolved.json"
+    resolved_path = path / RESOLVED_FILE
     resolved: dict[str, Any] = {}
     if resolved_path.is_file():
-        resolved = _read_json(resolved_path, what="sweep_resolved.json") or {}
+        resolved = _read_json(resolved_path, what=RESOLVED_FILE) or {}
     return SweepInfo(
         path=path,
         name=str(resolved.get("name") or path.name),
@@ -148,7 +156,7 @@ def load_trials(sweep_dir: str | Path, *, strict: bool = False) -> pd.DataFrame:
     """
     info = read_sweep_info(sweep_dir)
     records = _scan_trials(info)
-    damaged = [{"trial_id": r["trial_id"], "path": str(info.path / "trials" / r["trial_id"]),
+    damaged = [{"trial_id": r["trial_id"], "path": str(trial_path(info.path, r["trial_id"])),
                 "defects": r["damage"]} for r in records if r["damage"]]
     if damaged and strict:
         raise AnalysisError(f"{len(damaged)} damaged trial(s) in {info.path} (strict): "
@@ -196,8 +204,8 @@ def load_sweep(sweep_dir: str | Path, trials: pd.DataFrame | None = None, *,
     damaged = set(trials.loc[trials["state"] == "damaged", "trial_id"].astype(str))
     frames = []
     for trial_id in trials["trial_id"]:
-        trial_dir = info.path / "trials" / str(trial_id)
-        metrics = None if str(trial_id) in damaged else _read_metrics(trial_dir / "metrics.csv")
+        trial_dir = trial_path(info.path, trial_id)
+        metrics = None if str(trial_id) in damaged else _read_metrics(trial_dir / METRICS_FILE)
         if metrics is None or metrics.empty:
             seeds = _config_seeds(_trial_config(info, trial_id))
             metrics = pd.DataFrame({"seed": seeds, "env_step": np.nan})
@@ -250,7 +258,7 @@ def load_init_diagnostics(
     summary_rows: list[dict[str, Any]] = []
     hist_rows: list[dict[str, Any]] = []
     for trial in trials.to_dict("records"):
-        path = info.path / "trials" / str(trial["trial_id"]) / "init_diagnostics.json"
+        path = trial_path(info.path, trial["trial_id"]) / INIT_DIAGNOSTICS_FILE
         if not path.is_file() or trial["state"] == "damaged":
             continue
         diag = _read_json(path, what="init_diagnostics.json", missing_ok=True)
@@ -322,7 +330,7 @@ def _read_json(path: Path, what: str, missing_ok: bool = False) -> Any:
 def _scan_trials(info: SweepInfo) -> list[dict[str, Any]]:
     """Trial records (config, status) from the planned list and the trials/ directory."""
     planned = {str(t.get("trial_id")): t.get("config") or {} for t in info.planned_trials}
-    trial_root = info.path / "trials"
+    trial_root = info.path / TRIALS_DIR
     on_disk = []
     if trial_root.is_dir():
         on_disk = sorted(p.name for p in trial_root.iterdir() if p.is_dir())
@@ -357,7 +365,7 @@ def _scan_trials(info: SweepInfo) -> list[dict[str, Any]]:
 
 def _trial_config(info: SweepInfo, trial_id: str) -> dict[str, Any]:
     """The trial's config.json, or its entry in sweep_resolved.json if not written yet."""
-    path = info.path / "trials" / str(trial_id) / "config.json"
+    path = trial_path(info.path, trial_id) / CONFIG_FILE
     config = _read_json(path, what="config.json", missing_ok=True) if path.is_file() else None
     if not isinstance(config, Mapping):
         planned = {str(t.get("trial_id")): t.get("config") for t in info.planned_trials}

@@ -18,6 +18,7 @@ from analysis.load import AnalysisError, config_columns
 from analysis.report_figures import FIGURE_FORMATS
 from analysis.report_render import keys_text, list_text
 from analysis.stats import MODES
+from sweeps.trialdir import INIT_RECORD_FILE, trial_path
 
 HTML_IMAGES = ("inline", "link")
 
@@ -105,7 +106,7 @@ def init_records(sweep_dir: Path, trials: pd.DataFrame) -> dict[str, str]:
     """Trial id -> its ``init_record.json`` as text (trials without one are left out)."""
     out = {}
     for trial_id in trials["trial_id"]:
-        path = sweep_dir / "trials" / str(trial_id) / "init_record.json"
+        path = trial_path(sweep_dir, trial_id) / INIT_RECORD_FILE
         if path.is_file():
             try:
                 out[str(trial_id)] = json.dumps(json.loads(path.read_text()), sort_keys=True)

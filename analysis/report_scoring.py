@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.load import AnalysisError
+from sweeps.trialdir import SWEEP_FILE
 
 
 @dataclass
@@ -63,7 +64,7 @@ def _declared_analysis(info: Any, sweep_dir: Path) -> tuple[dict[str, Any] | Non
     recorded = info.resolved.get("analysis")
     if recorded:
         return recorded, "recorded in `sweep_resolved.json` when the sweep started", False
-    candidates = [(sweep_dir / "sweep.yaml", False)]
+    candidates = [(sweep_dir / SWEEP_FILE, False)]
     source = info.resolved.get("source")
     if source:
         from sweeps.schema import SWEEPS_DIR

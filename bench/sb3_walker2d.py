@@ -9,13 +9,14 @@ gradient step per env step after 1000 steps, automatic entropy from alpha 1 with
 (SB3 warms up with uniform random actions; ours with its initial policy, the default here.)
 Every ``--eval-every`` steps the deterministic policy is evaluated on the same seeded eval
 envs as our trial of that seed (``evaluate``, seed 10000 + 1000 * seed); the curve goes to
-``--out``/metrics.csv (env_step, wall_time, eval/return, eval/episode_returns) as it runs.
+``--out``/metrics.csv (env_step, wall_time, seed, eval/return, eval/episode_returns) as it
+runs, written the way a trial writes it (sweeps/trialdir.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import json
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from sac_vs_sb3 import SB3Policy  # bench/ is on sys.path when run as a script
 
 from agent.common.envs import get_env
 from agent.common.evaluation import evaluate
+from sweeps.trialdir import METRICS_FILE, atomic_write_csv
 
 
 def main() -> None:
@@ -34,25 +36,24 @@ def main() -> None:
     p.add_argument("--eval-episodes", type=int, default=5)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
-    if (args.out / "metrics.csv").exists():
-        raise SystemExit(f"{args.out}/metrics.csv exists; pick another --out")
+    if (args.out / METRICS_FILE).exists():
+        raise SystemExit(f"{args.out / METRICS_FILE} exists; pick another --out")
     from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback
 
     torch.set_num_threads(1)
     env_spec = get_env("Walker2d-v5")
     args.out.mkdir(parents=True, exist_ok=True)
-    f = (args.out / "metrics.csv").open("w", newline="")
-    writer = csv.writer(f)
-    writer.writerow(["env_step", "wall_time", "eval/return", "eval/episode_returns"])
+    rows: list[dict] = []  # metrics.csv as a trial writes it (sweeps/trialdir.py)
     start = time.perf_counter()
 
     def log(model, step: int) -> None:
         ret = evaluate(SB3Policy(model, env_spec), args.eval_episodes,
                        seed=10_000 + 1000 * args.seed)
-        writer.writerow([step, round(time.perf_counter() - start, 1), float(ret.mean()),
-                         [round(float(r), 3) for r in ret]])
-        f.flush()
+        rows.append({"env_step": step, "wall_time": round(time.perf_counter() - start, 1),
+                     "seed": args.seed, "eval/return": float(ret.mean()),
+                     "eval/episode_returns": json.dumps([round(float(r), 3) for r in ret])})
+        atomic_write_csv(args.out / METRICS_FILE, rows)
         print(f"SB3 SAC Walker2d-v5 seed {args.seed}: {step} steps, eval {ret.mean():.1f}, "
               f"{time.perf_counter() - start:.0f} s", flush=True)
 
@@ -68,7 +69,6 @@ def main() -> None:
                 policy_kwargs={"net_arch": [256, 256]}, seed=args.seed, device="cpu", verbose=0)
     log(model, 0)
     model.learn(args.steps, callback=Eval())
-    f.close()
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
 
 The runs there are single ``sweep train`` runs (ours) and ``bench/sb3_walker2d.py`` runs
 (Stable-Baselines3's SAC), not one sweep. This script lays copies of them out as one sweep
-directory (docs/results_layout.md) under runs/ (git-ignored), one trial per run with a
-``variant`` key naming its configuration, and runs the analysis package's report on it:
+directory (docs/results_layout.md, written with sweeps/trialdir.py) under runs/ (git-ignored),
+one trial per run with a ``variant`` key naming its configuration, and runs the analysis
+package's report on it:
 learning curves with bootstrap bands, final IQM (mean of the evaluations at 85k-100k by
 default), probability of improvement between the variants and steps to the issue's bar (1000).
 The run directories are only read; ``sweep report runs/walker2d_sac_100k ...`` (the command the
@@ -23,6 +24,18 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.report import write_report
+from sweeps.trialdir import (
+    CONFIG_FILE,
+    INIT_DIAGNOSTICS_FILE,
+    INIT_RECORD_FILE,
+    METRICS_FILE,
+    RESOLVED_FILE,
+    STATUS_FILE,
+    atomic_write_json,
+    atomic_write_text,
+    read_status,
+    trial_path,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 ROOT = REPO / "results" / "benchmarks"
@@ -38,13 +51,13 @@ VARIANTS = {
 
 def run_dirs(variant: str) -> list[Path]:
     return sorted(p for pattern in VARIANTS[variant] for p in ROOT.glob(pattern)
-                  if (p / "metrics.csv").is_file())
+                  if (p / METRICS_FILE).is_file())
 
 
 def seed_of(run: Path) -> int:
     """The run's seed: its config's, else the directory's ``_s<seed>`` suffix (seed 0 without)."""
-    if (run / "config.json").is_file():
-        return int(json.loads((run / "config.json").read_text())["seed"])
+    if (run / CONFIG_FILE).is_file():
+        return int(json.loads((run / CONFIG_FILE).read_text())["seed"])
     tail = run.name.rsplit("_s", 1)[-1]
     return int(tail) if tail.isdigit() else 0
 
@@ -53,28 +66,27 @@ def assemble(sweep: Path) -> dict[str, int]:
     """Write the sweep layout into ``sweep``; returns the number of runs per variant."""
     runs = {variant: run_dirs(variant) for variant in VARIANTS}
     # the SB3 runs have no status.json: they get our runs' env scores (same env)
-    reference = next(json.loads((r / "status.json").read_text()).get("env_scores")
-                     for rs in runs.values() for r in rs if (r / "status.json").is_file())
+    reference = next(read_status(r).get("env_scores")
+                     for rs in runs.values() for r in rs if (r / STATUS_FILE).is_file())
     trials = []
     for variant, dirs in runs.items():
         for run in dirs:
             seed, trial_id = seed_of(run), run.name
-            out = sweep / "trials" / trial_id
+            out = trial_path(sweep, trial_id)
             out.mkdir(parents=True)
-            metrics = pd.read_csv(run / "metrics.csv")
+            metrics = pd.read_csv(run / METRICS_FILE)
             if "seed" not in metrics.columns:
                 metrics.insert(1, "seed", seed)
-            metrics.to_csv(out / "metrics.csv", index=False)
+            atomic_write_text(out / METRICS_FILE, metrics.to_csv(index=False))
             config = {"agent": "sac", "env": "Walker2d-v5", "seed": seed, "variant": variant}
-            (out / "config.json").write_text(json.dumps(config))
-            if (run / "status.json").is_file():
-                status = json.loads((run / "status.json").read_text())
-            else:  # an SB3 run: finished at its last evaluation
+            atomic_write_json(out / CONFIG_FILE, config)
+            status = read_status(run)
+            if not status:  # an SB3 run: finished at its last evaluation
                 last = int(metrics["env_step"].max())
                 status = {"state": "finished", "error": None, "env_steps": last,
                           "planned_steps": last, "env_scores": reference}
-            (out / "status.json").write_text(json.dumps(status))
-            for name in ("init_diagnostics.json", "init_record.json"):
+            atomic_write_json(out / STATUS_FILE, status)
+            for name in (INIT_DIAGNOSTICS_FILE, INIT_RECORD_FILE):
                 if (run / name).is_file():
                     shutil.copy(run / name, out / name)
             trials.append({"trial_id": trial_id, "config": config})
@@ -82,7 +94,7 @@ def assemble(sweep: Path) -> dict[str, int]:
                 "mode": "max", "seeds": sorted({t["config"]["seed"] for t in trials}),
                 "grid": {"variant": list(VARIANTS)}, "varying_keys": ["variant"],
                 "trials": trials}
-    (sweep / "sweep_resolved.json").write_text(json.dumps(resolved, indent=1))
+    atomic_write_json(sweep / RESOLVED_FILE, resolved)
     return {variant: len(dirs) for variant, dirs in runs.items()}
 
 

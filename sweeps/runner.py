@@ -50,13 +50,24 @@ from sweeps.status import (
     read_states,
     text_table,
 )
-from sweeps.trialdir import atomic_write_json, check_trial, config_diff
+from sweeps.trialdir import (
+    METRICS_FILE,
+    RESOLVED_FILE,
+    STATUS_FILE,
+    SWEEP_FILE,
+    TRIALS_DIR,
+    atomic_write_json,
+    check_trial,
+    config_diff,
+    read_status,
+    trial_path,
+)
 
 RAY_DIR = "ray"  # Ray Tune's experiment directory inside the sweep directory
 EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM: trials checkpointed, resumable
 EXIT_TIME_LIMIT = 75  # --time-limit reached (EX_TEMPFAIL: run again with --resume)
 MIN_START_S = 30.0  # never start a trial with less wall time than this left
-OWNED = ("sweep.yaml", "sweep_resolved.json", RAY_DIR, "trials")  # what --force removes
+OWNED = (SWEEP_FILE, RESOLVED_FILE, RAY_DIR, TRIALS_DIR)  # what --force removes
 _TUNE_STATE = {"PENDING": "pending", "PAUSED": "pending", "RUNNING": "running",
                "TERMINATED": "finished", "ERROR": "failed"}
 
@@ -175,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if existing and not (args.resume or args.force):
         raise CLIError(f"{storage} already holds a sweep ({', '.join(existing)}); pass --resume "
                        "to continue it, --force to delete it and start over, or --storage DIR")
-    if args.resume and "sweep_resolved.json" not in existing:
+    if args.resume and RESOLVED_FILE not in existing:
         raise CLIError(f"nothing to resume in {storage} (no sweep_resolved.json); run without "
                        "--resume to start the sweep")
     cpus = os.cpu_count() or 1
@@ -195,10 +206,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             for name in existing:
                 target = storage / name
                 shutil.rmtree(target) if target.is_dir() else target.unlink()
-        (storage / "trials").mkdir(parents=True, exist_ok=True)
+        (storage / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
         if not args.resume:
-            (storage / "sweep.yaml").write_text(sweep.text)
-            _write_json(storage / "sweep_resolved.json", sweep.resolved())
+            (storage / SWEEP_FILE).write_text(sweep.text)
+            _write_json(storage / RESOLVED_FILE, sweep.resolved())
         return _run_tune(sweep, storage, args, deadline)
     finally:
         if started:
@@ -233,7 +244,7 @@ def seed_major(trials: list) -> list[str]:
 
 
 def _check_same(sweep: Sweep, storage: Path) -> None:
-    stored = json.loads((storage / "sweep_resolved.json").read_text())
+    stored = json.loads((storage / RESOLVED_FILE).read_text())
     old = {t["trial_id"]: t["config"] for t in stored["trials"]}
     new = {t.trial_id: t.config for t in sweep.trials}
     # keys only one side has were added to (or dropped from) the code after the sweep was
@@ -325,11 +336,8 @@ def _wait_for_writers(storage: Path, running: list[str], timeout_s: float = 60.0
     while True:
         live = {}
         for tid in running:
-            try:
-                status = json.loads((storage / "trials" / tid / "status.json").read_text())
-            except (OSError, ValueError):
-                continue
-            pid = live_writer(status) if isinstance(status, dict) else None
+            status = read_status(trial_path(storage, tid))
+            pid = live_writer(status) if status else None
             if pid is not None:
                 live[tid] = pid
         if not live:
@@ -350,15 +358,15 @@ def _run_tune(sweep: Sweep, storage: Path, args: argparse.Namespace,
               deadline: float | None = None) -> int:
     from ray import tune
 
-    table = {t.trial_id: {"config": t.config, "out_dir": str(storage / "trials" / t.trial_id),
+    table = {t.trial_id: {"config": t.config, "out_dir": str(trial_path(storage, t.trial_id)),
                           "imports": sweep.imports, "metric": sweep.spec.metric,
                           "deadline": deadline, "min_start_s": MIN_START_S}
              for t in sweep.trials}
     groups: dict[str, list[str]] = {}
     for t in sweep.trials:
-        groups.setdefault(t.group, []).append(str(storage / "trials" / t.trial_id))
+        groups.setdefault(t.group, []).append(str(trial_path(storage, t.trial_id)))
     for t in sweep.trials:  # where _can_finish measures the time per step
-        table[t.trial_id].update(group_dirs=groups[t.group], trials_root=str(storage / "trials"))
+        table[t.trial_id].update(group_dirs=groups[t.group], trials_root=str(storage / TRIALS_DIR))
     states = {s.trial_id: s for s in read_states(storage)}
     if _wait_for_writers(storage, [t.trial_id for t in sweep.trials
                                    if states[t.trial_id].state == "running"]):
@@ -478,12 +486,9 @@ def _mark_interrupted(storage: Path, trial_ids: list[str], reason: str) -> list[
     stopped by Ray without a word) become "interrupted"; returns every interrupted trial."""
     out = []
     for tid in trial_ids:
-        path = storage / "trials" / tid / "status.json"
-        try:
-            status = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(status, dict):
+        path = trial_path(storage, tid) / STATUS_FILE
+        status = read_status(path.parent)
+        if not status:
             continue
         if status.get("state") == "running":
             status.update(state="interrupted", interrupted=reason, updated=time.time())
@@ -548,17 +553,13 @@ class _ViewState:
 
     def _ended(self, tid: str) -> str:
         if tid not in self.ended:
-            try:
-                status = json.loads((self.storage / "trials" / tid / "status.json").read_text())
-                self.ended[tid] = str(status.get("state") or "pending")
-            except (OSError, ValueError, AttributeError):
-                self.ended[tid] = "pending"
+            status = read_status(trial_path(self.storage, tid))
+            self.ended[tid] = str(status.get("state") or "pending")
         return self.ended[tid]
 
     def _error(self, tid: str) -> str | None:
-        try:
-            status = json.loads((self.storage / "trials" / tid / "status.json").read_text())
-        except (OSError, ValueError):
+        status = read_status(trial_path(self.storage, tid))
+        if not status:
             return None
         self.errors[tid] = status.get("error")
         return self.errors[tid]
@@ -730,7 +731,7 @@ def _seconds_per_step(trial_dirs: list[Path]) -> float | None:
     """Wall seconds per env step over trials' metrics (the last row's wall_time / env_step)."""
     wall = steps = 0.0
     for d in trial_dirs:
-        rows = last_rows(d / "metrics.csv")
+        rows = last_rows(d / METRICS_FILE)
         try:
             step, t = float(rows[-1]["env_step"]), float(rows[-1]["wall_time"])
         except (IndexError, KeyError, TypeError, ValueError):
@@ -742,8 +743,8 @@ def _seconds_per_step(trial_dirs: list[Path]) -> float | None:
 
 def _status_steps(out: Path) -> int:
     try:
-        return int(json.loads((out / "status.json").read_text()).get("env_steps") or 0)
-    except (OSError, ValueError, AttributeError, TypeError):
+        return int(read_status(out).get("env_steps") or 0)
+    except (ValueError, TypeError):
         return 0
 
 
@@ -761,7 +762,7 @@ def _finished_row(out: Path, cfg: Any) -> dict[str, Any] | None:
         return None
     if int(status.get("env_steps") or 0) < cfg.total_steps:
         return None
-    rows = last_rows(out / "metrics.csv")  # one per seed; a seed-batched trial reports the mean
+    rows = last_rows(out / METRICS_FILE)  # one per seed; a seed-batched trial reports the mean
     sums: dict[str, list[float]] = {}
     for row in rows:
         for k, v in row.items():
@@ -776,11 +777,8 @@ def _mark_failed(out: Path, cfg: Any, err: BaseException) -> None:
     """run_trial records its own failures; this covers errors before its loop started."""
     from agent.trial import write_json
 
-    path = out / "status.json"
-    try:
-        status = json.loads(path.read_text())
-    except (OSError, ValueError):
-        status = {}
+    path = out / STATUS_FILE
+    status = read_status(out)
     if status.get("state") == "failed":
         return
     if isinstance(err, KeyboardInterrupt | SystemExit):  # stopped, not failed

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweeps.trialdir import check_trial, flatten
+from sweeps.trialdir import RESOLVED_FILE, check_trial, flatten, trial_path
 
 STATES = ("finished", "running", "pending", "failed", "interrupted", "damaged")
 """As written in status.json, plus ``damaged`` (files that fail validation, see
@@ -43,7 +43,7 @@ class TrialState:
     stale: str | None = None  # why a "running" trial is not running any more
 
 def read_resolved(sweep_dir: Path) -> dict[str, Any]:
-    path = Path(sweep_dir) / "sweep_resolved.json"
+    path = Path(sweep_dir) / RESOLVED_FILE
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -86,7 +86,7 @@ def read_states(sweep_dir: Path, resolved: dict[str, Any] | None = None) -> list
     out = []
     for t in resolved["trials"]:
         tid, cfg = t["trial_id"], t["config"]
-        d = sweep_dir / "trials" / tid
+        d = trial_path(sweep_dir, tid)
         st = TrialState(tid, t.get("group", tid), labels.get(tid, tid), "pending", 0,
                         int(cfg.get("total_steps", 0)), env=str(cfg.get("env", "")))
         check = check_trial(d, cfg)

@@ -23,6 +23,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# --- the layout --------------------------------------------------------------------------------
+# Every file name of a sweep directory and a trial directory; no other module spells them.
+
+SWEEP_FILE = "sweep.yaml"  # the sweep file exactly as given
+RESOLVED_FILE = "sweep_resolved.json"  # the expanded sweep: trials, configs, declared score
+TRIALS_DIR = "trials"  # one directory per trial id
+CONFIG_FILE = "config.json"  # the fully resolved trial config
+METRICS_FILE = "metrics.csv"  # tidy: one row per evaluation and seed
+STATUS_FILE = "status.json"  # state, env steps, error, host and pid of the writer
+INIT_RECORD_FILE = "init_record.json"  # per layer (and seed): role, scheme, gain, std
+INIT_DIAGNOSTICS_FILE = "init_diagnostics.json"  # per seed: the initial policy's action stats
+POLICY_FILE = "policy.pt"  # the last evaluated policy, weights only
+CHECKPOINT_DIR = "checkpoints"  # never committed, never read by analysis
+CHECKPOINT_FILES = ("state.pt", "state.prev.pt")  # the newest checkpoint and the one before
+
+
+def trial_path(sweep_dir: str | Path, trial_id: str) -> Path:
+    """``<sweep dir>/trials/<trial_id>``."""
+    return Path(sweep_dir) / TRIALS_DIR / str(trial_id)
+
+
+def has_checkpoint(trial_dir: str | Path) -> bool:
+    """Whether the trial directory holds a checkpoint file (intact or not)."""
+    return any((Path(trial_dir) / CHECKPOINT_DIR / n).exists() for n in CHECKPOINT_FILES)
+
+
+def read_status(trial_dir: str | Path) -> dict[str, Any]:
+    """The trial's status.json, or {} if it is missing or unreadable (a trial that has not
+    started, or one being replaced: callers that must tell damage apart use check_trial)."""
+    try:
+        status = json.loads((Path(trial_dir) / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
 STATES = ("pending", "running", "finished", "failed", "interrupted")
 """States a trial's status.json may hold (``interrupted``: stopped by Ctrl-C / SIGTERM or a
 wall-time limit after saving its checkpoint; resumable)."""
@@ -298,14 +334,14 @@ def check_trial(trial_dir: str | Path, planned: Mapping[str, Any] | None = None)
     d = Path(trial_dir)
     check = TrialCheck(d)
     defects = check.defects
-    status = read_json_file(d / "status.json", "status.json", defects)
+    status = read_json_file(d / STATUS_FILE, STATUS_FILE, defects)
     if status is not None and not isinstance(status, dict):
         defects.append(f"status.json holds a {type(status).__name__}, not an object")
         status = None
     if status is not None:
         check.status = status
         _check_status(status, defects)
-    config = read_json_file(d / "config.json", "config.json", defects)
+    config = read_json_file(d / CONFIG_FILE, CONFIG_FILE, defects)
     if config is not None and not isinstance(config, dict):
         defects.append(f"config.json holds a {type(config).__name__}, not an object")
         config = None
@@ -315,9 +351,9 @@ def check_trial(trial_dir: str | Path, planned: Mapping[str, Any] | None = None)
         if diff:
             defects.append("config.json differs from the sweep's plan (sweep_resolved.json): "
                            + "; ".join(diff[:4]) + (" ..." if len(diff) > 4 else ""))
-    rows = read_metrics(d / "metrics.csv", defects)
+    rows = read_metrics(d / METRICS_FILE, defects)
     check.rows = rows
-    diag = read_json_file(d / "init_diagnostics.json", "init_diagnostics.json", defects)
+    diag = read_json_file(d / INIT_DIAGNOSTICS_FILE, INIT_DIAGNOSTICS_FILE, defects)
     if diag is not None and not isinstance(diag, dict):
         defects.append(f"init_diagnostics.json holds a {type(diag).__name__}, not an object")
     _check_consistency(check, config or planned or {})
