@@ -4,6 +4,11 @@ A trial config is the top-level fields below plus one section per agent the tria
 (``sac.lr``, ``ppo.num_envs``, ``world_model.deter``), each validated against the ``Config``
 model that agent registered. Every problem is collected with its dotted key path, so a sweep file
 can report all of them at once.
+
+No torch, Ray or plotting library is imported here: the agents are checked through their
+declarations in ``agent/registry.py`` (config model, sections, pixels, devices, seed batching;
+``agents.info``) and the registry-named values (init schemes, scenarios, activations, envs) through
+torch-free name tables, so a config or a whole sweep file validates in well under a second.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.common.envs import ObservationConfig
-from init_schemes import InitConfig, RegistryError, suggest
+from init_schemes.config import InitConfig
+from initablate.registry import RegistryError, suggest
 from sweeps.trialdir import flatten
 
 
@@ -81,7 +87,7 @@ class TrialConfig(BaseModel):
         if value is None:
             from agent.registry import agents
 
-            value = agents.get(name).Config()
+            value = agents.info(name).config()
             setattr(self, name, value)
         return value
 
@@ -233,10 +239,10 @@ def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
         cfg = None
     agent_name = top.get("agent", "sac")
     try:
-        agent_cls = agents.get(agent_name)
+        agent_info = agents.info(agent_name)
     except RegistryError as err:
         problems.append(("agent", str(err)))
-        agent_cls = None
+        agent_info = None
     try:
         env_spec = get_env(top.get("env", "Pendulum-v1"))
         if cfg is not None:
@@ -244,12 +250,12 @@ def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
         check_env(env_spec)
     except (RegistryError, EnvError) as err:
         problems.append(("observation" if cfg and cfg.observation.pixels else "env", str(err)))
-    if cfg is not None and agent_cls is not None:
-        if cfg.observation.pixels and not getattr(agent_cls, "pixels", False):
+    if cfg is not None and agent_info is not None:
+        if cfg.observation.pixels and not agent_info.pixels:
             problems.append(("observation.mode", f"agent '{agent_name}' takes only state "
                              f"observations, not '{cfg.observation.mode}' (pixel agents: "
                              "world_model and the model-based ones)"))
-        if cfg.device == "cuda" and "cuda" not in getattr(agent_cls, "devices", ("cpu",)):
+        if cfg.device == "cuda" and "cuda" not in agent_info.devices:
             problems.append(("device", f"agent '{agent_name}' runs on CPU only"))
     parsed: dict[str, BaseModel] = {}
     for name, value in sections.items():
@@ -260,19 +266,19 @@ def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
         if not isinstance(value, dict):
             problems.append((name, f"must be a section (mapping), got {value!r}"))
             continue
+        model = agents.info(name).config
         try:
-            parsed[name] = agents.get(name).Config(**value)
+            parsed[name] = model(**value)
         except ValidationError as err:
-            problems += _pydantic_problems(err, prefix=f"{name}.", model=agents.get(name).Config)
-    if cfg is not None and cfg.seed_batched and agent_cls is not None:
-        from agent.common.seed_batch import get_batched
-
-        try:
-            get_batched(agent_name)
-        except RegistryError as err:
-            problems.append(("seeds_per_trial", str(err)))
-    if agent_cls is not None:
-        readable = getattr(agent_cls, "sections", (agent_name,))
+            problems += _pydantic_problems(err, prefix=f"{name}.", model=model)
+    if cfg is not None and cfg.seed_batched and agent_info is not None and \
+            not agent_info.batched:
+        able = ", ".join(n for n in agents.names() if agents.info(n).batched) or "none"
+        problems.append(("seeds_per_trial", f"agent '{agent_name}' cannot train seeds together "
+                         f"(seeds_per_trial > 1); agents that can: {able}. Use "
+                         f"seeds_per_trial: 1 for '{agent_name}'"))
+    if agent_info is not None:
+        readable = agent_info.sections
         for key in preset_keys:
             if key.split(".")[0] not in readable:
                 problems.append(("preset", f"agent/presets/{agent_name}.yaml: {preset}: '{key}' "
@@ -283,8 +289,8 @@ def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
     assert cfg is not None
     for name, section in parsed.items():
         setattr(cfg, name, section)
-    if agent_cls is not None:
-        for name in getattr(agent_cls, "sections", (agent_name,)):
+    if agent_info is not None:
+        for name in agent_info.sections:
             cfg.section(name)
     if data.get("preset", "auto") == "auto" and not _changes_defaults(preset_keys, cfg):
         preset = "none"  # every key it supplied holds its default: the config is as without it
@@ -314,9 +320,9 @@ def config_keys(agent: str | None = None) -> list[KeyInfo]:
     if agent is None:
         names = agents.names()
     else:
-        names = list(getattr(agents.get(agent), "sections", (agent,)))
+        names = list(agents.info(agent).sections)
     for name in names:
-        rows += _model_keys(agents.get(name).Config, f"{name}.", name)
+        rows += _model_keys(agents.info(name).config, f"{name}.", name)
     return rows
 
 

@@ -28,15 +28,15 @@ import copy
 from typing import Any, Literal
 
 import torch
-from pydantic import Field, ValidationInfo, field_validator
 from torch import Tensor, nn
 
 from agent.common.networks import SquashedGaussianActor, mlp
 from agent.common.rssm import Latent
 from agent.config import TrialConfig
 from agent.losses import polyak_
-from agent.model_based import Imagined, ModelBasedAgent, ModelBasedConfig
+from agent.model_based import Imagined, ModelBasedAgent
 from agent.registry import register
+from agent.sections import DreamerConfig
 
 #: Pendulum-v1 overrides: a small world model, enough updates to pass -400 by 15k env steps
 PENDULUM: dict[str, Any] = {
@@ -94,40 +94,6 @@ def actor_loss(returns: Tensor, values: Tensor, logp: Tensor, weights: Tensor, s
 def critic_loss(values: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
     """mean(w (V - sg(G))^2) / 2 on [H, N] tensors."""
     return 0.5 * (weights.detach() * (values - targets.detach()).pow(2)).mean()
-
-
-
-# --- config ----------------------------------------------------------------------------------
-
-
-class DreamerConfig(ModelBasedConfig):
-    hidden: list[int] = Field([64, 64], min_length=1, description="actor and critic MLPs")
-    behaviour_updates: int = Field(25, ge=1, description="actor-critic updates per round")
-    start_sequences: int = Field(16, gt=0, description="replayed sequences encoded per round")
-    start_length: int = Field(32, gt=0, description="their length (start states: the product)")
-    imagine_batch: int = Field(256, gt=0, description="start states per update")
-    actor_grad: Literal["dynamics", "reinforce"] = "dynamics"
-    entropy_coef: float = Field(1e-3, ge=0, description="eta: weight of the entropy bonus")
-    actor_lr: float = Field(3e-4, gt=0)
-    critic_lr: float = Field(3e-4, gt=0)
-    adam_eps: float = Field(1e-5, gt=0)
-    grad_clip: float = Field(100.0, gt=0)
-    target_tau: float = Field(0.02, gt=0, le=1, description="slow critic: V' <- lerp(V', V, tau)")
-    target_every: int = Field(1, ge=1, description="behaviour updates between slow updates")
-    return_norm: bool = Field(True, description="divide advantages by S (else S = 1)")
-    norm_low: float = Field(0.05, ge=0, lt=1, description="lower percentile of the range")
-    norm_high: float = Field(0.95, gt=0, le=1, description="upper percentile of the range")
-    norm_decay: float = Field(0.99, ge=0, lt=1, description="EMA decay of the percentiles")
-    norm_limit: float = Field(1.0, gt=0, description="S = max(limit, range)")
-    log_std_min: float = Field(-5.0, description="floor of the policy's log-std")
-
-    @field_validator("norm_high")
-    @classmethod
-    def _ordered(cls, v: float, info: ValidationInfo) -> float:
-        low = info.data.get("norm_low", 0.0)
-        if v <= low:
-            raise ValueError(f"norm_high {v} must exceed norm_low {low}")
-        return v
 
 
 #: the detached scalars every update reports (train() averages them)

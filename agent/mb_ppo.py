@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from pydantic import Field, ValidationInfo, field_validator
 from torch import Tensor, nn
 
 from agent.common.distributions import normal_log_prob, tanh_log_det
@@ -39,8 +38,9 @@ from agent.common.networks import SquashedGaussianActor, mlp
 from agent.common.rssm import Latent
 from agent.config import TrialConfig
 from agent.losses import clipped_surrogate, ratio_stats
-from agent.model_based import ModelBasedAgent, ModelBasedConfig, ReturnEstimator
+from agent.model_based import ModelBasedAgent
 from agent.registry import register
+from agent.sections import MBPPOConfig
 
 #: bounds of the pre-squash log-std: above e^1 a tanh-Gaussian is almost bang-bang noise, and
 #: an imagined policy gradient on an early, poor model can push sigma there (then the
@@ -54,35 +54,6 @@ PENDULUM: dict[str, Any] = {
     "world_model.deter": 64, "world_model.stoch": 8, "world_model.hidden": 64,
     "world_model.seq_len": 32,
 }
-
-
-class MBPPOConfig(ModelBasedConfig):
-    prefill: int = Field(500, ge=0, description="real steps with uniform random actions first")
-    model_updates: int = Field(50, ge=0, description="world-model updates per round")
-    gamma: float = Field(0.95, gt=0, le=1)
-    num_sequences: int = Field(32, gt=0, description="replayed sequences encoded per round")
-    sequence_length: int = Field(32, gt=0, description="their length: S = num_sequences x "
-                                 "sequence_length start states per round")
-    updates_per_iteration: int = Field(16, gt=0, description="minibatch updates per round")
-    minibatch_size: int = Field(256, gt=0, description="start states imagined per update")
-    epochs: int = Field(1, gt=0, description="gradient steps on each imagined batch")
-    return_estimator: ReturnEstimator = Field("gae", description="see ModelBasedConfig")
-    clip: float = Field(0.2, gt=0)
-    ent_coef: float = Field(1e-2, ge=0)
-    actor_lr: float = Field(1e-3, gt=0)
-    critic_lr: float = Field(1e-3, gt=0)
-    max_grad_norm: float = Field(10.0, gt=0, description="per network")
-    normalize_advantages: bool = True
-
-    @field_validator("minibatch_size")
-    @classmethod
-    def _fits(cls, v: int, info: ValidationInfo) -> int:
-        states = info.data.get("num_sequences", 1) * info.data.get("sequence_length", 1)
-        if v > states:
-            raise ValueError(f"{v} exceeds the start states per round (num_sequences x "
-                             f"sequence_length = {states})")
-        return v
-
 
 
 @dataclass

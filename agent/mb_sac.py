@@ -23,21 +23,21 @@ bootstraps one step). Pendulum-v1 settings that learn within a CPU budget: :data
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
 from torch import Tensor, nn
 
-from agent.common.networks import Activation, SquashedGaussianActor, mlp
+from agent.common.networks import SquashedGaussianActor, mlp
 from agent.common.rssm import Latent
 from agent.common.sequence_replay import Batch
 from agent.config import TrialConfig
 from agent.losses import polyak_
-from agent.model_based import Imagined, ModelBasedAgent, ModelBasedConfig
+from agent.model_based import Imagined, ModelBasedAgent
 from agent.registry import register
 from agent.sac import STATS
+from agent.sections import MBSACConfig
 
 Transitions = dict[str, Tensor]  # feat [N, F], action [N, A], reward [N], next_feat, done [N]
 
@@ -111,23 +111,6 @@ def soft_return(reward: Tensor, logp: Tensor, weight: Tensor, v_last: Tensor, ga
 
 
 # --- the agent -------------------------------------------------------------------------------
-
-
-class MBSACConfig(ModelBasedConfig):
-    hidden: list[int] = Field([128, 128], min_length=1, description="actor and critic MLPs")
-    activation: Activation = "relu"
-    imagine_horizon: int = Field(5, gt=0, description="imagined steps from each start state")
-    real_ratio: float = Field(0.1, ge=0, le=1, description="share of real transitions per batch")
-    sac_updates: int = Field(100, ge=1, description="SAC updates per round")
-    start_sequences: int = Field(16, gt=0, description="replayed sequences encoded per round")
-    start_length: int = Field(32, gt=1, description="their length")
-    batch_size: int = Field(256, gt=0)
-    lr: float = Field(3e-4, gt=0)
-    critic_lr: float | None = Field(None, gt=0, description="defaults to lr")
-    tau: float = Field(0.005, gt=0, le=1)
-    alpha: float | Literal["auto"] = "auto"
-    init_alpha: float = Field(1.0, gt=0)
-    target_entropy: float | None = Field(None, description="defaults to -action_dim")
 
 
 @register("mb_sac", "SAC on world-model features, on imagined plus a share of real transitions")

@@ -52,21 +52,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from agent.base import Agent
 from agent.common.distributions import normal_log_prob, tanh_log_det
 from agent.common.envs import restore, snapshot, stack_obs, step_env
-from agent.common.networks import Activation
 from agent.common.returns import estimate
 from agent.common.rssm import Latent
 from agent.common.sequence_replay import SequenceReplay, batch_to
 from agent.config import TrialConfig
+from agent.sections import ModelBasedConfig
 from agent.world_model import (
     WorldModel,
     WorldModelConfig,
@@ -74,27 +73,6 @@ from agent.world_model import (
     obs_layout,
     proprio_targets,
 )
-
-ReturnEstimator = Literal["lambda_return", "gae", "td0", "monte_carlo"]
-
-
-class ModelBasedConfig(BaseModel):
-    """Knobs every model-based agent has; subclasses add their own (and may change defaults)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    prefill: int = Field(1000, ge=0, description="real steps with uniform random actions first")
-    explore_steps: int = Field(100, gt=0, description="real steps per round")
-    model_updates: int = Field(50, ge=0, description="world-model updates per round")
-    imagine_horizon: int = Field(15, gt=0, description="imagined steps from each start state")
-    return_estimator: ReturnEstimator = Field(
-        "lambda_return", description="agent.common.returns.estimate: lambda_return, gae, td0, "
-        "monte_carlo")
-    gamma: float = Field(0.99, gt=0, le=1)
-    lam: float = Field(0.95, ge=0, le=1, description="lambda of lambda_return and gae")
-    hidden: list[int] = Field([128, 128], min_length=1, description="behaviour nets' widths")
-    activation: Activation = Field("elu", description="behaviour nets' activation")
-    buffer_size: int = Field(1_000_000, gt=0, description="real steps the replay keeps")
 
 
 @dataclass

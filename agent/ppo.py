@@ -24,17 +24,17 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from agent.base import Agent
 from agent.common.distributions import normal_entropy, normal_log_prob
 from agent.common.envs import EnvError, restore, snapshot, step_env
-from agent.common.networks import Activation, GaussianActor, mlp
+from agent.common.networks import GaussianActor, mlp
 from agent.common.normalize import ObsNormalizer, RewardScaler
 from agent.common.returns import gae
 from agent.config import TrialConfig
 from agent.losses import clipped_surrogate, ratio_stats
 from agent.registry import register
+from agent.sections import PPOConfig
 
 #: Pendulum-v1 overrides (rl-zoo3's tuned PPO minus gSDE): reaches about -200 by 200k env steps.
 PENDULUM: dict[str, Any] = {
@@ -42,40 +42,6 @@ PENDULUM: dict[str, Any] = {
     "ppo.lr": 1e-3, "ppo.epochs": 10, "ppo.minibatch_size": 64, "ppo.clip": 0.2,
     "ppo.ent_coef": 0.0, "ppo.normalize_obs": True, "ppo.normalize_reward": True,
 }
-
-
-class PPOConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    hidden: list[int] = Field([64, 64], min_length=1)
-    activation: Activation = "tanh"
-    layer_norm: bool = False
-    state_dependent_std: bool = False
-    num_envs: int = Field(4, gt=0, description="parallel envs (gymnasium.vector.SyncVectorEnv)")
-    n_steps: int = Field(1024, gt=0, description="steps per env per rollout")
-    minibatch_size: int = Field(64, gt=0)
-    epochs: int = Field(10, gt=0)
-    lr: float = Field(3e-4, gt=0)
-    anneal_lr: bool = Field(False, description="decay lr linearly to 0 at total_steps")
-    gamma: float = Field(0.99, gt=0, le=1)
-    gae_lambda: float = Field(0.95, ge=0, le=1)
-    clip: float = Field(0.2, gt=0)
-    value_clip: float | None = Field(None, gt=0, description="clip V around V_old (None: off)")
-    ent_coef: float = Field(0.0, ge=0)
-    vf_coef: float = Field(0.5, ge=0)
-    max_grad_norm: float = Field(0.5, gt=0)
-    target_kl: float | None = Field(None, gt=0, description="stop the epochs above this KL")
-    normalize_advantages: bool = True
-    normalize_obs: bool = True
-    normalize_reward: bool = True
-
-    @field_validator("minibatch_size")
-    @classmethod
-    def _batch_fits(cls, v: int, info: ValidationInfo) -> int:
-        rollout = info.data.get("num_envs", 1) * info.data.get("n_steps", 1)
-        if v > rollout:
-            raise ValueError(f"{v} exceeds the rollout (num_envs * n_steps = {rollout})")
-        return v
 
 
 @register("ppo", "PPO: clipped surrogate, GAE, vectorised envs, obs/reward normalisation")

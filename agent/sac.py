@@ -36,55 +36,23 @@ summed before the backward pass, so every seed's gradient is exactly its own.
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from agent import sac_fast
 from agent.base import Agent, seed_everything, to_tensor
 from agent.common import seed_batch
 from agent.common.distributions import squashed_sample
 from agent.common.envs import restore, snapshot, step_env
-from agent.common.networks import Activation, SquashedGaussianActor, mlp
+from agent.common.networks import SquashedGaussianActor, mlp
 from agent.common.replay import ReplayBuffer, SeedBatchedReplay
 from agent.config import TrialConfig
 from agent.losses import polyak_
 from agent.registry import register
+from agent.sections import SACConfig
 from init_schemes import apply_init
-
-
-class SACConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    hidden: list[int] = Field([256, 256], min_length=1)
-    activation: Activation = "relu"
-    layer_norm: bool = False
-    lr: float = Field(3e-4, gt=0)
-    critic_lr: float | None = Field(None, gt=0, description="defaults to lr")
-    gamma: float = Field(0.99, gt=0, le=1)
-    tau: float = Field(0.005, gt=0, le=1)
-    batch_size: int = Field(256, gt=0)
-    buffer_size: int = Field(1_000_000, gt=0)
-    learning_starts: int = Field(1_000, ge=0)
-    utd: int = Field(1, ge=1, description="gradient updates per env step")
-    alpha: float | Literal["auto"] = "auto"
-    init_alpha: float = Field(1.0, gt=0)
-    target_entropy: float | None = Field(None, description="defaults to -action_dim")
-    warmup: Literal["policy", "uniform"] = "policy"
-    actor_step: Literal["joint", "after_critic"] = Field(
-        "joint", description="joint: one Adam step on all three losses, which all see the "
-        "networks from before it (the SAC authors' code); after_critic: the critic steps "
-        "first and the actor and temperature losses see the updated critic (SB3, CleanRL); "
-        "uses the autograd update")
-    bf16: bool = Field(False, description="hidden-to-hidden matmuls of the update in bfloat16 "
-                       "(first layers, heads, losses and gradients stay float32); faster on CPUs "
-                       "with AMX/AVX512-BF16, much slower without. Acting stays float32")
-    manual_grad: bool = Field(True, description="hand-written backward pass of the update "
-                              "(same maths as autograd, ~1.3x faster update on CPU); used "
-                              "when the nets are plain MLPs (no layer_norm)")
-
 
 #: what ``update`` returns, in order (train() reports their means over the updates it ran)
 STATS = ("loss/critic", "loss/actor", "loss/alpha", "train/entropy", "train/q")

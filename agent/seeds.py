@@ -128,5 +128,6 @@ class BatchedSeeds(Seeds):
 def make_seeds(cfg: TrialConfig) -> Seeds:
     """The trial's seeds: its agent's batched class if it trains several seeds together."""
     if cfg.seed_batched:
+        agents.get(cfg.agent)  # imports the agent's module, which registers its batched class
         return BatchedSeeds(get_batched(cfg.agent)(cfg))
     return OneSeed(agents.get(cfg.agent)(cfg))

@@ -22,21 +22,21 @@ The losses are the module-level pure functions below; the class wires them to it
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from torch import Tensor
 
 from agent.base import Agent, to_tensor
 from agent.common.envs import restore, snapshot, step_env
-from agent.common.networks import Activation, EnsembleLinear, mlp
+from agent.common.networks import EnsembleLinear, mlp
 from agent.common.replay import ReplayBuffer
 from agent.config import TrialConfig
 from agent.losses import polyak_
 from agent.registry import register
+from agent.sections import TD3Config
 
 # --- the maths ---------------------------------------------------------------------------------
 
@@ -70,45 +70,6 @@ def actor_loss(q1_pi: Tensor) -> Tensor:
 def exploration_action(mu: np.ndarray, eps: np.ndarray, noise: float) -> np.ndarray:
     """Gaussian exploration: clip(mu + noise * eps, -1, 1), mu and eps [..., A] -> [..., A]."""
     return np.clip(mu + noise * eps, -1.0, 1.0).astype(np.float32)
-
-
-# --- config ------------------------------------------------------------------------------------
-
-
-class TD3Config(BaseModel):
-    """The ``td3.*`` section. Defaults: the tuned Pendulum-v1 settings (10k-step bar)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    hidden: list[int] = Field([256, 256], min_length=1, description="actor and critic widths")
-    activation: Activation = Field("relu", description="hidden activation (agent.common.networks)")
-    layer_norm: bool = Field(False, description="LayerNorm after every hidden layer")
-    actor_lr: float = Field(1e-3, gt=0, description="Adam step size of the actor")
-    critic_lr: float = Field(1e-3, gt=0, description="Adam step size of the twin critic")
-    gamma: float = Field(0.99, gt=0, le=1, description="discount")
-    tau: float = Field(0.005, gt=0, le=1, description="Polyak rate of both target networks")
-    batch_size: int = Field(256, gt=0, description="replay batch per update")
-    buffer_size: int = Field(1_000_000, gt=0, description="replay capacity (transitions)")
-    learning_starts: int = Field(1_000, ge=0, description="env steps before the first update; "
-                                 "uniform random actions until then (warmup: uniform)")
-    warmup: Literal["uniform", "policy"] = Field(
-        "uniform", description="actions during learning_starts: uniform random (the paper, SB3) "
-        "or the initial policy plus exploration noise")
-    utd: int = Field(1, ge=1, description="critic updates per env step")
-    policy_delay: int = Field(2, ge=1, description="critic updates per actor (and target) update")
-    exploration_noise: float = Field(0.1, ge=0, description="std of the Gaussian added to the "
-                                     "actor's action when acting, in units of the [-1, 1] box")
-    target_noise: float = Field(0.2, ge=0, description="std of the target policy smoothing noise")
-    target_noise_clip: float = Field(0.5, ge=0, description="the smoothing noise is clipped to "
-                                     "[-c, c]")
-
-    @field_validator("target_noise_clip")
-    @classmethod
-    def _clip_with_noise(cls, v: float, info: ValidationInfo) -> float:
-        if v == 0 and info.data.get("target_noise", 0) > 0:
-            raise ValueError("0 removes the target smoothing noise; set target_noise: 0 to "
-                             "turn smoothing off")
-        return v
 
 
 #: what ``update`` returns, in order; loss/actor only on the delayed actor updates

@@ -36,23 +36,23 @@ Its ``act`` returns zero actions: ``eval/return`` is the zero-action return, not
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from torch import Tensor, nn
 
 from agent.base import Agent
 from agent.common.conv import ConvDecoder, ConvEncoder
 from agent.common.envs import restore, snapshot, step_env
-from agent.common.networks import Activation, mlp
+from agent.common.networks import mlp
 from agent.common.probe import probe_scores
 from agent.common.rssm import RSSM, Latent
 from agent.common.sequence_replay import Batch, SequenceReplay, batch_to
 from agent.config import ConfigError, TrialConfig
 from agent.registry import register
+from agent.sections import WorldModelConfig
 
 
 def proprio_targets(env_spec: Any, names: list[str]) -> dict[str, Any]:
@@ -66,75 +66,6 @@ def proprio_targets(env_spec: Any, names: list[str]) -> dict[str, Any]:
     return {k: env_spec.proprio[k] for k in names}
 
 
-class WorldModelConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # model
-    deter: int = Field(200, gt=0, description="GRU state size")
-    stoch: int = Field(30, gt=0, description="Gaussian latent size, or number of categoricals")
-    discrete: int = Field(0, ge=0, description="0: Gaussian latent; C: categoricals of C classes")
-    hidden: int = Field(200, gt=0, description="width of every MLP layer")
-    layers: int = Field(2, ge=1, description="hidden layers of the encoder and of each head")
-    activation: Activation = Field("elu", description="activation registry name")
-    min_std: float = Field(0.1, gt=0, description="floor of the Gaussian latent's std")
-    unimix: float = Field(0.01, ge=0, lt=1, description="uniform mix of categorical latents")
-    symlog: bool = Field(False, description="symlog observations and proprio targets")
-    depth: int = Field(16, gt=0, description="pixels: channels of the first conv layer (doubling "
-                       "per layer; Dreamer: 32, DreamerV3: 96)")
-    channels_last: bool = Field(False, description="pixels: NHWC conv activations")
-    proprio: list[str] = Field(
-        default_factory=list,
-        description="proprio targets to predict (of the env entry's: joint_pos, joint_vel, "
-        "ee_pos, ee_vel); [] reads none")
-    # loss
-    kl_balance: float = Field(0.8, ge=0, le=1, description="share of the KL that trains the prior")
-    free_nats: float = Field(1.0, ge=0)
-    obs_weight: float = Field(1.0, ge=0)
-    reward_weight: float = Field(1.0, ge=0)
-    continue_weight: float = Field(1.0, ge=0)
-    kl_weight: float = Field(1.0, ge=0)
-    proprio_weight: float = Field(1.0, ge=0, description="weight of each proprio head's loss")
-    # optimisation
-    lr: float = Field(6e-4, gt=0)
-    adam_eps: float = Field(1e-5, gt=0)
-    grad_clip: float = Field(100.0, gt=0)
-    batch_size: int = Field(16, gt=0)
-    seq_len: int = Field(50, gt=1)
-    # data and schedule
-    policy: Literal["random", "mixed"] = Field(
-        "random", description="data-collecting policy: random (uniform), or mixed (per episode "
-        "one of uniform, a held constant action, a sine gait, a smoothed random walk; see "
-        "WorldModelAgent.explore_action). Either depends only on the seed: every arm of a "
-        "seed sees the same data")
-    prefill: int = Field(1000, ge=0, description="env steps before the first update")
-    train_every: int = Field(5, ge=1, description="env steps between rounds of updates")
-    updates: int = Field(1, ge=1, description="model updates per round")
-    buffer_size: int = Field(1_000_000, gt=0)
-    # evaluation
-    holdout_every: int = Field(5, ge=2, description="episodes 0, k, 2k, ... are held out")
-    eval_horizons: list[int] = Field([1, 5, 15], min_length=1)
-    eval_batch: int = Field(32, gt=0, description="held-out sequences per evaluation")
-    probe: bool | None = Field(None, description="report model/probe/* (ridge R^2 of the true "
-                               "body state; the replay then stores every body quantity); None: "
-                               "with pixels only (on states the body is nearly the input)")
-    probe_sequences: int = Field(32, gt=0, description="held-out sequences to fit the probe on "
-                                 "(and as many others to score it on)")
-    probe_alpha: float = Field(1.0, gt=0, description="ridge penalty on standardised features")
-
-    @field_validator("proprio")
-    @classmethod
-    def _unique(cls, v: list[str]) -> list[str]:
-        if len(set(v)) != len(v):
-            raise ValueError(f"repeated proprio targets in {v}")
-        return v
-
-    @field_validator("eval_horizons")
-    @classmethod
-    def _horizons_fit(cls, v: list[int], info: ValidationInfo) -> list[int]:
-        seq_len = info.data.get("seq_len", 2)
-        if min(v) < 1 or max(v) >= seq_len:
-            raise ValueError(f"horizons must lie in [1, seq_len {seq_len}), got {v}")
-        return v
 
 
 def obs_layout(space: Any) -> tuple[int | tuple[int, ...], int]:

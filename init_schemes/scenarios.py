@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from init_schemes.registry import Registry
+from initablate.registry import Registry
 
 #: Every role a layer can carry. Model-free nets use the first five; the world model the rest.
 ROLES: tuple[str, ...] = (

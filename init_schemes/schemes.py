@@ -1,4 +1,4 @@
-"""Built-in weight-initialisation schemes and activation gains.
+"""The init-scheme registry, the names of the built-in schemes, and activation gains; no torch.
 
 A scheme fills one tensor in place::
 
@@ -7,6 +7,11 @@ A scheme fills one tensor in place::
 ``gain`` comes from the layer's activation (or a per-role override); ``scale`` is the range of the
 ``small_uniform`` scheme. Schemes that ignore the gain are registered with ``uses_gain=False`` so
 the init record shows ``gain=None`` for them instead of a number that had no effect.
+
+The built-in schemes are torch functions (``init_schemes/builtin.py``). Their names and
+descriptions are declared here (``BUILTIN``), so ``init.scheme`` is validated, and ``sweep list
+inits`` lists them, without importing torch; ``schemes.get(name)`` imports ``builtin`` on first
+use. A scheme registered with :func:`register` (in-tree or from a user module) is eager.
 """
 
 from __future__ import annotations
@@ -15,9 +20,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
-
-from init_schemes.registry import Registry, RegistryError
+from initablate.registry import Registry, RegistryError
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,22 @@ class Scheme:
 
 schemes: Registry[Scheme] = Registry("init scheme")
 
+#: name -> description of every scheme in init_schemes/builtin.py (which registers the functions)
+BUILTIN: dict[str, str] = {
+    "pytorch_default": "what torch.nn.Linear does: U(+-1/sqrt(fan_in)) for weight and bias",
+    "fanin": "U(+-1/sqrt(fan_in)), the DDPG lineage ('current approach' in the notes)",
+    "orthogonal": "orthogonal rows/columns scaled by the activation gain",
+    "kaiming_normal": "N(0, gain^2/fan_in) (He et al. 2015)",
+    "kaiming": "alias of kaiming_normal: N(0, gain^2/fan_in)",
+    "kaiming_uniform": "U(+-gain*sqrt(3/fan_in)) (He et al. 2015, uniform variant)",
+    "xavier": "U(+-gain*sqrt(6/(fan_in+fan_out))) (Glorot & Bengio 2010)",
+    "xavier_normal": "N(0, gain^2*2/(fan_in+fan_out)) (Glorot & Bengio 2010)",
+    "small_uniform": "U(+-scale), scale default 3e-3: the usual small output-layer init",
+    "zeros": "all zeros (the default for biases)",
+}
+for _name, _description in BUILTIN.items():
+    schemes.declare(_name, "init_schemes.builtin", _description)
+
 
 def register(
     name: str,
@@ -39,83 +58,14 @@ def register(
     override: bool = False,
 ):
     """Register an init scheme: ``@init_schemes.register("my_scheme")`` on
-    ``def my_scheme(tensor, *, fan_in, fan_out, gain, scale): ...`` (fill ``tensor`` in place)."""
+    ``def my_scheme(tensor, *, fan_in, fan_out, gain, scale): ...`` (fill ``tensor`` in place).
+    The description defaults to the first line of the function's docstring."""
 
     def decorator(fn):
-        doc = description
-        if doc is None:
-            text = (fn.__doc__ or "").strip()
-            doc = text.splitlines()[0] if text else ""
-        schemes.add(name, Scheme(fn, uses_gain, uses_scale), doc, override=override)
+        schemes.add(name, Scheme(fn, uses_gain, uses_scale), description, override=override)
         return fn
 
     return decorator
-
-
-def _needs_matrix(name: str, tensor: torch.Tensor) -> None:
-    if tensor.ndim < 2:
-        raise RegistryError(
-            f"init scheme '{name}' needs a weight matrix, got a {tensor.ndim}-D tensor "
-            "(use zeros, fanin, pytorch_default or small_uniform for biases)"
-        )
-
-
-@register("pytorch_default", "what torch.nn.Linear does: U(+-1/sqrt(fan_in)) for weight and bias",
-          uses_gain=False)
-def pytorch_default(tensor, *, fan_in, fan_out, gain, scale):
-    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-    torch.nn.init.uniform_(tensor, -bound, bound)
-
-
-@register("fanin", "U(+-1/sqrt(fan_in)), the DDPG lineage ('current approach' in the notes)",
-          uses_gain=False)
-def fanin(tensor, *, fan_in, fan_out, gain, scale):
-    bound = 1.0 / math.sqrt(fan_in)
-    torch.nn.init.uniform_(tensor, -bound, bound)
-
-
-@register("orthogonal", "orthogonal rows/columns scaled by the activation gain")
-def orthogonal(tensor, *, fan_in, fan_out, gain, scale):
-    _needs_matrix("orthogonal", tensor)
-    torch.nn.init.orthogonal_(tensor, gain=gain)
-
-
-@register("kaiming_normal", "N(0, gain^2/fan_in) (He et al. 2015)")
-def kaiming_normal(tensor, *, fan_in, fan_out, gain, scale):
-    torch.nn.init.normal_(tensor, 0.0, gain / math.sqrt(fan_in))
-
-
-register("kaiming", "alias of kaiming_normal: N(0, gain^2/fan_in)")(kaiming_normal)
-
-
-@register("kaiming_uniform", "U(+-gain*sqrt(3/fan_in)) (He et al. 2015, uniform variant)")
-def kaiming_uniform(tensor, *, fan_in, fan_out, gain, scale):
-    bound = gain * math.sqrt(3.0 / fan_in)
-    torch.nn.init.uniform_(tensor, -bound, bound)
-
-
-@register("xavier", "U(+-gain*sqrt(6/(fan_in+fan_out))) (Glorot & Bengio 2010)")
-def xavier(tensor, *, fan_in, fan_out, gain, scale):
-    _needs_matrix("xavier", tensor)
-    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    torch.nn.init.uniform_(tensor, -bound, bound)
-
-
-@register("xavier_normal", "N(0, gain^2*2/(fan_in+fan_out)) (Glorot & Bengio 2010)")
-def xavier_normal(tensor, *, fan_in, fan_out, gain, scale):
-    _needs_matrix("xavier_normal", tensor)
-    torch.nn.init.normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
-
-
-@register("small_uniform", "U(+-scale), scale default 3e-3: the usual small output-layer init",
-          uses_gain=False, uses_scale=True)
-def small_uniform(tensor, *, fan_in, fan_out, gain, scale):
-    torch.nn.init.uniform_(tensor, -scale, scale)
-
-
-@register("zeros", "all zeros (the default for biases)", uses_gain=False)
-def zeros(tensor, *, fan_in, fan_out, gain, scale):
-    torch.nn.init.zeros_(tensor)
 
 
 # --- gains -------------------------------------------------------------------------------------

@@ -65,9 +65,10 @@ def version() -> str:
 
 
 def _registries() -> dict:
-    import agent  # noqa: F401  (registers the in-tree agents)
+    """Every registry by kind. The in-tree entries are declared by name (torch-free): listing
+    them imports no agent, network or scheme module."""
+    from agent.common.activations import activations
     from agent.common.envs import envs
-    from agent.common.networks import activations
     from agent.registry import agents
     from init_schemes import scenarios, schemes
 
@@ -99,13 +100,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     kinds = [args.kind] if args.kind else list(regs)
     for kind in kinds:
         if kind not in regs:
-            from init_schemes import suggest
+            from initablate.registry import suggest
 
             raise CLIError(f"unknown registry '{kind}'{suggest(kind, list(regs))} "
                            f"(known: {', '.join(regs)})")
         print(f"{kind}:")
-        for entry in regs[kind].entries():
-            print(f"  {entry.name:<20} {entry.description}")
+        for name, description in regs[kind].listing():
+            print(f"  {name:<20} {description}")
     return 0
 
 
@@ -337,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from agent.config import ConfigError
         from agent.presets import PresetError
-        from init_schemes.registry import RegistryError
+        from initablate.registry import RegistryError
 
         known: tuple[type[BaseException], ...] = (CLIError, RegistryError, ConfigError,
                                                   PresetError, ValueError, FileNotFoundError)

@@ -34,7 +34,7 @@ import gymnasium as gym
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from init_schemes import Registry, RegistryError, suggest
+from initablate.registry import Registry, RegistryError, suggest
 
 ProprioFn = Callable[[Any], np.ndarray]  # unwrapped env -> 1-D float array
 

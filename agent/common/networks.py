@@ -7,20 +7,20 @@ Constructors never choose an init: every weight-owning layer carries a ``role`` 
 from __future__ import annotations
 
 import math
-from typing import Annotated
 
 import torch
-from pydantic import AfterValidator
 from torch import nn
 
-from init_schemes import Registry, RegistryError, check_role
+from agent.common.activations import Activation, activations, known_activation  # noqa: F401
+from init_schemes import check_role
 
-activations: Registry[type[nn.Module]] = Registry("activation")
-activations.add("relu", nn.ReLU, "rectified linear unit")
-activations.add("elu", nn.ELU, "exponential linear unit (Dreamer's default)")
-activations.add("tanh", nn.Tanh, "hyperbolic tangent")
-activations.add("silu", nn.SiLU, "sigmoid-weighted linear unit (swish)")
-activations.add("leaky_relu", nn.LeakyReLU, "leaky ReLU, slope 0.01")
+# the activations' names and descriptions are declared in agent/common/activations.py, where
+# the config type ``Activation`` (re-exported here) checks them without torch
+activations.add("relu", nn.ReLU)
+activations.add("elu", nn.ELU)
+activations.add("tanh", nn.Tanh)
+activations.add("silu", nn.SiLU)
+activations.add("leaky_relu", nn.LeakyReLU)
 
 
 class RoleLinear(nn.Linear):
@@ -151,18 +151,3 @@ class GaussianActor(nn.Module):
         mean = self.mean(h)
         log_std = self.log_std(h) if self.state_dependent_std else self.log_std(mean)
         return mean, log_std.clamp(-20.0, 2.0)
-
-
-def known_activation(name: str) -> str:
-    """``name`` if it is a registered activation; else ValueError with the registry's message
-    (known names, closest suggestion). The body of the config validators of ``activation``."""
-    try:
-        activations.get(name)
-    except RegistryError as err:
-        raise ValueError(str(err)) from None
-    return name
-
-
-Activation = Annotated[str, AfterValidator(known_activation)]
-"""The type of every config section's ``activation``: a registered name, checked when the config
-is built (so ``sweep validate`` catches ``activation: rleu``, naming the known ones)."""

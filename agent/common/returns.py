@@ -133,7 +133,7 @@ def estimate(name: str, rewards: torch.Tensor, values: torch.Tensor, next_values
     if name == "td0":
         targets = td0(rewards, next_values, terminated, gamma)
         return targets, targets - values
-    from init_schemes import suggest
+    from initablate.registry import suggest
 
     raise ValueError(f"unknown return estimator '{name}'{suggest(name, list(ESTIMATORS))} "
                      f"(known: {', '.join(ESTIMATORS)})")
