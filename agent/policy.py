@@ -19,6 +19,7 @@ returns a :class:`Policy`::
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sweeps.trialdir import CONFIG_FILE, POLICY_FILE, TRIALS_DIR
+from sweeps.trialdir import CONFIG_FILE, POLICY_FILE, TRIALS_DIR, atomic_write_bytes
 
 FORMAT = 1
 #: networks the file leaves out: value/Q estimates are not needed to act (SAC's [256, 256] twin
@@ -61,9 +62,9 @@ def save_policy(agent: Any, out_dir: str | Path) -> Path | None:
     if getattr(agent.cfg, "seed_batched", False):
         return None
     path = Path(out_dir) / POLICY_FILE
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(policy_state(agent), tmp)
-    tmp.replace(path)
+    buf = io.BytesIO()
+    torch.save(policy_state(agent), buf)
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 

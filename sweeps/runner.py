@@ -209,7 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         (storage / TRIALS_DIR).mkdir(parents=True, exist_ok=True)
         if not args.resume:
             (storage / SWEEP_FILE).write_text(sweep.text)
-            _write_json(storage / RESOLVED_FILE, sweep.resolved())
+            atomic_write_json(storage / RESOLVED_FILE, sweep.resolved())
         return _run_tune(sweep, storage, args, deadline)
     finally:
         if started:
@@ -264,12 +264,6 @@ def _check_same(sweep: Sweep, storage: Path) -> None:
                    "same file and budget, or use --force or another --storage")
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 # --- Ray Tune ----------------------------------------------------------------------------------
 
 def _quiet_ray() -> None:
@@ -283,6 +277,9 @@ def _quiet_ray() -> None:
                         ("ray.tune.execution.experiment_state", logging.ERROR),
                         ("ray.tune.impl.tuner_internal", logging.ERROR),
                         ("ray.tune.utils.util", logging.ERROR),
+                        # "Failed to fetch metrics": Tune's result.json loggers are off on
+                        # purpose (the trials write metrics.csv; TUNE_DISABLE_AUTO_CALLBACK_LOGGERS)
+                        ("ray.tune.analysis.experiment_analysis", logging.ERROR),
                         ("ray._private.authentication.authentication_token_setup",
                          logging.ERROR)):
         logging.getLogger(name).setLevel(level)

@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,9 +75,13 @@ _TEXT_COLUMNS = ("eval/episode_returns",)
 # --- atomic writes -----------------------------------------------------------------------------
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a kill at any moment leaves the old file or the new."""
+    """Write ``data`` to ``path`` so that a kill at any moment leaves the old file or the new.
+
+    The temporary file is named for the writing process and thread: two writers of one file
+    (a trial marking itself interrupted while the sweep runner does the same) each replace it
+    whole, and the last one wins, instead of one renaming the other's half-written file."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
