@@ -14,7 +14,7 @@ A user agent may define its config wherever it likes (it is registered eagerly, 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -184,7 +184,9 @@ class WorldModelConfig(BaseModel):
                                "with pixels only (on states the body is nearly the input)")
     probe_sequences: int = Field(32, gt=0, description="held-out sequences to fit the probe on "
                                  "(and as many others to score it on)")
-    probe_alpha: float = Field(1.0, gt=0, description="ridge penalty on standardised features")
+    probe_alpha: Annotated[float, Field(gt=0)] | Literal["cv"] = Field(
+        "cv", description="ridge penalty on standardised features; cv: chosen by 5-fold "
+        "cross-validation within the fit set (agent.common.probe.cv_alpha)")
 
     @field_validator("proprio")
     @classmethod

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from agent.common.probe import (
+    cv_alpha,
     latent_features,
     probe_r2,
     probe_scores,
@@ -50,6 +51,27 @@ def test_probe_gives_zero_on_shuffled_targets():
     r2 = probe_r2(x[:2000], y_shuffled[:2000], x[2000:], y_shuffled[2000:], alpha=1.0)
     assert abs(r2) < 0.03, r2
     assert probe_r2(x[:2000], y[:2000], x[2000:], y[2000:]) > 0.98  # the same data unshuffled
+
+
+def test_cross_validated_penalty_keeps_an_overfit_probe_near_zero():
+    # few samples, many features, no signal: a small fixed penalty overfits (R^2 far below 0 on
+    # the scoring set); the penalty chosen by cross-validation within the fit set shrinks the
+    # probe towards the constant predictor, so it scores about 0
+    g = torch.Generator().manual_seed(2)
+    x_fit, x_score = torch.randn(120, 100, generator=g), torch.randn(500, 100, generator=g)
+    y_fit, y_score = torch.randn(120, 2, generator=g), torch.randn(500, 2, generator=g)
+    assert probe_r2(x_fit, y_fit, x_score, y_score, alpha=1e-1) < -0.5
+    assert cv_alpha(x_fit, y_fit) >= 1e3
+    assert abs(probe_r2(x_fit, y_fit, x_score, y_score, alpha="cv")) < 0.05
+
+
+def test_cross_validated_penalty_is_small_for_a_clean_linear_map():
+    g = torch.Generator().manual_seed(3)
+    w = torch.randn(12, 3, generator=g)
+    x_fit, x_score = torch.randn(400, 12, generator=g), torch.randn(300, 12, generator=g)
+    y_fit = x_fit @ w + 0.01 * torch.randn(400, 3, generator=g)
+    assert cv_alpha(x_fit, y_fit) <= 1.0
+    assert probe_r2(x_fit, y_fit, x_score, x_score @ w, alpha="cv") > 0.999
 
 
 def test_ridge_handles_constant_features_and_rejects_bad_shapes():

@@ -6,6 +6,8 @@ fitted in closed form on one set of held-out sequences and scored on another:
 
     standardise f with the fit set's mean and std (a constant feature gets std 1)
     W = (X^T X + alpha I)^-1 X^T (Y - mean Y),   X the standardised fit features
+    alpha: given, or ("cv", the default of world_model.probe_alpha) the one of CV_ALPHAS with
+           the lowest 5-fold validation error within the fit set (folds of whole sequences)
     R^2 = 1 - sum (y - y_hat)^2 / sum (y - mean_score y)^2   pooled over the D dims
 
 so R^2 = 1 is a perfect linear read-out, 0 the scoring set's own mean (a constant predictor),
@@ -22,6 +24,7 @@ reads the heads, only the features [h, z].
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import torch
@@ -61,10 +64,41 @@ def r2_score(y: Tensor, pred: Tensor) -> float:
     return float(1.0 - (y - pred).pow(2).sum() / sst)
 
 
+#: the penalties ``alpha: "cv"`` chooses from (standardised features, so comparable across
+#: models): from nearly least squares to nearly the constant predictor
+CV_ALPHAS = (1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5)
+
+
+def cv_alpha(x: Tensor, y: Tensor, alphas: tuple[float, ...] = CV_ALPHAS,
+             folds: int = 5) -> float:
+    """The ridge penalty with the lowest K-fold validation error on (x, y).
+
+    The folds are contiguous blocks of rows: rows come sequence by sequence, so a fold holds
+    whole sequences and a neighbouring step of the same sequence never validates a fit on its
+    twin. Ties go to the larger penalty."""
+    n = x.shape[0]
+    folds = min(folds, n // 2)
+    if folds < 2:
+        return max(alphas)
+    edges = torch.linspace(0, n, folds + 1).long().tolist()
+    errors = torch.zeros(len(alphas), dtype=torch.float64)
+    for lo, hi in itertools.pairwise(edges):
+        keep = torch.ones(n, dtype=torch.bool, device=x.device)
+        keep[lo:hi] = False
+        for i, alpha in enumerate(alphas):
+            fit = ridge_fit(x[keep], y[keep], alpha)
+            errors[i] += (ridge_predict(fit, x[lo:hi]) - y[lo:hi].double()).pow(2).sum().cpu()
+    best = errors.min()
+    return max(a for a, e in zip(alphas, errors.tolist()) if e <= best * (1 + 1e-9))
+
+
 def probe_r2(x_fit: Tensor, y_fit: Tensor, x_score: Tensor, y_score: Tensor,
-             alpha: float = 1.0) -> float:
-    """R^2 on (x_score, y_score) of a ridge probe fitted on (x_fit, y_fit)."""
-    return r2_score(y_score, ridge_predict(ridge_fit(x_fit, y_fit, alpha), x_score))
+             alpha: float | str = 1.0) -> float:
+    """R^2 on (x_score, y_score) of a ridge probe fitted on (x_fit, y_fit); ``alpha: "cv"``
+    chooses the penalty by cross-validation on the fit set alone (:func:`cv_alpha`)."""
+    if alpha == "cv":
+        alpha = cv_alpha(x_fit, y_fit)
+    return r2_score(y_score, ridge_predict(ridge_fit(x_fit, y_fit, float(alpha)), x_score))
 
 
 @torch.no_grad()
@@ -109,7 +143,7 @@ def latent_features(model: Any, batch: dict[str, Any], horizons: list[int] | tup
 
 
 def probe_scores(model: Any, fit_batch: dict[str, Any], score_batch: dict[str, Any],
-                 horizons: list[int] | tuple[int, ...] = (1, 5, 15), alpha: float = 1.0,
+                 horizons: list[int] | tuple[int, ...] = (1, 5, 15), alpha: float | str = "cv",
                  burn_in: int = 5) -> dict[str, float]:
     """``model/probe/<latent>/<quantity>``: R^2 of a probe fitted on ``fit_batch``'s features and
     scored on ``score_batch``'s (two disjoint sets of real sequences), for the posterior and the
