@@ -184,9 +184,11 @@ class WorldModelConfig(BaseModel):
                                "with pixels only (on states the body is nearly the input)")
     probe_sequences: int = Field(32, gt=0, description="held-out sequences to fit the probe on "
                                  "(and as many others to score it on)")
+    # the default stays 1.0 so stored sweeps resume unchanged (a changed default is a changed
+    # config); cv is what proprio_pixels.yaml uses and what a new probe should use
     probe_alpha: Annotated[float, Field(gt=0)] | Literal["cv"] = Field(
-        "cv", description="ridge penalty on standardised features; cv: chosen by 5-fold "
-        "cross-validation within the fit set (agent.common.probe.cv_alpha)")
+        1.0, description="ridge penalty on standardised features; cv: chosen by 5-fold "
+        "cross-validation within the fit set (agent.common.probe.cv_alpha), recommended")
 
     @field_validator("proprio")
     @classmethod

@@ -6,7 +6,7 @@ fitted in closed form on one set of held-out sequences and scored on another:
 
     standardise f with the fit set's mean and std (a constant feature gets std 1)
     W = (X^T X + alpha I)^-1 X^T (Y - mean Y),   X the standardised fit features
-    alpha: given, or ("cv", the default of world_model.probe_alpha) the one of CV_ALPHAS with
+    alpha: given, or ("cv", world_model.probe_alpha: cv) the one of CV_ALPHAS with
            the lowest 5-fold validation error within the fit set (folds of whole sequences)
     R^2 = 1 - sum (y - y_hat)^2 / sum (y - mean_score y)^2   pooled over the D dims
 
