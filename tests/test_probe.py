@@ -125,3 +125,17 @@ def test_probe_scores_keys_for_every_latent_and_quantity():
     kinds = ("post", "prior_h1", "prior_h5")
     assert set(out) == {f"model/probe/{k}/joint_pos" for k in kinds}
     assert all(np.isfinite(v) for v in out.values())
+
+
+def test_tiled_sequences_cover_the_held_out_steps_once_each():
+    from agent.common.sequence_replay import SequenceReplay
+
+    replay = SequenceReplay(100, 1, 1, {}, seed=0)
+    for t in range(70):
+        replay.add(np.array([float(t)]), np.zeros(1), 0.0, t % 30 == 0, False, {})
+    tiles = replay.sample(8, 10, tiled=True)  # 70 steps: 7 sequences end to end
+    steps = tiles["obs"][..., 0]
+    assert steps.shape == (7, 10)
+    assert steps.flatten().tolist() == [float(t) for t in range(70)]  # every step once, in order
+    thinned = replay.sample(3, 10, tiled=True)["obs"][..., 0]
+    assert thinned[:, 0].tolist() == [0.0, 30.0, 60.0]  # evenly spread over the stored steps

@@ -81,11 +81,13 @@ class SequenceReplay:
         return self.size >= length
 
     def sample(self, batch: int, length: int, rng: np.random.Generator | None = None,
-               window: tuple[float, float] = (0.0, 1.0)) -> Batch:
+               window: tuple[float, float] = (0.0, 1.0), tiled: bool = False) -> Batch:
         """``batch`` sequences of ``length`` consecutive steps, uniformly over start positions.
 
         ``window`` (lo, hi): only sequences lying inside that fraction of the stored steps,
         oldest first (e.g. (0, 0.5) and (0.5, 1) give two disjoint sets of sequences).
+        ``tiled``: instead, the sequences that tile the window end to end, oldest first (no
+        step twice; evenly thinned to ``batch`` if there are more; ``rng`` unused).
 
         Returns obs [B, T, O], action [B, T, A], reward [B, T], is_first [B, T] (bool),
         is_terminal [B, T] (bool) and proprio {name: [B, T, D]} as torch tensors. ``rng``
@@ -99,7 +101,12 @@ class SequenceReplay:
         if hi - lo < length:
             raise ValueError(f"window {window} of {self.size} steps holds no sequence of "
                              f"length {length}")
-        starts = rng.integers(lo, hi - length + 1, batch)
+        if tiled:
+            starts = np.arange(lo, hi - length + 1, length)
+            if len(starts) > batch:
+                starts = starts[np.linspace(0, len(starts) - 1, batch).round().astype(int)]
+        else:
+            starts = rng.integers(lo, hi - length + 1, batch)
         idx = (oldest + starts[:, None] + np.arange(length)) % self.capacity
         is_first = self.is_first[idx]
         is_first[:, 0] = True
