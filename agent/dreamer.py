@@ -25,7 +25,7 @@ Pendulum-v1 settings that learn within a CPU budget: :data:`PENDULUM`.
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -104,6 +104,18 @@ STATS = ("loss/actor", "loss/critic", "train/entropy", "train/value", "imagine/r
 class Dreamer(ModelBasedAgent):
     Config = DreamerConfig
     sections = ("dreamer", "world_model")
+    #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
+    #: tests/test_agent_contract.py runs, resumes and checkpoints it)
+    smoke: ClassVar[dict[str, Any]] = {
+        "env": "Pendulum-v1", "preset": "none", "total_steps": 300, "eval_every": 100,
+        "eval_episodes": 1, "diag_states": 20,
+        "world_model.deter": 16, "world_model.stoch": 4, "world_model.hidden": 16,
+        "world_model.seq_len": 16, "world_model.batch_size": 4, "world_model.eval_batch": 4,
+        "world_model.eval_horizons": [1, 3],
+        "dreamer.hidden": [16, 16], "dreamer.prefill": 100, "dreamer.explore_steps": 50,
+        "dreamer.model_updates": 2, "dreamer.behaviour_updates": 2,
+        "dreamer.start_sequences": 4, "dreamer.start_length": 8,
+        "dreamer.imagine_batch": 16, "dreamer.imagine_horizon": 5}
     devices = ("cpu", "cuda")
 
     def __init__(self, cfg: TrialConfig):

@@ -28,7 +28,7 @@ bench/mb_speed.py and the learning test).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -72,6 +72,19 @@ class PPOBatch:
 class MBPPO(ModelBasedAgent):
     Config = MBPPOConfig
     sections = ("mb_ppo", "world_model")
+    #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
+    #: tests/test_agent_contract.py runs, resumes and checkpoints it)
+    smoke: ClassVar[dict[str, Any]] = {
+        "env": "Pendulum-v1", "preset": "none", "total_steps": 300, "eval_every": 100,
+        "eval_episodes": 1, "diag_states": 20,
+        "world_model.deter": 16, "world_model.stoch": 4, "world_model.hidden": 16,
+        "world_model.seq_len": 16, "world_model.batch_size": 4, "world_model.eval_batch": 4,
+        "world_model.eval_horizons": [1, 3],
+        "world_model.proprio": ["ee_pos"], "mb_ppo.hidden": [16, 16],
+        "mb_ppo.prefill": 100, "mb_ppo.explore_steps": 50, "mb_ppo.model_updates": 2,
+        "mb_ppo.num_sequences": 4, "mb_ppo.sequence_length": 8,
+        "mb_ppo.minibatch_size": 16, "mb_ppo.updates_per_iteration": 2,
+        "mb_ppo.imagine_horizon": 5}
     devices = ("cpu", "cuda")
 
     def __init__(self, cfg: TrialConfig):

@@ -23,7 +23,7 @@ bootstraps one step). Pendulum-v1 settings that learn within a CPU budget: :data
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -117,6 +117,18 @@ def soft_return(reward: Tensor, logp: Tensor, weight: Tensor, v_last: Tensor, ga
 class MBSAC(ModelBasedAgent):
     Config = MBSACConfig
     sections = ("mb_sac", "world_model")
+    #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
+    #: tests/test_agent_contract.py runs, resumes and checkpoints it)
+    smoke: ClassVar[dict[str, Any]] = {
+        "env": "Pendulum-v1", "preset": "none", "total_steps": 300, "eval_every": 100,
+        "eval_episodes": 1, "diag_states": 20,
+        "world_model.deter": 16, "world_model.stoch": 4, "world_model.hidden": 16,
+        "world_model.seq_len": 16, "world_model.batch_size": 4, "world_model.eval_batch": 4,
+        "world_model.eval_horizons": [1, 3],
+        "mb_sac.hidden": [16, 16], "mb_sac.prefill": 100, "mb_sac.explore_steps": 50,
+        "mb_sac.model_updates": 2, "mb_sac.sac_updates": 3,
+        "mb_sac.start_sequences": 4, "mb_sac.start_length": 8, "mb_sac.batch_size": 32,
+        "mb_sac.imagine_horizon": 3}
 
     def __init__(self, cfg: TrialConfig):
         super().__init__(cfg)

@@ -19,7 +19,7 @@ Pendulum-v1 settings (rl-zoo3's, without gSDE), used by bench/learning.py: :data
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -48,6 +48,14 @@ PENDULUM: dict[str, Any] = {
 class PPO(Agent):
     Config = PPOConfig
     sections = ("ppo",)
+    #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
+    #: tests/test_agent_contract.py runs, resumes and checkpoints it).
+    #: Evaluations fall mid-rollout (2 envs x 64 steps); 300 steps cross a time limit
+    smoke: ClassVar[dict[str, Any]] = {
+        "env": "Pendulum-v1", "preset": "none", "total_steps": 300, "eval_every": 100,
+        "eval_episodes": 1, "diag_states": 20,
+        "ppo.hidden": [16, 16], "ppo.num_envs": 2, "ppo.n_steps": 64,
+        "ppo.minibatch_size": 32, "ppo.epochs": 2, "ppo.value_clip": 0.2}
 
     def __init__(self, cfg: TrialConfig):
         super().__init__(cfg)

@@ -22,7 +22,7 @@ The losses are the module-level pure functions below; the class wires them to it
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -93,6 +93,12 @@ class DeterministicActor(torch.nn.Module):
 class TD3(Agent):
     Config = TD3Config
     sections = ("td3",)
+    #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
+    #: tests/test_agent_contract.py runs, resumes and checkpoints it)
+    smoke: ClassVar[dict[str, Any]] = {
+        "env": "Pendulum-v1", "preset": "none", "total_steps": 300, "eval_every": 100,
+        "eval_episodes": 1, "diag_states": 20,
+        "td3.hidden": [32, 32], "td3.batch_size": 32, "td3.learning_starts": 100}
 
     def __init__(self, cfg: TrialConfig):
         super().__init__(cfg)

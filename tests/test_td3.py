@@ -1,8 +1,6 @@
 """TD3: the pure losses on hand-computed values, the config's errors, the update's schedule (delayed
-actor, Polyak targets), warm-up and exploration, init roles and diagnostics, determinism, exact
-resume, and learning Pendulum."""
-
-import json
+actor, Polyak targets), warm-up and exploration, init roles and diagnostics, and learning Pendulum.
+Determinism and exact resume: tests/test_agent_contract.py (every registered agent)."""
 
 import numpy as np
 import pytest
@@ -214,35 +212,6 @@ def test_train_reports_means_over_updates_and_actor_steps():
     assert metrics["loss/critic"] == pytest.approx(stats[:, 0].mean().item(), rel=1e-5)
     assert metrics["loss/actor"] == pytest.approx(stats[1::2, 2].mean().item(), rel=1e-5)
     assert metrics["train/updates"] == 51.0
-
-
-# --- the trial: determinism and resume ------------------------------------------------------------
-
-def curve(rows: list[dict]) -> list[tuple]:
-    keep = sorted({k for r in rows for k in r if k != "wall_time" and not k.startswith("perf/")})
-    return [tuple(r.get(k) for k in keep) for r in rows]
-
-
-@pytest.fixture(scope="module")
-def full_run(tmp_path_factory):
-    return run_trial(config(), tmp_path_factory.mktemp("td3_full"))
-
-
-def test_same_seed_same_config_gives_the_same_curve(full_run, tmp_path):
-    again = run_trial(config(), tmp_path)
-    assert len(full_run) == 7 and curve(again) == curve(full_run)
-    assert full_run[-1]["train/updates"] == 501
-    other = run_trial(config(total_steps=200, seed=4), tmp_path / "other_seed")
-    assert curve(other)[1] != curve(full_run)[1]
-
-
-def test_resume_from_a_checkpoint_continues_the_curve_exactly(full_run, tmp_path):
-    first = run_trial(config(total_steps=300), tmp_path)
-    resumed = run_trial(config(), tmp_path)  # restores from checkpoints/state.pt
-    status = json.loads((tmp_path / "status.json").read_text())
-    assert status["restored_from_step"] == 300 and status["restores"] == 1
-    assert curve(resumed[:len(first)]) == curve(first)
-    assert curve(resumed) == curve(full_run)
 
 
 # --- learning -------------------------------------------------------------------------------------
