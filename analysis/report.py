@@ -40,6 +40,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from analysis import report_cli
 from analysis import report_pipeline as pipeline
 from analysis.load import AnalysisError
 from analysis.report_cli import add_arguments
@@ -180,15 +181,7 @@ def _stage(bar: Any, name: str) -> None:
 
 def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``report`` on the ``sweep`` CLI's subparsers (``args.func`` is :func:`main`)."""
-    parser = subparsers.add_parser(
-        "report",
-        help="statistics, figures, report.md/html of a sweep directory",
-        description="Write DIR/report.md, DIR/report.html and DIR/report/ (figures, tidy table) "
-        "for a finished or running sweep.",
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=main)
-    return parser
+    return report_cli.add_subcommand(subparsers, func=main)
 
 
 def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:

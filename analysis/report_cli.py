@@ -7,6 +7,7 @@ imported when a report is written.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +109,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``report`` on the ``sweep`` CLI's subparsers (``args.func`` runs the report)."""
+def add_subcommand(
+    subparsers: Any, func: Callable[[argparse.Namespace], int] | None = None
+) -> argparse.ArgumentParser:
+    """Register ``report`` on the ``sweep`` CLI's subparsers (``args.func`` runs the report:
+    ``func``, by default :func:`analysis.report.main`, imported when it runs)."""
     parser = subparsers.add_parser(
         "report",
         help="statistics, figures, report.md/html of a sweep directory",
@@ -117,7 +121,7 @@ def add_subcommand(subparsers: Any) -> argparse.ArgumentParser:
         "for a finished or running sweep.",
     )
     add_arguments(parser)
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=func or _run)
     return parser
 
 

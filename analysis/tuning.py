@@ -30,7 +30,7 @@ section and figures that use them are in :mod:`analysis.tuning_report`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -129,9 +129,7 @@ def expected_best_curve(
             with np.errstate(all="ignore"), _no_warnings():
                 means = np.nanmean(m[rows][:, cols], axis=1)
             boot[b] = expected_best(means, ns, mode=mode)
-        alpha = (1 - ci) / 2
-        with _no_warnings():
-            low, high = np.nanquantile(boot, [alpha, 1 - alpha], axis=0)
+        low, high = _interval(boot, ci, axis=0)
     return pd.DataFrame({"n": ns, "estimate": estimate, "low": low, "high": high})
 
 
@@ -175,17 +173,14 @@ def tuning_curves(
     """
     out = []
     keys = list(cells)
-    groups = runs.groupby(keys, sort=False, dropna=False) if keys else [((), runs)]
-    for values, sub in groups:
-        values = values if isinstance(values, tuple) else (values,)
-        matrix, _, seeds = config_scores(sub, config, score=score)
+    for cell, sub in _cells(runs, keys):
+        matrix, n_seeds, cost, configs = _search(sub, config, score, steps)
         curve = expected_best_curve(matrix, mode=mode, reps=reps, ci=ci, seed=seed,
                                     resample=resample)
-        per_config = sub.groupby(config)[steps].sum().mean()
-        curve["env_steps"] = curve["n"] * float(per_config)
-        curve["configs"] = int((~np.all(np.isnan(matrix), axis=1)).sum())
-        curve["seeds"] = len(seeds)
-        for k, v in zip(keys, values):
+        curve["env_steps"] = curve["n"] * cost
+        curve["configs"] = configs
+        curve["seeds"] = n_seeds
+        for k, v in cell.items():
             curve.insert(keys.index(k), k, v)
         out.append(curve)
     if not out:
@@ -220,15 +215,11 @@ def expected_best_at_budget(
     """
     rows = []
     keys = list(cells)
-    groups = runs.groupby(keys, sort=False, dropna=False) if keys else [((), runs)]
-    for values, sub in groups:
-        values = values if isinstance(values, tuple) else (values,)
-        matrix, _, _ = config_scores(sub, config, score=score)
-        cost = float(sub.groupby(config)[steps].sum().mean())
+    for cell, sub in _cells(runs, keys):
+        matrix, _, cost, configs = _search(sub, config, score, steps)
         n = max(1, int(budget // cost)) if cost > 0 else 1
         curve = expected_best_curve(matrix, [n], mode=mode, reps=reps, ci=ci, seed=seed)
-        configs = int((~np.all(np.isnan(matrix), axis=1)).sum())
-        rows.append({**dict(zip(keys, values)), **curve.iloc[0].to_dict(), "n": n,
+        rows.append({**cell, **curve.iloc[0].to_dict(), "n": n,
                      "env_steps": n * cost, "configs": configs, "beyond_search": n > configs,
                      "over_budget": n * cost > budget})
     return pd.DataFrame(rows, columns=[*keys, "n", "estimate", "low", "high", "env_steps",
@@ -286,9 +277,7 @@ def sensitivity_table(
     """
     sign = _sign(mode)
     rows = []
-    groups = configs.groupby(list(cells), sort=False, dropna=False) if cells else [((), configs)]
-    for values, sub in groups:
-        values = values if isinstance(values, tuple) else (values,)
+    for cell, sub in _cells(configs, cells):
         sub = sub[sub[score].notna()]
         if sub.empty:
             continue
@@ -296,7 +285,7 @@ def sensitivity_table(
         for key in keys:
             if key not in sub or sub[key].isna().all():
                 continue
-            rows.append({**dict(zip(cells, values)), "key": key,
+            rows.append({**cell, "key": key,
                          "variance_share": variance_explained(sub[key], sub[score], bins=bins),
                          "configs": int(sub[key].notna().sum()), "best_value": best[key]})
     table = pd.DataFrame(rows, columns=[*cells, "key", "variance_share", "configs", "best_value"])
@@ -398,13 +387,40 @@ def sensitivity_phi(
             parts = np.array([_phi_parts(boot[:, :, b])[:2] for b in range(reps)])
             stats = {"per_env_tuned": parts[:, 0], "cross_env_tuned": parts[:, 1],
                      "phi": parts[:, 0] - parts[:, 1]}
-            alpha = (1 - ci) / 2
             for name, values in stats.items():
-                with _no_warnings():
-                    row[f"{name}_low"], row[f"{name}_high"] = np.nanquantile(
-                        values, [alpha, 1 - alpha])
+                row[f"{name}_low"], row[f"{name}_high"] = _interval(values, ci)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _cells(
+    frame: pd.DataFrame, cells: Sequence[str]
+) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
+    """({cell column: value}, the cell's rows) per combination of ``cells`` (in order of first
+    appearance, NaN a value too); without ``cells`` one cell, the whole frame."""
+    keys = list(cells)
+    groups = frame.groupby(keys, sort=False, dropna=False) if keys else [((), frame)]
+    for values, sub in groups:
+        values = values if isinstance(values, tuple) else (values,)
+        yield dict(zip(keys, values)), sub
+
+
+def _search(
+    runs: pd.DataFrame, config: str, score: str, steps: str
+) -> tuple[np.ndarray, int, float, int]:
+    """One cell's random search: ([configs, seeds] scores from :func:`config_scores`, seeds,
+    mean real env steps of one configuration (all its seeds), configurations with a score)."""
+    matrix, _, seeds = config_scores(runs, config, score=score)
+    cost = float(runs.groupby(config)[steps].sum().mean())
+    return matrix, len(seeds), cost, int((~np.all(np.isnan(matrix), axis=1)).sum())
+
+
+def _interval(samples: np.ndarray, ci: float, axis: int | None = None) -> np.ndarray:
+    """Percentile interval [low, high] of bootstrap ``samples`` with coverage ``ci`` (NaNs
+    ignored; all-NaN: NaN)."""
+    alpha = (1 - ci) / 2
+    with _no_warnings():
+        return np.nanquantile(samples, [alpha, 1 - alpha], axis=axis)
 
 
 def _phi_parts(gamma: np.ndarray) -> tuple[float, float, int | None]:

@@ -27,30 +27,24 @@ orthogonal hidden layers with small outputs, the closest to SB3's).
 
 from __future__ import annotations
 
-import argparse
-import time
+import functools
 
 import numpy as np
+import peer
 import torch
 
-from agent import build_config
-from agent.common.evaluation import evaluate
 from agent.ppo import PPOConfig
 from agent.presets import lookup
-from agent.registry import agents
-from sweeps.overrides import parse_or_exit
 
 
-class SB3Policy:
+class SB3Policy(peer.SB3Policy):
     """Adapter so ``evaluate`` runs an SB3 PPO: normalised obs in, mean action in [-1, 1] out."""
 
     def __init__(self, model, vec_normalize, env_spec):
-        self.model, self.norm, self.env_spec = model, vec_normalize, env_spec
+        super().__init__(model, env_spec)
+        self.norm = vec_normalize
         space = model.action_space
         self.low, self.high = space.low, space.high
-
-    def eval_state(self, n):
-        return None
 
     @torch.inference_mode()
     def act(self, obs, state):
@@ -60,12 +54,8 @@ class SB3Policy:
 
 
 def ours(args, seed: int, extra: dict):
-    cfg = build_config({"agent": "ppo", "env": args.env, "seed": seed,
-                        "total_steps": args.steps, **settings(args.env), **extra})
-    torch.manual_seed(seed)
-    agent = agents.get("ppo")(cfg)
-    agent.initialise()
-    rates = timed(lambda: agent.train(args.steps), args.steps)
+    agent, rates = peer.train_ours("ppo", args.env, seed, args.steps,
+                                   {**settings(args.env), **extra})
 
     def update():  # the update phase alone, on the last full rollout
         agent.update()
@@ -73,7 +63,7 @@ def ours(args, seed: int, extra: dict):
     return agent, rates, update
 
 
-def sb3(args, seed: int):
+def sb3(args, seed: int, env_spec):
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
@@ -90,9 +80,9 @@ def sb3(args, seed: int):
                 policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]},
                                "activation_fn": torch.nn.Tanh, "log_std_init": 0.0},
                 seed=seed, device="cpu", verbose=0)
-    rates = timed(lambda: model.learn(args.steps), args.steps)
+    rates = peer.timed(lambda: model.learn(args.steps), args.steps)
     venv.training = False
-    return model, venv, rates, model.train
+    return SB3Policy(model, venv, env_spec), rates, model.train
 
 
 def settings(env: str) -> dict:
@@ -103,56 +93,19 @@ def settings(env: str) -> dict:
     return found
 
 
-def timed(fn, steps: int) -> tuple[float, float]:
-    """(env steps per CPU second, env steps per wall-clock second) of ``fn()``."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    fn()
-    return steps / (time.process_time() - cpu), steps / (time.perf_counter() - wall)
-
-
-def report(seed: int, name: str, rates: tuple[float, float], returns: np.ndarray) -> None:
-    print(f"seed {seed} {name:4s}: {rates[0]:7.1f} env steps per CPU s ({rates[1]:7.1f} per wall "
-          f"s), eval {returns.mean():8.1f} +- {returns.std():5.1f}", flush=True)
-
-
-def update_ms(updates: dict, reps: int = 3) -> dict[str, float]:
-    """Median CPU ms of one rollout's update phase per library, interleaved."""
-    times: dict[str, list[float]] = {k: [] for k in updates}
-    for _ in range(reps):
-        for name, fn in updates.items():
-            t0 = time.thread_time()
-            fn()
-            times[name].append((time.thread_time() - t0) * 1e3)
-    return {k: float(np.median(v)) for k, v in times.items()}
-
-
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--env", default="Pendulum-v1")
-    p.add_argument("--steps", type=int, default=100_000)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--eval-episodes", type=int, default=10)
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="extra overrides for our PPO, e.g. init.scheme=orthogonal")
-    args = p.parse_args()
-    torch.set_num_threads(1)
-    extra = parse_or_exit(p, args.set)
+    set_help = "extra overrides for our PPO, e.g. init.scheme=orthogonal"
+    args, extra = peer.parse_args(__doc__, steps=100_000, set_help=set_help)
     print(f"PPO on {args.env}, {args.steps} env steps, settings {settings(args.env)}, "
           f"extra {extra}", flush=True)
     for seed in args.seeds:
-        agent, our_sps, our_update = ours(args, seed, extra)
-        our_ret = evaluate(agent, args.eval_episodes, seed=10_000 + seed)
-        report(seed, "ours", our_sps, our_ret)
-        model, venv, sb3_sps, sb3_update = sb3(args, seed)
-        sb3_ret = evaluate(SB3Policy(model, venv, agent.env_spec), args.eval_episodes,
-                           seed=10_000 + seed)
-        report(seed, "SB3", sb3_sps, sb3_ret)
-        ms = update_ms({"ours": our_update, "sb3": sb3_update})
-        print(f"seed {seed} one update phase: ours {ms['ours']:.0f} "
-              f"ms, SB3 {ms['sb3']:.0f} ms (ratio {ms['sb3'] / ms['ours']:.2f}x)", flush=True)
-        print(f"seed {seed} RATIO env steps per CPU s ours/SB3 = {our_sps[0] / sb3_sps[0]:.2f}x "
-              f"(wall clock {our_sps[1] / sb3_sps[1]:.2f}x); eval return ours "
-              f"{our_ret.mean():.1f} vs SB3 {sb3_ret.mean():.1f}", flush=True)
+        _, our, their = peer.train_both(seed, args.eval_episodes,
+                                        functools.partial(ours, args, seed, extra),
+                                        functools.partial(sb3, args, seed))
+        # one rollout's update phase per call, median of 3 interleaved
+        ms = peer.update_ms({"ours": our.update, "sb3": their.update}, reps=3, n=1)
+        peer.report_updates(seed, ms, "one update phase", digits=0)
+        peer.report_ratio(seed, our, their)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from sac_vs_sb3 import SB3Policy  # bench/ is on sys.path when run as a script
+from peer import SB3Policy  # bench/ is on sys.path when run as a script
 
 from agent.common.envs import get_env
 from agent.common.evaluation import evaluate

@@ -26,33 +26,12 @@ Linear init (``--set init.scheme=pytorch_default init.scenario=no_small`` gives 
 from __future__ import annotations
 
 import argparse
-import time
+import functools
 
 import numpy as np
-import torch
+import peer
 
-# the same timing and printing as the SAC bench (this directory is on sys.path when run)
-from sac_vs_sb3 import report, update_ms
-
-from agent import build_config
 from agent.common.allocator import keep_freed_memory
-from agent.common.evaluation import evaluate
-from agent.registry import agents
-from sweeps.overrides import parse_or_exit
-
-
-class SB3Policy:
-    """Adapter so ``evaluate`` runs an SB3 TD3: its deterministic actor's actions in [-1, 1]."""
-
-    def __init__(self, model, env_spec):
-        self.model, self.env_spec = model, env_spec
-
-    def eval_state(self, n):
-        return None
-
-    @torch.inference_mode()
-    def act(self, obs, state):
-        return self.model.policy._predict(torch.as_tensor(obs), deterministic=True).numpy(), state
 
 
 def settings(args) -> dict:
@@ -65,75 +44,44 @@ def settings(args) -> dict:
 
 
 def ours(args, seed: int, extra: dict):
-    cfg = build_config({"agent": "td3", "env": args.env, "seed": seed,
-                        "total_steps": args.steps, **settings(args), **extra})
-    torch.manual_seed(seed)
-    agent = agents.get("td3")(cfg)
-    agent.initialise()
-    rates = timed(lambda: agent.train(args.steps), args.steps)
+    agent, rates = peer.train_ours("td3", args.env, seed, args.steps, {**settings(args), **extra})
     return agent, rates, agent.update
 
 
-def sb3(args, seed: int):
+def sb3(args, seed: int, env_spec):
     import gymnasium as gym
     from stable_baselines3 import TD3
     from stable_baselines3.common.noise import NormalActionNoise
 
     n_act = gym.make(args.env).action_space.shape[0]
     noise = NormalActionNoise(np.zeros(n_act), args.noise * np.ones(n_act))
-    model = TD3("MlpPolicy", args.env, learning_rate=args.lr, batch_size=args.batch,
-                buffer_size=args.steps, learning_starts=args.learning_starts, tau=0.005,
-                gamma=0.99, train_freq=1, gradient_steps=1, policy_delay=2,
-                target_policy_noise=0.2, target_noise_clip=0.5, action_noise=noise,
-                policy_kwargs={"net_arch": args.hidden}, seed=seed, device="cpu", verbose=0)
-    rates = timed(lambda: model.learn(args.steps), args.steps)
-    return model, rates, lambda: model.train(gradient_steps=1, batch_size=args.batch)
+    return peer.train_sb3(TD3, args, seed, env_spec, policy_delay=2, target_policy_noise=0.2,
+                          target_noise_clip=0.5, action_noise=noise)
 
 
-def timed(fn, steps: int) -> tuple[float, float]:
-    """(env steps per CPU second, env steps per wall-clock second) of ``fn()``."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    fn()
-    return steps / (time.process_time() - cpu), steps / (time.perf_counter() - wall)
+def options(p: argparse.ArgumentParser) -> None:
+    """The off-policy settings and TD3's exploration noise."""
+    peer.off_policy_options(p)
+    p.add_argument("--noise", type=float, default=0.1, help="exploration noise std in [-1, 1]")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--env", default="Pendulum-v1")
-    p.add_argument("--steps", type=int, default=10_000)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--hidden", nargs="+", type=int, default=[256, 256])
-    p.add_argument("--learning-starts", type=int, default=1000)
-    p.add_argument("--noise", type=float, default=0.1, help="exploration noise std in [-1, 1]")
-    p.add_argument("--eval-episodes", type=int, default=10)
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="extra overrides for our TD3, e.g. init.scheme=orthogonal")
-    args = p.parse_args()
-    torch.set_num_threads(1)
+    set_help = "extra overrides for our TD3, e.g. init.scheme=orthogonal"
+    args, extra = peer.parse_args(__doc__, steps=10_000, options=options, set_help=set_help)
     keep_freed_memory()
-    extra = parse_or_exit(p, args.set)
     print(f"TD3 on {args.env}, {args.steps} env steps, batch {args.batch}, nets {args.hidden}, "
           f"lr {args.lr}, learning_starts {args.learning_starts}, exploration noise "
           f"{args.noise}, extra {extra}", flush=True)
     ratios, returns = [], []
     for seed in args.seeds:
-        agent, our_sps, our_update = ours(args, seed, extra)
-        our_ret = evaluate(agent, args.eval_episodes, seed=10_000 + seed)
-        report(seed, "ours", our_sps, our_ret)
-        model, sb3_sps, sb3_update = sb3(args, seed)
-        sb3_ret = evaluate(SB3Policy(model, agent.env_spec), args.eval_episodes,
-                           seed=10_000 + seed)
-        report(seed, "SB3", sb3_sps, sb3_ret)
-        ms = update_ms({"ours": our_update, "sb3": sb3_update}, n=26)  # even: same actor-step share
-        print(f"seed {seed} one update: ours {ms['ours']:.2f} ms, SB3 {ms['sb3']:.2f} ms "
-              f"(ratio {ms['sb3'] / ms['ours']:.2f}x)", flush=True)
-        ratios.append(our_sps[0] / sb3_sps[0])
-        returns.append((our_ret.mean(), sb3_ret.mean()))
-        print(f"seed {seed} RATIO env steps per CPU s ours/SB3 = {ratios[-1]:.2f}x "
-              f"(wall clock {our_sps[1] / sb3_sps[1]:.2f}x); eval return ours "
-              f"{our_ret.mean():.1f} vs SB3 {sb3_ret.mean():.1f}", flush=True)
+        _, our, their = peer.train_both(seed, args.eval_episodes,
+                                        functools.partial(ours, args, seed, extra),
+                                        functools.partial(sb3, args, seed))
+        updates = {"ours": our.update, "sb3": their.update}
+        ms = peer.update_ms(updates, n=26)  # even: same actor-step share
+        peer.report_updates(seed, ms)
+        ratios.append(peer.report_ratio(seed, our, their))
+        returns.append((our.returns.mean(), their.returns.mean()))
     if len(args.seeds) > 1:
         ours_mean, sb3_mean = np.mean(returns, 0)
         print(f"all seeds: RATIO {' / '.join(f'{r:.2f}x' for r in ratios)} (mean "
