@@ -17,6 +17,11 @@ from agent.common.envs import EnvSpec, get_env
 from agent.config import TrialConfig
 from init_schemes import apply_init
 
+#: the run every agent's ``smoke`` config starts from: a few seconds on one CPU thread (the agent
+#: contract, tests/test_agent_contract.py, runs, resumes and checkpoints it)
+SMOKE_RUN: dict[str, Any] = {"env": "Pendulum-v1", "preset": "none", "total_steps": 300,
+                             "eval_every": 100, "eval_episodes": 1, "diag_states": 20}
+
 
 class Agent:
     """Base class. Subclasses set ``Config`` and ``sections`` and implement the methods below."""

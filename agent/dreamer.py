@@ -37,6 +37,7 @@ from agent.losses import polyak_
 from agent.model_based import Imagined, ModelBasedAgent
 from agent.registry import register
 from agent.sections import DreamerConfig
+from agent.world_model import SMOKE_WORLD_MODEL
 
 #: Pendulum-v1 overrides: a small world model, enough updates to pass -400 by 15k env steps
 PENDULUM: dict[str, Any] = {
@@ -107,11 +108,7 @@ class Dreamer(ModelBasedAgent):
     #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
     #: tests/test_agent_contract.py runs, resumes and checkpoints it)
     smoke: ClassVar[dict[str, Any]] = {
-        "env": "Pendulum-v1", "preset": "none", "total_steps": 300, "eval_every": 100,
-        "eval_episodes": 1, "diag_states": 20,
-        "world_model.deter": 16, "world_model.stoch": 4, "world_model.hidden": 16,
-        "world_model.seq_len": 16, "world_model.batch_size": 4, "world_model.eval_batch": 4,
-        "world_model.eval_horizons": [1, 3],
+        **SMOKE_WORLD_MODEL,
         "dreamer.hidden": [16, 16], "dreamer.prefill": 100, "dreamer.explore_steps": 50,
         "dreamer.model_updates": 2, "dreamer.behaviour_updates": 2,
         "dreamer.start_sequences": 4, "dreamer.start_length": 8,

@@ -41,6 +41,7 @@ from agent.losses import clipped_surrogate, ratio_stats
 from agent.model_based import ModelBasedAgent
 from agent.registry import register
 from agent.sections import MBPPOConfig
+from agent.world_model import SMOKE_WORLD_MODEL
 
 #: bounds of the pre-squash log-std: above e^1 a tanh-Gaussian is almost bang-bang noise, and
 #: an imagined policy gradient on an early, poor model can push sigma there (then the
@@ -75,11 +76,7 @@ class MBPPO(ModelBasedAgent):
     #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
     #: tests/test_agent_contract.py runs, resumes and checkpoints it)
     smoke: ClassVar[dict[str, Any]] = {
-        "env": "Pendulum-v1", "preset": "none", "total_steps": 300, "eval_every": 100,
-        "eval_episodes": 1, "diag_states": 20,
-        "world_model.deter": 16, "world_model.stoch": 4, "world_model.hidden": 16,
-        "world_model.seq_len": 16, "world_model.batch_size": 4, "world_model.eval_batch": 4,
-        "world_model.eval_horizons": [1, 3],
+        **SMOKE_WORLD_MODEL,
         "world_model.proprio": ["ee_pos"], "mb_ppo.hidden": [16, 16],
         "mb_ppo.prefill": 100, "mb_ppo.explore_steps": 50, "mb_ppo.model_updates": 2,
         "mb_ppo.num_sequences": 4, "mb_ppo.sequence_length": 8,

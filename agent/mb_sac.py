@@ -38,6 +38,7 @@ from agent.model_based import Imagined, ModelBasedAgent
 from agent.registry import register
 from agent.sac import STATS
 from agent.sections import MBSACConfig
+from agent.world_model import SMOKE_WORLD_MODEL
 
 Transitions = dict[str, Tensor]  # feat [N, F], action [N, A], reward [N], next_feat, done [N]
 
@@ -120,11 +121,7 @@ class MBSAC(ModelBasedAgent):
     #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
     #: tests/test_agent_contract.py runs, resumes and checkpoints it)
     smoke: ClassVar[dict[str, Any]] = {
-        "env": "Pendulum-v1", "preset": "none", "total_steps": 300, "eval_every": 100,
-        "eval_episodes": 1, "diag_states": 20,
-        "world_model.deter": 16, "world_model.stoch": 4, "world_model.hidden": 16,
-        "world_model.seq_len": 16, "world_model.batch_size": 4, "world_model.eval_batch": 4,
-        "world_model.eval_horizons": [1, 3],
+        **SMOKE_WORLD_MODEL,
         "mb_sac.hidden": [16, 16], "mb_sac.prefill": 100, "mb_sac.explore_steps": 50,
         "mb_sac.model_updates": 2, "mb_sac.sac_updates": 3,
         "mb_sac.start_sequences": 4, "mb_sac.start_length": 8, "mb_sac.batch_size": 32,

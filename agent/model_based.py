@@ -60,13 +60,14 @@ from torch import Tensor, nn
 
 from agent.base import Agent
 from agent.common.distributions import normal_log_prob, tanh_log_det
-from agent.common.envs import restore, snapshot, stack_obs, step_env
+from agent.common.envs import restore, snapshot, stack_obs
 from agent.common.returns import estimate
 from agent.common.rssm import Latent
 from agent.common.sequence_replay import SequenceReplay, batch_to
 from agent.config import TrialConfig
 from agent.sections import ModelBasedConfig
 from agent.world_model import (
+    RealSteps,
     WorldModel,
     WorldModelConfig,
     model_update,
@@ -100,7 +101,7 @@ class Imagined:
         return torch.cumprod(torch.cat([ones, self.cont[:-1]]), 0)
 
 
-class ModelBasedAgent(Agent):
+class ModelBasedAgent(RealSteps, Agent):
     """Base class of model-based agents; see the module docstring for the subclass contract."""
 
     Config: type[ModelBasedConfig] = ModelBasedConfig
@@ -330,25 +331,12 @@ class ModelBasedAgent(Agent):
         else:
             a, _, _ = self.sample_action(self.model.features(self.latent))
             action = a[0].cpu().numpy()
-        self.obs, reward, term, trunc, _ = step_env(
-            self.env, action, self.low, self.high, f"env '{self.env_spec.id}'", self.env_steps)
-        self._record(action, float(reward), first=False, terminal=bool(term))
-        self.episode_return += float(reward)
-        self.env_steps += 1
-        if term or trunc:
-            self.completed_returns.append(self.episode_return)
-            self.episode_return = 0.0
-            self.obs, _ = self.env.reset()
-            self._record(np.zeros_like(action), 0.0, first=True, terminal=False)
+        if self._real_step(action):
             self.latent = None
         else:
             self.latent = self._filter(self.latent, self.obs_tensor(stack_obs([self.obs])),
                                        torch.from_numpy(action)[None].to(self.device), False,
                                        sample=True)
-
-    def _record(self, action: np.ndarray, reward: float, first: bool, terminal: bool) -> None:
-        proprio = {k: f(self.env.unwrapped) for k, f in self.proprio_fns.items()}
-        self.replay.add(self.obs, action, reward, first, terminal, proprio)
 
     def evaluate_model(self) -> dict[str, float]:
         """Open-loop errors on a fixed draw of replayed (training) sequences ({} until the replay

@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agent.base import Agent
+from agent.base import SMOKE_RUN, Agent
 from agent.common.distributions import normal_entropy, normal_log_prob
 from agent.common.envs import EnvError, restore, snapshot, step_env
 from agent.common.networks import GaussianActor, mlp
@@ -52,8 +52,7 @@ class PPO(Agent):
     #: tests/test_agent_contract.py runs, resumes and checkpoints it).
     #: Evaluations fall mid-rollout (2 envs x 64 steps); 300 steps cross a time limit
     smoke: ClassVar[dict[str, Any]] = {
-        "env": "Pendulum-v1", "preset": "none", "total_steps": 300, "eval_every": 100,
-        "eval_episodes": 1, "diag_states": 20,
+        **SMOKE_RUN,
         "ppo.hidden": [16, 16], "ppo.num_envs": 2, "ppo.n_steps": 64,
         "ppo.minibatch_size": 32, "ppo.epochs": 2, "ppo.value_clip": 0.2}
 

@@ -36,13 +36,13 @@ summed before the backward pass, so every seed's gradient is exactly its own.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from agent import sac_fast
-from agent.base import Agent, seed_everything, to_tensor
+from agent.base import SMOKE_RUN, Agent, seed_everything, to_tensor
 from agent.common import seed_batch
 from agent.common.distributions import squashed_sample
 from agent.common.envs import restore, snapshot, step_env
@@ -62,6 +62,11 @@ STATS = ("loss/critic", "loss/actor", "loss/alpha", "train/entropy", "train/q")
 class SAC(Agent):
     Config = SACConfig
     sections = ("sac",)
+    #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
+    #: tests/test_agent_contract.py runs, resumes and checkpoints it)
+    smoke: ClassVar[dict[str, Any]] = {
+        **SMOKE_RUN,
+        "sac.hidden": [32, 32], "sac.batch_size": 32, "sac.learning_starts": 100}
 
     def __init__(self, cfg: TrialConfig):
         super().__init__(cfg)
@@ -255,13 +260,14 @@ class SAC(Agent):
 
     @torch.inference_mode()
     def init_probe(self, obs: np.ndarray) -> dict[str, Any]:
-        o = to_tensor(obs)
-        mean, log_std = self.actor(o)
-        actions, logp = squashed_sample(mean, log_std)
-        q = self.critic(_pair(o, actions))
-        return {"actions": actions.numpy(), "entropy": float(-logp.mean()),
-                "mean_abs_mean": float(torch.tanh(mean).abs().mean()),
-                "std": float(log_std.exp().mean()), "critic_scale": float(q.abs().mean())}
+        return _probe_summary(*self._probe_tensors(to_tensor(obs)))
+
+    def _probe_tensors(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The policy's sample on states [*S, N, O]: actions, log pi, mean, log std and both Q
+        heads of the sampled actions (the critic's output, [*S * 2, N, 1])."""
+        mean, log_std = self.actor(obs)
+        actions, logp = self._squashed(mean, log_std)
+        return actions, logp, mean, log_std, self.critic(_pair(obs, actions))
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -401,13 +407,9 @@ class SeedBatchedSAC(SAC):
     def init_probe(self, obs: np.ndarray) -> list[dict[str, Any]]:
         """``SAC.init_probe`` of each seed on its own states [K, N, O] (noise from its stream):
         one summary per seed."""
-        o = to_tensor(obs)
-        mean, log_std = self.actor(o)
-        actions, logp = self._squashed(mean, log_std)
-        q = self.critic(_pair(o, actions)).view(len(self.seeds), -1)
-        return [{"actions": actions[i].numpy(), "entropy": float(-logp[i].mean()),
-                 "mean_abs_mean": float(torch.tanh(mean[i]).abs().mean()),
-                 "std": float(log_std[i].exp().mean()), "critic_scale": float(q[i].abs().mean())}
+        actions, logp, mean, log_std, q = self._probe_tensors(to_tensor(obs))
+        q = q.view(len(self.seeds), -1)
+        return [_probe_summary(actions[i], logp[i], mean[i], log_std[i], q[i])
                 for i in range(len(self.seeds))]
 
     def state_dict(self) -> dict[str, Any]:
@@ -439,6 +441,14 @@ class SeedBatchedSAC(SAC):
             r.bit_generator.state = state
         self.rng.set_state(s["rng"])
         self.updates = s["updates"]
+
+def _probe_summary(actions: torch.Tensor, logp: torch.Tensor, mean: torch.Tensor,
+                   log_std: torch.Tensor, q: torch.Tensor) -> dict[str, Any]:
+    """What ``init_probe`` reports of one seed's sample (agent.base.Agent.init_probe)."""
+    return {"actions": actions.numpy(), "entropy": float(-logp.mean()),
+            "mean_abs_mean": float(torch.tanh(mean).abs().mean()),
+            "std": float(log_std.exp().mean()), "critic_scale": float(q.abs().mean())}
+
 
 def _pair(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
     """[B, O], [B, A] -> [2, B, O + A] for the twin-Q ensemble; with a seed axis,

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from agent.base import Agent, to_tensor
+from agent.base import SMOKE_RUN, Agent, to_tensor
 from agent.common.envs import restore, snapshot, step_env
 from agent.common.networks import EnsembleLinear, mlp
 from agent.common.replay import ReplayBuffer
@@ -96,8 +96,7 @@ class TD3(Agent):
     #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
     #: tests/test_agent_contract.py runs, resumes and checkpoints it)
     smoke: ClassVar[dict[str, Any]] = {
-        "env": "Pendulum-v1", "preset": "none", "total_steps": 300, "eval_every": 100,
-        "eval_episodes": 1, "diag_states": 20,
+        **SMOKE_RUN,
         "td3.hidden": [32, 32], "td3.batch_size": 32, "td3.learning_starts": 100}
 
     def __init__(self, cfg: TrialConfig):

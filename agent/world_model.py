@@ -36,14 +36,14 @@ Its ``act`` returns zero actions: ``eval/return`` is the zero-action return, not
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from agent.base import Agent
+from agent.base import SMOKE_RUN, Agent
 from agent.common.conv import ConvDecoder, ConvEncoder
 from agent.common.envs import restore, snapshot, step_env
 from agent.common.networks import mlp
@@ -325,17 +325,74 @@ def model_update(model: WorldModel, opt: torch.optim.Optimizer, batch: Batch,
     return metrics, posts
 
 
+def _sequences(batch: Batch, which: slice) -> Batch:
+    """The sequences ``which`` of a replay batch (every array's first axis)."""
+    return {k: ({q: v[which] for q, v in x.items()} if isinstance(x, dict) else x[which])
+            for k, x in batch.items()}
+
+
+#: the smoke run of every agent with a world model: SMOKE_RUN with a tiny RSSM
+SMOKE_WORLD_MODEL: dict[str, Any] = {
+    **SMOKE_RUN,
+    "world_model.deter": 16, "world_model.stoch": 4, "world_model.hidden": 16,
+    "world_model.seq_len": 16, "world_model.batch_size": 4, "world_model.eval_batch": 4,
+    "world_model.eval_horizons": [1, 3]}
+
+
+class RealSteps:
+    """The real-env side of every agent that trains a world model: one env step, recorded in
+    its sequence replay with the body quantities the model predicts.
+
+    The agent provides env, low, high, env_spec, env_steps, obs, proprio_fns, replay,
+    episode_return and completed_returns; it may choose the buffer a step goes to
+    (:meth:`_buffer`) and act when an episode ends (:meth:`_episode_ended`)."""
+
+    def _buffer(self) -> SequenceReplay:
+        return self.replay
+
+    def _record(self, action: np.ndarray, reward: float, first: bool, terminal: bool) -> None:
+        proprio = {k: f(self.env.unwrapped) for k, f in self.proprio_fns.items()}
+        self._buffer().add(self.obs, action, reward, first, terminal, proprio)
+
+    def _real_step(self, action: np.ndarray) -> bool:
+        """Step the env with ``action`` and record it; at an episode's end, reset the env and
+        record the next episode's first observation. Returns whether the episode ended."""
+        self.obs, reward, term, trunc, _ = step_env(
+            self.env, action, self.low, self.high, f"env '{self.env_spec.id}'", self.env_steps)
+        self._record(action, float(reward), first=False, terminal=bool(term))
+        self.episode_return += float(reward)
+        self.env_steps += 1
+        if not (term or trunc):
+            return False
+        self.completed_returns.append(self.episode_return)
+        self.episode_return = 0.0
+        self._episode_ended()
+        self.obs, _ = self.env.reset()
+        self._record(np.zeros_like(action), 0.0, first=True, terminal=False)
+        return True
+
+    def _episode_ended(self) -> None:
+        """Called when an episode ends, before the reset."""
+
+
 @register("world_model", "RSSM world model alone, trained on random-policy data; logs model/*")
-class WorldModelAgent(Agent):
+class WorldModelAgent(RealSteps, Agent):
     """Collects real episodes with a uniform random policy and trains the world model on them.
 
     Episodes 0, k, 2k, ... (k = ``holdout_every``) go to a held-out replay for the open-loop
-    errors and the probe (fitted on sequences of its older half, scored on its newer half);
+    errors and the probe (its steps cut into sequences end to end, alternately fitting and
+    scoring it);
     all others train the model. ``act`` returns zeros (there is no learned policy).
     """
 
     Config = WorldModelConfig
     sections = ("world_model",)
+    #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
+    #: tests/test_agent_contract.py runs, resumes and checkpoints it)
+    smoke: ClassVar[dict[str, Any]] = {
+        **SMOKE_WORLD_MODEL,
+        "world_model.prefill": 100, "world_model.train_every": 10,
+        "world_model.proprio": ["ee_pos"]}
     devices = ("cpu", "cuda")
     pixels = True
 
@@ -375,9 +432,9 @@ class WorldModelAgent(Agent):
     def _buffer(self) -> SequenceReplay:
         return self.holdout if self.episode % self.c.holdout_every == 0 else self.replay
 
-    def _record(self, action: np.ndarray, reward: float, first: bool, terminal: bool) -> None:
-        proprio = {k: f(self.env.unwrapped) for k, f in self.proprio_fns.items()}
-        self._buffer().add(self.obs, action, reward, first, terminal, proprio)
+    def _episode_ended(self) -> None:
+        self.episode += 1
+        self.behaviour = None  # mixed: the next episode draws its own
 
     BEHAVIOURS = ("uniform", "constant", "sine", "walk")
 
@@ -418,19 +475,7 @@ class WorldModelAgent(Agent):
         sums: dict[str, Tensor] = {}
         n, t_updates = 0, 0.0
         while self.env_steps < until:
-            action = self.explore_action()
-            self.obs, reward, term, trunc, _ = step_env(
-                self.env, action, self.low, self.high, f"env '{self.env_spec.id}'", self.env_steps)
-            self._record(action, float(reward), first=False, terminal=bool(term))
-            self.episode_return += float(reward)
-            self.env_steps += 1
-            if term or trunc:
-                self.completed_returns.append(self.episode_return)
-                self.episode_return = 0.0
-                self.episode += 1
-                self.behaviour = None  # mixed: the next episode draws its own
-                self.obs, _ = self.env.reset()
-                self._record(np.zeros_like(action), 0.0, first=True, terminal=False)
+            self._real_step(self.explore_action())
             if (self.env_steps >= c.prefill and self.env_steps % c.train_every == 0
                     and self.replay.can_sample(c.seq_len)):
                 t0 = time.perf_counter()
@@ -460,10 +505,12 @@ class WorldModelAgent(Agent):
             return {}
         batch = self.holdout.sample(c.eval_batch, length, rng=np.random.default_rng(12345))
         out = self.model.open_loop_errors(batch_to(batch, self.device), c.eval_horizons)
-        if self.probe and self.holdout.size // 2 >= c.seq_len:
-            fit, score = (batch_to(self.holdout.sample(
-                c.probe_sequences, c.seq_len, rng=np.random.default_rng(seed), window=w),
-                self.device) for seed, w in ((123, (0.0, 0.5)), (456, (0.5, 1.0))))
+        if self.probe and self.holdout.size >= 2 * c.seq_len:
+            # the held-out steps cut into sequences end to end (no step twice), alternately
+            # for fitting and for scoring the probe: two disjoint sets from the same episodes
+            tiles = self.holdout.sample(2 * c.probe_sequences, c.seq_len, tiled=True)
+            fit, score = (batch_to(_sequences(tiles, slice(k, None, 2)), self.device)
+                          for k in (0, 1))
             out.update(probe_scores(self.model, fit, score, c.eval_horizons, c.probe_alpha))
         return out
 
