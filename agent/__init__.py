@@ -24,5 +24,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'agent' has no attribute '{name}'")
 
 
-__all__ = ["Agent", "ConfigError", "TrialConfig", "TrialError", "agents", "build_config",
-           "register", "run_trial"]
+__all__ = [
+    "Agent",
+    "ConfigError",
+    "TrialConfig",
+    "TrialError",
+    "agents",
+    "build_config",
+    "register",
+    "run_trial",
+]

@@ -19,8 +19,14 @@ from init_schemes import apply_init
 
 #: the run every agent's ``smoke`` config starts from: a few seconds on one CPU thread (the agent
 #: contract, tests/test_agent_contract.py, runs, resumes and checkpoints it)
-SMOKE_RUN: dict[str, Any] = {"env": "Pendulum-v1", "preset": "none", "total_steps": 300,
-                             "eval_every": 100, "eval_episodes": 1, "diag_states": 20}
+SMOKE_RUN: dict[str, Any] = {
+    "env": "Pendulum-v1",
+    "preset": "none",
+    "total_steps": 300,
+    "eval_every": 100,
+    "eval_episodes": 1,
+    "diag_states": 20,
+}
 
 
 class Agent:
@@ -92,11 +98,11 @@ def resolve_device(name: str, supported: tuple[str, ...] = ("cpu",)) -> torch.de
     """``auto``: CUDA when it is available and in ``supported``, else CPU; ``cuda`` without a
     GPU (or for a CPU-only agent) is an error naming the key."""
     if name == "auto":
-        return torch.device("cuda" if "cuda" in supported and torch.cuda.is_available()
-                            else "cpu")
+        return torch.device("cuda" if "cuda" in supported and torch.cuda.is_available() else "cpu")
     if name not in supported:
-        raise ValueError(f"device: '{name}' is not supported by this agent "
-                         f"(it runs on {', '.join(supported)})")
+        raise ValueError(
+            f"device: '{name}' is not supported by this agent (it runs on {', '.join(supported)})"
+        )
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device: 'cuda' but torch sees no CUDA device (use auto or cpu)")
     return torch.device(name)
@@ -105,8 +111,11 @@ def resolve_device(name: str, supported: tuple[str, ...] = ("cpu",)) -> torch.de
 def rng_state() -> dict[str, Any]:
     import random
 
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-            "python": random.getstate()}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
 
 
 def set_rng_state(state: dict[str, Any]) -> None:

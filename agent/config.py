@@ -33,39 +33,55 @@ class TrialConfig(BaseModel):
     agent: str = Field("sac", description="agent registry name")
     env: str = Field("Pendulum-v1", description="environment registry name or gymnasium id")
     seed: int = Field(0, ge=0, description="seed of networks, replay sampling and envs")
-    seeds_per_trial: int = Field(1, ge=1, description="seeds trained together (seed-batched): "
-                                 "seed, seed+1, ... unless `seeds` lists them")
-    seeds: list[int] | None = Field(None, description="the seeds of a seed-batched trial "
-                                    "(the sweep sets it; seeds[0] == seed)")
+    seeds_per_trial: int = Field(
+        1,
+        ge=1,
+        description="seeds trained together (seed-batched): "
+        "seed, seed+1, ... unless `seeds` lists them",
+    )
+    seeds: list[int] | None = Field(
+        None, description="the seeds of a seed-batched trial (the sweep sets it; seeds[0] == seed)"
+    )
     total_steps: int = Field(10_000, gt=0, description="real environment steps")
     eval_every: int = Field(1_000, gt=0, description="env steps between evaluations")
     eval_episodes: int = Field(5, gt=0, description="deterministic episodes per evaluation")
     checkpoint_every: int = Field(1, ge=0, description="checkpoint every N evals (0: never)")
     diag_states: int = Field(1_000, ge=0, description="states for the step-0 init diagnostics")
     threads: int = Field(1, gt=0, description="torch threads inside the trial")
-    preset: str = Field("auto", description="tuned settings of agent/presets/<agent>.yaml, "
-                        "applied under the keys you set: auto (the entry of the env, if any), "
-                        "none, or an entry name; the resolved config records the one used")
+    preset: str = Field(
+        "auto",
+        description="tuned settings of agent/presets/<agent>.yaml, "
+        "applied under the keys you set: auto (the entry of the env, if any), "
+        "none, or an entry name; the resolved config records the one used",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="where networks and tensors live; auto: CUDA when present and the "
-        "agent supports it (agent.base.resolve_device), else CPU")
+        "auto",
+        description="where networks and tensors live; auto: CUDA when present and the "
+        "agent supports it (agent.base.resolve_device), else CPU",
+    )
     observation: ObservationConfig = Field(
-        default_factory=ObservationConfig, description="state | pixels | pixels+state, image "
-        "size, action repeat (agent.common.envs)")
+        default_factory=ObservationConfig,
+        description="state | pixels | pixels+state, image size, action repeat (agent.common.envs)",
+    )
     init: InitConfig = Field(default_factory=InitConfig)
 
     @model_validator(mode="after")
     def _check_seeds(self) -> TrialConfig:
         if self.seeds is None:
             return self
-        if not self.seeds or any(s < 0 for s in self.seeds) or \
-                len(set(self.seeds)) != len(self.seeds):
+        if (
+            not self.seeds
+            or any(s < 0 for s in self.seeds)
+            or len(set(self.seeds)) != len(self.seeds)
+        ):
             raise ValueError(f"seeds must be distinct non-negative integers, got {self.seeds}")
         if "seeds_per_trial" not in self.model_fields_set:
             self.seeds_per_trial = len(self.seeds)
         if self.seeds_per_trial != len(self.seeds):
-            raise ValueError(f"seeds_per_trial={self.seeds_per_trial} but seeds lists "
-                             f"{len(self.seeds)}: {self.seeds}")
+            raise ValueError(
+                f"seeds_per_trial={self.seeds_per_trial} but seeds lists "
+                f"{len(self.seeds)}: {self.seeds}"
+            )
         if "seed" in self.model_fields_set and self.seed != self.seeds[0]:
             raise ValueError(f"seed={self.seed} must be the first of seeds {self.seeds}")
         self.seed = self.seeds[0]
@@ -78,8 +94,11 @@ class TrialConfig(BaseModel):
 
     def run_seeds(self) -> list[int]:
         """The seeds this trial trains: ``seeds``, or seed, seed+1, ..., seed+K-1."""
-        return list(self.seeds) if self.seeds is not None else \
-            list(range(self.seed, self.seed + self.seeds_per_trial))
+        return (
+            list(self.seeds)
+            if self.seeds is not None
+            else list(range(self.seed, self.seed + self.seeds_per_trial))
+        )
 
     def section(self, name: str) -> Any:
         """The validated sub-config of agent ``name`` (defaults if the trial set none)."""
@@ -116,8 +135,12 @@ class TrialConfig(BaseModel):
 ADDED_KEYS: dict[str, Any] = {
     "preset": lambda v: v in ("none", "auto"),
     "device": lambda v: v == "auto",
-    "observation": lambda v: v == TrialConfig.model_fields["observation"].get_default(
-        call_default_factory=True).model_dump(mode="json"),
+    "observation": lambda v: (
+        v
+        == TrialConfig.model_fields["observation"]
+        .get_default(call_default_factory=True)
+        .model_dump(mode="json")
+    ),
 }
 
 
@@ -149,8 +172,6 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-
-
 def deep_merge(a: dict, b: dict) -> dict:
     out = dict(a)
     for k, v in b.items():
@@ -170,8 +191,9 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
-def _pydantic_problems(err: ValidationError, prefix: str = "",
-                       model: type[BaseModel] | None = None) -> list[tuple[str, str]]:
+def _pydantic_problems(
+    err: ValidationError, prefix: str = "", model: type[BaseModel] | None = None
+) -> list[tuple[str, str]]:
     problems = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
@@ -185,8 +207,9 @@ def _pydantic_problems(err: ValidationError, prefix: str = "",
     return problems
 
 
-def _with_preset(data: dict[str, Any], problems: list[tuple[str, str]]
-                 ) -> tuple[dict[str, Any], str, list[str]]:
+def _with_preset(
+    data: dict[str, Any], problems: list[tuple[str, str]]
+) -> tuple[dict[str, Any], str, list[str]]:
     """``data`` laid over the preset its ``agent``, ``env`` and ``preset`` keys choose.
 
     Returns (merged data, the preset used, the dotted keys it supplied). Explicit keys win; a
@@ -204,8 +227,11 @@ def _with_preset(data: dict[str, Any], problems: list[tuple[str, str]]
         problems.append(("preset", str(err)))
         return data, NONE, []
     given = flatten(data)
-    supplied = {k: v for k, v in flat.items()
-                if k not in given and not any(k.startswith(g + ".") for g in given)}
+    supplied = {
+        k: v
+        for k, v in flat.items()
+        if k not in given and not any(k.startswith(g + ".") for g in given)
+    }
     if not supplied and choice == AUTO:
         name = NONE
     return deep_merge(nest(supplied), data), name, list(supplied)
@@ -252,9 +278,14 @@ def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
         problems.append(("observation" if cfg and cfg.observation.pixels else "env", str(err)))
     if cfg is not None and agent_info is not None:
         if cfg.observation.pixels and not agent_info.pixels:
-            problems.append(("observation.mode", f"agent '{agent_name}' takes only state "
-                             f"observations, not '{cfg.observation.mode}' (pixel agents: "
-                             "world_model and the model-based ones)"))
+            problems.append(
+                (
+                    "observation.mode",
+                    f"agent '{agent_name}' takes only state "
+                    f"observations, not '{cfg.observation.mode}' (pixel agents: "
+                    "world_model and the model-based ones)",
+                )
+            )
         if cfg.device == "cuda" and "cuda" not in agent_info.devices:
             problems.append(("device", f"agent '{agent_name}' runs on CPU only"))
     parsed: dict[str, BaseModel] = {}
@@ -271,19 +302,28 @@ def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
             parsed[name] = model(**value)
         except ValidationError as err:
             problems += _pydantic_problems(err, prefix=f"{name}.", model=model)
-    if cfg is not None and cfg.seed_batched and agent_info is not None and \
-            not agent_info.batched:
+    if cfg is not None and cfg.seed_batched and agent_info is not None and not agent_info.batched:
         able = ", ".join(n for n in agents.names() if agents.info(n).batched) or "none"
-        problems.append(("seeds_per_trial", f"agent '{agent_name}' cannot train seeds together "
-                         f"(seeds_per_trial > 1); agents that can: {able}. Use "
-                         f"seeds_per_trial: 1 for '{agent_name}'"))
+        problems.append(
+            (
+                "seeds_per_trial",
+                f"agent '{agent_name}' cannot train seeds together "
+                f"(seeds_per_trial > 1); agents that can: {able}. Use "
+                f"seeds_per_trial: 1 for '{agent_name}'",
+            )
+        )
     if agent_info is not None:
         readable = agent_info.sections
         for key in preset_keys:
             if key.split(".")[0] not in readable:
-                problems.append(("preset", f"agent/presets/{agent_name}.yaml: {preset}: '{key}' "
-                                 f"is not in a section agent '{agent_name}' reads "
-                                 f"({', '.join(readable)})"))
+                problems.append(
+                    (
+                        "preset",
+                        f"agent/presets/{agent_name}.yaml: {preset}: '{key}' "
+                        f"is not in a section agent '{agent_name}' reads "
+                        f"({', '.join(readable)})",
+                    )
+                )
     if problems:
         raise ConfigError(problems)
     assert cfg is not None
@@ -299,6 +339,7 @@ def build_config(values: dict[str, Any] | None = None) -> TrialConfig:
 
 
 # --- the keys, for `sweep keys` ------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class KeyInfo:
@@ -334,8 +375,15 @@ def _model_keys(model: type[BaseModel], prefix: str, section: str) -> list[KeyIn
             rows += _model_keys(ann, f"{prefix}{name}.", f"{prefix}{name}")
             continue
         default = info.get_default(call_default_factory=True)
-        rows.append(KeyInfo(section, prefix + name, _type_name(ann), _show(default),
-                            " ".join((info.description or "").split())))
+        rows.append(
+            KeyInfo(
+                section,
+                prefix + name,
+                _type_name(ann),
+                _show(default),
+                " ".join((info.description or "").split()),
+            )
+        )
     return rows
 
 

@@ -41,8 +41,11 @@ from agent.world_model import SMOKE_WORLD_MODEL
 
 #: Pendulum-v1 overrides: a small world model, enough updates to pass -400 by 15k env steps
 PENDULUM: dict[str, Any] = {
-    "world_model.deter": 64, "world_model.stoch": 8, "world_model.hidden": 64,
-    "world_model.batch_size": 16, "world_model.seq_len": 32,
+    "world_model.deter": 64,
+    "world_model.stoch": 8,
+    "world_model.hidden": 64,
+    "world_model.batch_size": 16,
+    "world_model.seq_len": 32,
 }
 
 # --- pure maths ------------------------------------------------------------------------------
@@ -54,8 +57,9 @@ def percentile_range(x: Tensor, low: float = 0.05, high: float = 0.95) -> tuple[
     return q[0], q[1]
 
 
-def ema_range(state: Tensor | None, x: Tensor, decay: float, low: float = 0.05,
-              high: float = 0.95) -> Tensor:
+def ema_range(
+    state: Tensor | None, x: Tensor, decay: float, low: float = 0.05, high: float = 0.95
+) -> Tensor:
     """One EMA step of the percentile range: state [2] = (lo, hi), or None before the first batch
     (then the batch's own percentiles, so the estimate starts unbiased rather than at zero).
 
@@ -74,8 +78,15 @@ def return_scale(state: Tensor, limit: float = 1.0) -> Tensor:
     return (state[1] - state[0]).clamp_min(limit)
 
 
-def actor_loss(returns: Tensor, values: Tensor, logp: Tensor, weights: Tensor, scale: Tensor,
-               actor_grad: Literal["dynamics", "reinforce"], entropy_coef: float) -> Tensor:
+def actor_loss(
+    returns: Tensor,
+    values: Tensor,
+    logp: Tensor,
+    weights: Tensor,
+    scale: Tensor,
+    actor_grad: Literal["dynamics", "reinforce"],
+    entropy_coef: float,
+) -> Tensor:
     """Dreamer's actor loss on imagined steps; every input [H, N] except scale (scalar).
 
     A = (G - sg(V)) / sg(S).  dynamics:  -mean(w (A + eta H)),  gradient through G;
@@ -109,22 +120,28 @@ class Dreamer(ModelBasedAgent):
     #: tests/test_agent_contract.py runs, resumes and checkpoints it)
     smoke: ClassVar[dict[str, Any]] = {
         **SMOKE_WORLD_MODEL,
-        "dreamer.hidden": [16, 16], "dreamer.prefill": 100, "dreamer.explore_steps": 50,
-        "dreamer.model_updates": 2, "dreamer.behaviour_updates": 2,
-        "dreamer.start_sequences": 4, "dreamer.start_length": 8,
-        "dreamer.imagine_batch": 16, "dreamer.imagine_horizon": 5}
+        "dreamer.hidden": [16, 16],
+        "dreamer.prefill": 100,
+        "dreamer.explore_steps": 50,
+        "dreamer.model_updates": 2,
+        "dreamer.behaviour_updates": 2,
+        "dreamer.start_sequences": 4,
+        "dreamer.start_length": 8,
+        "dreamer.imagine_batch": 16,
+        "dreamer.imagine_horizon": 5,
+    }
     devices = ("cpu", "cuda")
 
     def __init__(self, cfg: TrialConfig):
         super().__init__(cfg)
         c: DreamerConfig = self.c
-        self.actor = SquashedGaussianActor(self.feat_dim, self.act_dim, c.hidden, c.activation,
-                                           log_std_bounds=(c.log_std_min, 2.0))
+        self.actor = SquashedGaussianActor(
+            self.feat_dim, self.act_dim, c.hidden, c.activation, log_std_bounds=(c.log_std_min, 2.0)
+        )
         self.critic = mlp(self.feat_dim, c.hidden, 1, c.activation, out_role="value")
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr, eps=c.adam_eps)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr,
-                                           eps=c.adam_eps)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, eps=c.adam_eps)
         self.norm_state: Tensor | None = None  # EMA (lo, hi) of the returns' percentiles
 
     def behaviour_networks(self) -> dict[str, nn.Module]:
@@ -146,8 +163,9 @@ class Dreamer(ModelBasedAgent):
         starts = self.start_states(c.start_sequences, c.start_length)  # one encoding per round
         sums: dict[str, Tensor] = {}
         for _ in range(c.behaviour_updates):
-            idx = torch.randint(starts.shape[0], (min(c.imagine_batch, starts.shape[0]),),
-                                device=self.device)
+            idx = torch.randint(
+                starts.shape[0], (min(c.imagine_batch, starts.shape[0]),), device=self.device
+            )
             for k, v in self.update(starts[idx]).items():
                 sums[k] = sums.get(k, 0.0) + v
         return {k: v / c.behaviour_updates for k, v in sums.items()}
@@ -167,17 +185,23 @@ class Dreamer(ModelBasedAgent):
         else:  # the trajectory is data: only log pi(a|s) of the taken actions is differentiated
             logp, _ = self.log_prob(imag.feat[:-1], imag.raw)
         if c.return_norm:
-            self.norm_state = ema_range(self.norm_state, targets, c.norm_decay, c.norm_low,
-                                        c.norm_high)
+            self.norm_state = ema_range(
+                self.norm_state, targets, c.norm_decay, c.norm_low, c.norm_high
+            )
             scale = return_scale(self.norm_state, c.norm_limit)
         else:
             scale = torch.ones((), device=self.device)
         loss_pi = actor_loss(targets, values, logp, weights, scale, c.actor_grad, c.entropy_coef)
         loss_v = critic_loss(values, targets, weights)
-        metrics = {"loss/actor": loss_pi, "loss/critic": loss_v, "train/entropy": -logp.mean(),
-                   "train/value": values.mean(), "imagine/return_scale": scale,
-                   "imagine/target": targets.mean(),
-                   **self.imagine_metrics(imag, v_all.detach())}
+        metrics = {
+            "loss/actor": loss_pi,
+            "loss/critic": loss_v,
+            "train/entropy": -logp.mean(),
+            "train/value": values.mean(),
+            "imagine/return_scale": scale,
+            "imagine/target": targets.mean(),
+            **self.imagine_metrics(imag, v_all.detach()),
+        }
         return loss_pi, loss_v, {k: v.detach() for k, v in metrics.items()}, imag
 
     def update(self, start: Latent) -> dict[str, Tensor]:
@@ -190,20 +214,26 @@ class Dreamer(ModelBasedAgent):
         (loss_pi + loss_v).backward()
         for opt, net in ((self.actor_opt, self.actor), (self.critic_opt, self.critic)):
             metrics[f"train/grad_norm_{'actor' if net is self.actor else 'critic'}"] = (
-                nn.utils.clip_grad_norm_(net.parameters(), c.grad_clip))
+                nn.utils.clip_grad_norm_(net.parameters(), c.grad_clip)
+            )
             opt.step()
         self.updates += 1
         if self.updates % c.target_every == 0:
-            polyak_(list(self.critic_target.parameters()), list(self.critic.parameters()),
-                    c.target_tau)
+            polyak_(
+                list(self.critic_target.parameters()), list(self.critic.parameters()), c.target_tau
+            )
         return metrics
 
     # --- checkpoints ---------------------------------------------------------------------------
     def behaviour_state_dict(self) -> dict[str, Any]:
-        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                "critic_target": self.critic_target.state_dict(),
-                "actor_opt": self.actor_opt.state_dict(),
-                "critic_opt": self.critic_opt.state_dict(), "norm_state": self.norm_state}
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "norm_state": self.norm_state,
+        }
 
     def load_behaviour_state_dict(self, s: dict[str, Any]) -> None:
         self.actor.load_state_dict(s["actor"])

@@ -52,7 +52,9 @@ LOG_STD_BOUNDS = (-5.0, 1.0)
 #: Pendulum-v1 settings of the world model section (its defaults are Dreamer's larger model):
 #: a 64-unit model learns Pendulum as well and makes a round about 2.5x cheaper
 PENDULUM: dict[str, Any] = {
-    "world_model.deter": 64, "world_model.stoch": 8, "world_model.hidden": 64,
+    "world_model.deter": 64,
+    "world_model.stoch": 8,
+    "world_model.hidden": 64,
     "world_model.seq_len": 32,
 }
 
@@ -61,10 +63,10 @@ PENDULUM: dict[str, Any] = {
 class PPOBatch:
     """One imagined batch, flattened over time and trajectories: K = H M samples."""
 
-    feat: Tensor    # [K, F]
-    raw: Tensor     # [K, A] pre-squash actions
-    logp: Tensor    # [K] log pi_old(a | f), the policy that imagined them
-    adv: Tensor     # [K]
+    feat: Tensor  # [K, F]
+    raw: Tensor  # [K, A] pre-squash actions
+    logp: Tensor  # [K] log pi_old(a | f), the policy that imagined them
+    adv: Tensor  # [K]
     target: Tensor  # [K]
     weight: Tensor  # [K] reach probability w_t
 
@@ -77,24 +79,36 @@ class MBPPO(ModelBasedAgent):
     #: tests/test_agent_contract.py runs, resumes and checkpoints it)
     smoke: ClassVar[dict[str, Any]] = {
         **SMOKE_WORLD_MODEL,
-        "world_model.proprio": ["ee_pos"], "mb_ppo.hidden": [16, 16],
-        "mb_ppo.prefill": 100, "mb_ppo.explore_steps": 50, "mb_ppo.model_updates": 2,
-        "mb_ppo.num_sequences": 4, "mb_ppo.sequence_length": 8,
-        "mb_ppo.minibatch_size": 16, "mb_ppo.updates_per_iteration": 2,
-        "mb_ppo.imagine_horizon": 5}
+        "world_model.proprio": ["ee_pos"],
+        "mb_ppo.hidden": [16, 16],
+        "mb_ppo.prefill": 100,
+        "mb_ppo.explore_steps": 50,
+        "mb_ppo.model_updates": 2,
+        "mb_ppo.num_sequences": 4,
+        "mb_ppo.sequence_length": 8,
+        "mb_ppo.minibatch_size": 16,
+        "mb_ppo.updates_per_iteration": 2,
+        "mb_ppo.imagine_horizon": 5,
+    }
     devices = ("cpu", "cuda")
 
     def __init__(self, cfg: TrialConfig):
         super().__init__(cfg)
         c: MBPPOConfig = self.c
-        self.actor = SquashedGaussianActor(self.feat_dim, self.act_dim, c.hidden, c.activation,
-                                           log_std_bounds=LOG_STD_BOUNDS)
+        self.actor = SquashedGaussianActor(
+            self.feat_dim, self.act_dim, c.hidden, c.activation, log_std_bounds=LOG_STD_BOUNDS
+        )
         self.critic = mlp(self.feat_dim, c.hidden, 1, c.activation, out_role="value")
         self.actor_params = list(self.actor.parameters())
         self.critic_params = list(self.critic.parameters())
-        self.opt = torch.optim.Adam([{"params": self.actor_params, "lr": c.actor_lr},
-                                     {"params": self.critic_params, "lr": c.critic_lr}],
-                                    eps=1e-5, foreach=True)
+        self.opt = torch.optim.Adam(
+            [
+                {"params": self.actor_params, "lr": c.actor_lr},
+                {"params": self.critic_params, "lr": c.critic_lr},
+            ],
+            eps=1e-5,
+            foreach=True,
+        )
 
     def behaviour_networks(self) -> dict[str, nn.Module]:
         return {"actor": self.actor, "critic": self.critic}
@@ -128,9 +142,14 @@ class MBPPO(ModelBasedAgent):
         imag = self.imagine(start, self.c.imagine_horizon)
         values = self.critic(imag.feat).squeeze(-1)  # [H+1, M]
         target, adv = self.returns(imag, values)
-        batch = PPOBatch(imag.feat[:-1].flatten(0, 1), imag.raw.flatten(0, 1),
-                         imag.logp.flatten(), adv.flatten(), target.flatten(),
-                         imag.weight.flatten())
+        batch = PPOBatch(
+            imag.feat[:-1].flatten(0, 1),
+            imag.raw.flatten(0, 1),
+            imag.logp.flatten(),
+            adv.flatten(),
+            target.flatten(),
+            imag.weight.flatten(),
+        )
         return batch, self.imagine_metrics(imag, values)
 
     def ppo_losses(self, b: PPOBatch) -> dict[str, Tensor]:
@@ -153,9 +172,15 @@ class MBPPO(ModelBasedAgent):
         value = self.critic(b.feat).squeeze(-1)
         value_loss = 0.5 * (w * (value - b.target).pow(2)).mean()
         approx_kl, clip_frac = ratio_stats(ratio, log_ratio, c.clip)
-        return {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy,
-                "ratio": ratio, "approx_kl": approx_kl, "clip_frac": clip_frac,
-                "std": log_std.detach().exp().mean()}
+        return {
+            "policy_loss": policy_loss,
+            "value_loss": value_loss,
+            "entropy": entropy,
+            "ratio": ratio,
+            "approx_kl": approx_kl,
+            "clip_frac": clip_frac,
+            "std": log_std.detach().exp().mean(),
+        }
 
     def ppo_step(self, b: PPOBatch) -> dict[str, Tensor]:
         """One Adam step on L = L_clip - ent_coef H + L_V; returns detached metrics."""
@@ -168,15 +193,22 @@ class MBPPO(ModelBasedAgent):
         nn.utils.clip_grad_norm_(self.critic_params, c.max_grad_norm, foreach=True)
         self.opt.step()
         self.updates += 1
-        return {"loss/policy": out["policy_loss"].detach(),
-                "loss/value": out["value_loss"].detach(),
-                "train/entropy": out["entropy"].detach(), "train/approx_kl": out["approx_kl"],
-                "train/clip_frac": out["clip_frac"], "train/std": out["std"]}
+        return {
+            "loss/policy": out["policy_loss"].detach(),
+            "loss/value": out["value_loss"].detach(),
+            "train/entropy": out["entropy"].detach(),
+            "train/approx_kl": out["approx_kl"],
+            "train/clip_frac": out["clip_frac"],
+            "train/std": out["std"],
+        }
 
     # --- checkpoints ---------------------------------------------------------------------------
     def behaviour_state_dict(self) -> dict[str, Any]:
-        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                "opt": self.opt.state_dict()}
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "opt": self.opt.state_dict(),
+        }
 
     def load_behaviour_state_dict(self, s: dict[str, Any]) -> None:
         self.actor.load_state_dict(s["actor"])

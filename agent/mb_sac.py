@@ -44,8 +44,11 @@ Transitions = dict[str, Tensor]  # feat [N, F], action [N, A], reward [N], next_
 
 #: Pendulum-v1 overrides: a small world model, enough updates to pass -400 by 15k env steps
 PENDULUM: dict[str, Any] = {
-    "world_model.deter": 64, "world_model.stoch": 8, "world_model.hidden": 64,
-    "world_model.batch_size": 16, "world_model.seq_len": 32,
+    "world_model.deter": 64,
+    "world_model.stoch": 8,
+    "world_model.hidden": 64,
+    "world_model.batch_size": 16,
+    "world_model.seq_len": 32,
 }
 
 # --- pure functions --------------------------------------------------------------------------
@@ -60,26 +63,32 @@ def real_transitions(feat: Tensor, batch: dict[str, Any]) -> Transitions:
     """
     keep = ~batch["is_first"][:, 1:]  # [B, T-1]
     return {
-        "feat": feat[:, :-1][keep], "action": batch["action"][:, 1:][keep],
-        "reward": batch["reward"][:, 1:][keep], "next_feat": feat[:, 1:][keep],
+        "feat": feat[:, :-1][keep],
+        "action": batch["action"][:, 1:][keep],
+        "reward": batch["reward"][:, 1:][keep],
+        "next_feat": feat[:, 1:][keep],
         "done": batch["is_terminal"][:, 1:][keep].to(feat.dtype),
     }
 
 
-def imagined_transitions(feat: Tensor, action: Tensor, reward: Tensor, cont: Tensor
-                         ) -> Transitions:
+def imagined_transitions(feat: Tensor, action: Tensor, reward: Tensor, cont: Tensor) -> Transitions:
     """An imagined rollout, time-major, -> flat transitions.
 
     feat [H+1, N, F], action [H, N, A], reward and cont [H, N] (of the arrival state f_{t+1}).
     Returns H N rows with ``done = 1 - cont`` (a probability).
     """
-    return {"feat": feat[:-1].flatten(0, 1), "action": action.flatten(0, 1),
-            "reward": reward.flatten(), "next_feat": feat[1:].flatten(0, 1),
-            "done": (1.0 - cont).flatten()}
+    return {
+        "feat": feat[:-1].flatten(0, 1),
+        "action": action.flatten(0, 1),
+        "reward": reward.flatten(),
+        "next_feat": feat[1:].flatten(0, 1),
+        "done": (1.0 - cont).flatten(),
+    }
 
 
-def mixed_batch(real: Transitions, imagined: Transitions, size: int, real_ratio: float,
-                rng: np.random.Generator) -> Transitions:
+def mixed_batch(
+    real: Transitions, imagined: Transitions, size: int, real_ratio: float, rng: np.random.Generator
+) -> Transitions:
     """``size`` rows drawn uniformly with replacement: round(real_ratio size) from ``real``, the
     rest from ``imagined`` (all real if there is no imagined row and vice versa)."""
     n_real = round(real_ratio * size)
@@ -95,8 +104,14 @@ def mixed_batch(real: Transitions, imagined: Transitions, size: int, real_ratio:
     return {k: torch.cat([p[k] for p in parts]) for k in real}
 
 
-def soft_return(reward: Tensor, logp: Tensor, weight: Tensor, v_last: Tensor, gamma: float,
-                alpha: float | Tensor) -> Tensor:
+def soft_return(
+    reward: Tensor,
+    logp: Tensor,
+    weight: Tensor,
+    v_last: Tensor,
+    gamma: float,
+    alpha: float | Tensor,
+) -> Tensor:
     """The soft return of the model's own rollout, what Q(f_0, a_0) estimates:
 
     G_0 = sum_{t<H} gamma^t w_t r_t - alpha sum_{0<t<H} gamma^t w_t log pi(a_t|f_t)
@@ -122,24 +137,32 @@ class MBSAC(ModelBasedAgent):
     #: tests/test_agent_contract.py runs, resumes and checkpoints it)
     smoke: ClassVar[dict[str, Any]] = {
         **SMOKE_WORLD_MODEL,
-        "mb_sac.hidden": [16, 16], "mb_sac.prefill": 100, "mb_sac.explore_steps": 50,
-        "mb_sac.model_updates": 2, "mb_sac.sac_updates": 3,
-        "mb_sac.start_sequences": 4, "mb_sac.start_length": 8, "mb_sac.batch_size": 32,
-        "mb_sac.imagine_horizon": 3}
+        "mb_sac.hidden": [16, 16],
+        "mb_sac.prefill": 100,
+        "mb_sac.explore_steps": 50,
+        "mb_sac.model_updates": 2,
+        "mb_sac.sac_updates": 3,
+        "mb_sac.start_sequences": 4,
+        "mb_sac.start_length": 8,
+        "mb_sac.batch_size": 32,
+        "mb_sac.imagine_horizon": 3,
+    }
 
     def __init__(self, cfg: TrialConfig):
         super().__init__(cfg)
         c: MBSACConfig = self.c
         self.actor = SquashedGaussianActor(self.feat_dim, self.act_dim, c.hidden, c.activation)
         # both Q heads in one ensemble MLP: [2, N, F + A] -> [2, N, 1]
-        self.critic = mlp(self.feat_dim + self.act_dim, c.hidden, 1, c.activation, out_role="q",
-                          ensemble=2)
+        self.critic = mlp(
+            self.feat_dim + self.act_dim, c.hidden, 1, c.activation, out_role="q", ensemble=2
+        )
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_alpha = torch.tensor(float(np.log(c.init_alpha)), requires_grad=True)
-        self.target_entropy = (-float(self.act_dim) if c.target_entropy is None
-                               else c.target_entropy)
-        groups = [{"params": list(self.actor.parameters()), "lr": c.lr},
-                  {"params": list(self.critic.parameters()), "lr": c.critic_lr or c.lr}]
+        self.target_entropy = -float(self.act_dim) if c.target_entropy is None else c.target_entropy
+        groups = [
+            {"params": list(self.actor.parameters()), "lr": c.lr},
+            {"params": list(self.critic.parameters()), "lr": c.critic_lr or c.lr},
+        ]
         if c.alpha == "auto":
             groups.append({"params": [self.log_alpha], "lr": c.lr})
         self.opt = torch.optim.Adam(groups)
@@ -173,8 +196,9 @@ class MBSAC(ModelBasedAgent):
         """A replayed batch and its posteriors [B, T] (``start_states`` without flattening: the
         real transitions need the sequences' actions, rewards and episode starts)."""
         batch = self.replay.sample(num_sequences, length)
-        posts, _ = self.model.observe(self.model.batch_obs(batch), batch["action"],
-                                      batch["is_first"])
+        posts, _ = self.model.observe(
+            self.model.batch_obs(batch), batch["action"], batch["is_first"]
+        )
         return batch, posts
 
     def required_steps(self) -> int:
@@ -188,8 +212,9 @@ class MBSAC(ModelBasedAgent):
         imagined = imagined_transitions(imag.feat, imag.action, imag.reward, imag.cont)
         sums = torch.zeros(len(STATS))
         for _ in range(c.sac_updates):
-            sums += self.update(mixed_batch(real, imagined, c.batch_size, c.real_ratio,
-                                            self.batch_rng))
+            sums += self.update(
+                mixed_batch(real, imagined, c.batch_size, c.real_ratio, self.batch_rng)
+            )
         out = dict(zip(STATS, (sums / c.sac_updates).tolist()))
         if c.alpha != "auto":
             out.pop("loss/alpha")
@@ -237,16 +262,24 @@ class MBSAC(ModelBasedAgent):
         v_last = self.q(self.critic_target, imag.feat[-1], act).min(0).values - alpha * logp
         g0 = soft_return(imag.reward, imag.logp, weight, v_last, self.c.gamma, alpha)
         q0 = self.q(self.critic, imag.feat[0], imag.action[0]).min(0).values
-        return {"imagine/return": g0.mean(), "imagine/q": q0.mean(),
-                "imagine/value_error": (q0 - g0).abs().mean(),
-                "imagine/reward": imag.reward.mean(), "imagine/cont": imag.cont.mean()}
+        return {
+            "imagine/return": g0.mean(),
+            "imagine/q": q0.mean(),
+            "imagine/value_error": (q0 - g0).abs().mean(),
+            "imagine/reward": imag.reward.mean(),
+            "imagine/cont": imag.cont.mean(),
+        }
 
     # --- checkpoints ---------------------------------------------------------------------------
     def behaviour_state_dict(self) -> dict[str, Any]:
-        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                "critic_target": self.critic_target.state_dict(),
-                "log_alpha": self.log_alpha.detach().clone(), "opt": self.opt.state_dict(),
-                "batch_rng": self.batch_rng.bit_generator.state}
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "opt": self.opt.state_dict(),
+            "batch_rng": self.batch_rng.bit_generator.state,
+        }
 
     def load_behaviour_state_dict(self, s: dict[str, Any]) -> None:
         self.actor.load_state_dict(s["actor"])

@@ -120,16 +120,17 @@ class ModelBasedAgent(RealSteps, Agent):
         self.obs_dim, state_dim = obs_layout(self.env.observation_space)
         self.act_dim = self.env.action_space.shape[0]
         self.obs, _ = self.env.reset(seed=cfg.seed)
-        dims = {k: int(np.asarray(f(self.env.unwrapped)).size)
-                for k, f in self.proprio_fns.items()}
+        dims = {k: int(np.asarray(f(self.env.unwrapped)).size) for k, f in self.proprio_fns.items()}
         self.model = WorldModel(self.obs_dim, self.act_dim, wm, dims, state_dim).to(self.device)
         self.feat_dim = self.model.rssm.feat_dim
-        self.model_opt = torch.optim.Adam(self.model.parameters(), lr=wm.lr, eps=wm.adam_eps,
-                                          foreach=True)
+        self.model_opt = torch.optim.Adam(
+            self.model.parameters(), lr=wm.lr, eps=wm.adam_eps, foreach=True
+        )
         # the stream holds one more step per episode (its first observation) than env steps
         capacity = min(self.c.buffer_size, cfg.total_steps + cfg.total_steps // 4 + 1000)
-        self.replay = SequenceReplay(capacity, self.obs_dim, self.act_dim, dims, seed=cfg.seed,
-                                     state_dim=state_dim)
+        self.replay = SequenceReplay(
+            capacity, self.obs_dim, self.act_dim, dims, seed=cfg.seed, state_dim=state_dim
+        )
         self.np_rng = np.random.default_rng(cfg.seed + 2)
         self.episode_return, self.completed_returns = 0.0, []
         self.updates = 0  # behaviour gradient steps (subclasses count them)
@@ -193,15 +194,23 @@ class ModelBasedAgent(RealSteps, Agent):
         return None
 
     # --- latent filtering --------------------------------------------------------------------
-    def _filter(self, state: Latent | None, obs: Tensor | dict[str, Tensor], action: Tensor,
-                first: bool | Tensor, sample: bool) -> Latent:
+    def _filter(
+        self,
+        state: Latent | None,
+        obs: Tensor | dict[str, Tensor],
+        action: Tensor,
+        first: bool | Tensor,
+        sample: bool,
+    ) -> Latent:
         """One posterior step for a batch: obs [n, ...] (or {"pixels", "state"}), action [n, A]
         (that led to obs); ``first`` resets the state before the step. Returns Latent [n]."""
         n = action.shape[0]
-        is_first = (first if isinstance(first, Tensor)
-                    else torch.full((n,), bool(first), device=action.device)).reshape(n, 1)
-        step = ({k: v[:, None] for k, v in obs.items()} if isinstance(obs, dict)
-                else obs[:, None])
+        is_first = (
+            first
+            if isinstance(first, Tensor)
+            else torch.full((n,), bool(first), device=action.device)
+        ).reshape(n, 1)
+        step = {k: v[:, None] for k, v in obs.items()} if isinstance(obs, dict) else obs[:, None]
         posts, _ = self.model.observe(step, action[:, None], is_first, state, sample)
         return posts[:, 0]
 
@@ -211,8 +220,9 @@ class ModelBasedAgent(RealSteps, Agent):
         """Posteriors (samples) of ``num_sequences`` replayed sequences of ``sequence_length``,
         flattened: Latent [num_sequences * sequence_length], detached."""
         batch = batch_to(self.replay.sample(num_sequences, sequence_length), self.device)
-        posts, _ = self.model.observe(self.model.batch_obs(batch), batch["action"],
-                                      batch["is_first"])
+        posts, _ = self.model.observe(
+            self.model.batch_obs(batch), batch["action"], batch["is_first"]
+        )
         return posts.flatten()
 
     def imagine(self, start: Latent, horizon: int, grad: bool = False) -> Imagined:
@@ -242,15 +252,17 @@ class ModelBasedAgent(RealSteps, Agent):
             finally:
                 if grad:
                     model.requires_grad_(True)
-        return Imagined(lat, feat, torch.stack(actions), torch.stack(raws), torch.stack(logps),
-                        reward, cont)
+        return Imagined(
+            lat, feat, torch.stack(actions), torch.stack(raws), torch.stack(logps), reward, cont
+        )
 
     def returns(self, imag: Imagined, values: Tensor) -> tuple[Tensor, Tensor]:
         """(targets, advantages) [H, N] of the trial's ``return_estimator`` from values
         [H+1, N] = V(feat) along the imagined trajectories (bootstrapped from values[-1])."""
         c = self.c
-        return estimate(c.return_estimator, imag.reward, values[:-1], values[1:], imag.cont,
-                        c.gamma, c.lam)
+        return estimate(
+            c.return_estimator, imag.reward, values[:-1], values[1:], imag.cont, c.gamma, c.lam
+        )
 
     @torch.no_grad()
     def imagine_metrics(self, imag: Imagined, values: Tensor) -> dict[str, Tensor]:
@@ -258,11 +270,15 @@ class ModelBasedAgent(RealSteps, Agent):
         rewards, continue-weighted, bootstrapped with V at the horizon); ``imagine/value_error``:
         mean |V(start) - that return|; ``imagine/reward`` (per step), ``imagine/cont``."""
         c = self.c
-        ret, _ = estimate("monte_carlo", imag.reward, values[:-1], values[1:], imag.cont,
-                          c.gamma, 1.0)
-        return {"imagine/return": ret[0].mean(),
-                "imagine/value_error": (values[0] - ret[0]).abs().mean(),
-                "imagine/reward": imag.reward.mean(), "imagine/cont": imag.cont.mean()}
+        ret, _ = estimate(
+            "monte_carlo", imag.reward, values[:-1], values[1:], imag.cont, c.gamma, 1.0
+        )
+        return {
+            "imagine/return": ret[0].mean(),
+            "imagine/value_error": (values[0] - ret[0]).abs().mean(),
+            "imagine/reward": imag.reward.mean(),
+            "imagine/cont": imag.cont.mean(),
+        }
 
     # --- the loop ----------------------------------------------------------------------------
     def behaviour_phase(self) -> dict[str, Any]:
@@ -275,8 +291,11 @@ class ModelBasedAgent(RealSteps, Agent):
     def round_due(self) -> bool:
         """Is a round (model updates + behaviour phase) due after the current env step?"""
         c = self.c
-        return (self.env_steps >= c.prefill and (self.env_steps - c.prefill) % c.explore_steps
-                == 0 and self.replay.can_sample(self.required_steps()))
+        return (
+            self.env_steps >= c.prefill
+            and (self.env_steps - c.prefill) % c.explore_steps == 0
+            and self.replay.can_sample(self.required_steps())
+        )
 
     def train(self, until: int) -> dict[str, float]:
         sums: dict[str, Tensor | float] = {}
@@ -295,8 +314,9 @@ class ModelBasedAgent(RealSteps, Agent):
                 continue
             t0 = time.perf_counter()
             for _ in range(self.c.model_updates):
-                batch = batch_to(self.replay.sample(self.wm.batch_size, self.wm.seq_len),
-                                 self.device)
+                batch = batch_to(
+                    self.replay.sample(self.wm.batch_size, self.wm.seq_len), self.device
+                )
                 metrics, _ = model_update(self.model, self.model_opt, batch, self.wm.grad_clip)
                 add(metrics)
             n_model += self.c.model_updates
@@ -324,8 +344,13 @@ class ModelBasedAgent(RealSteps, Agent):
         """One real step: act (uniform during prefill, else a policy sample on the filtered
         latent), store it, and filter the latent with the new observation."""
         if self.latent is None:  # after construction, init or a reset: filter the current obs
-            self.latent = self._filter(None, self.obs_tensor(stack_obs([self.obs])),
-                                       self.zeros_action(1), True, sample=True)
+            self.latent = self._filter(
+                None,
+                self.obs_tensor(stack_obs([self.obs])),
+                self.zeros_action(1),
+                True,
+                sample=True,
+            )
         if self.env_steps < self.c.prefill:
             action = self.np_rng.uniform(-1.0, 1.0, self.low.shape).astype(np.float32)
         else:
@@ -334,9 +359,13 @@ class ModelBasedAgent(RealSteps, Agent):
         if self._real_step(action):
             self.latent = None
         else:
-            self.latent = self._filter(self.latent, self.obs_tensor(stack_obs([self.obs])),
-                                       torch.from_numpy(action)[None].to(self.device), False,
-                                       sample=True)
+            self.latent = self._filter(
+                self.latent,
+                self.obs_tensor(stack_obs([self.obs])),
+                torch.from_numpy(action)[None].to(self.device),
+                False,
+                sample=True,
+            )
 
     def evaluate_model(self) -> dict[str, float]:
         """Open-loop errors on a fixed draw of replayed (training) sequences ({} until the replay
@@ -356,8 +385,9 @@ class ModelBasedAgent(RealSteps, Agent):
     @torch.inference_mode()
     def act(self, obs: np.ndarray, state: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         """Deterministic: posterior mode filtered along the episode, then tanh(mu(f))."""
-        latent = self._filter(state["latent"], self.obs_tensor(obs), state["action"],
-                              state["first"], sample=False)
+        latent = self._filter(
+            state["latent"], self.obs_tensor(obs), state["action"], state["first"], sample=False
+        )
         action = self.mode_action(self.model.features(latent))
         return action.cpu().numpy(), {"latent": latent, "action": action, "first": False}
 
@@ -373,9 +403,13 @@ class ModelBasedAgent(RealSteps, Agent):
         gen = torch.Generator().manual_seed(self.cfg.seed + 104729)
         raw = mean + log_std.exp() * torch.randn(mean.shape, generator=gen).to(mean.device)
         logp = normal_log_prob(raw, mean, log_std) - tanh_log_det(raw)
-        return {"actions": torch.tanh(raw).cpu().numpy(), "entropy": float(-logp.mean()),
-                "mean_abs_mean": float(torch.tanh(mean).abs().mean()),
-                "std": float(log_std.exp().mean()), "critic_scale": self.critic_scale(feat)}
+        return {
+            "actions": torch.tanh(raw).cpu().numpy(),
+            "entropy": float(-logp.mean()),
+            "mean_abs_mean": float(torch.tanh(mean).abs().mean()),
+            "std": float(log_std.exp().mean()),
+            "critic_scale": self.critic_scale(feat),
+        }
 
     # --- checkpoints ---------------------------------------------------------------------------
     def behaviour_state_dict(self) -> dict[str, Any]:
@@ -386,11 +420,16 @@ class ModelBasedAgent(RealSteps, Agent):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "model": self.model.state_dict(), "model_opt": self.model_opt.state_dict(),
-            "replay": self.replay.state_dict(), "env": snapshot(self.env), "obs": self.obs,
-            "latent": self.latent, "episode_return": self.episode_return,
+            "model": self.model.state_dict(),
+            "model_opt": self.model_opt.state_dict(),
+            "replay": self.replay.state_dict(),
+            "env": snapshot(self.env),
+            "obs": self.obs,
+            "latent": self.latent,
+            "episode_return": self.episode_return,
             "completed_returns": list(self.completed_returns),
-            "np_rng": self.np_rng.bit_generator.state, "updates": self.updates,
+            "np_rng": self.np_rng.bit_generator.state,
+            "updates": self.updates,
             "model_updates": self.model_updates_done,
             "behaviour": self.behaviour_state_dict(),
         }

@@ -42,17 +42,24 @@ class PolicyError(ValueError):
 def policy_state(agent: Any) -> dict[str, Any]:
     """The weights-only contents of ``policy.pt`` for ``agent``."""
     state: dict[str, Any] = {
-        "format": FORMAT, "agent": agent.cfg.agent, "env": agent.cfg.env,
+        "format": FORMAT,
+        "agent": agent.cfg.agent,
+        "env": agent.cfg.env,
         "env_steps": int(agent.env_steps),
-        "networks": {name: {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-                     for name, net in agent.networks().items() if name not in NOT_FOR_ACTING},
+        "networks": {
+            name: {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+            for name, net in agent.networks().items()
+            if name not in NOT_FOR_ACTING
+        },
     }
     norm = getattr(agent, "obs_norm", None)
     if norm is not None and getattr(norm, "enabled", False):
         rms = norm.rms
-        state["obs_norm"] = {"mean": torch.as_tensor(np.asarray(rms.mean, dtype=np.float64)),
-                             "var": torch.as_tensor(np.asarray(rms.var, dtype=np.float64)),
-                             "count": torch.tensor(float(rms.count), dtype=torch.float64)}
+        state["obs_norm"] = {
+            "mean": torch.as_tensor(np.asarray(rms.mean, dtype=np.float64)),
+            "var": torch.as_tensor(np.asarray(rms.var, dtype=np.float64)),
+            "count": torch.tensor(float(rms.count), dtype=torch.float64),
+        }
     return state
 
 
@@ -100,8 +107,9 @@ class Policy:
         n = len(batch["state"] if isinstance(batch, dict) else batch)
         if self._state is None:
             self.reset(n)
-        unit, self._state = (self.agent.act(batch, self._state) if deterministic
-                             else self._sample(batch))
+        unit, self._state = (
+            self.agent.act(batch, self._state) if deterministic else self._sample(batch)
+        )
         scaled = self.low + (np.clip(unit, -1.0, 1.0) + 1.0) * 0.5 * (self.high - self.low)
         return scaled[0] if single else scaled
 
@@ -114,11 +122,18 @@ class Policy:
         if name == "sac":
             mean, log_std = actor(torch.as_tensor(obs, dtype=torch.float32))
             return torch.tanh(mean + log_std.exp() * torch.randn_like(mean)).numpy(), None
-        raise PolicyError(f"--stochastic: agent '{name}' has no stochastic policy here (ppo "
-                          "and sac do); evaluate it deterministically")
+        raise PolicyError(
+            f"--stochastic: agent '{name}' has no stochastic policy here (ppo "
+            "and sac do); evaluate it deterministically"
+        )
 
-    def evaluate(self, episodes: int = 10, seed: int = 0, deterministic: bool = True,
-                 frames: list | None = None) -> np.ndarray:
+    def evaluate(
+        self,
+        episodes: int = 10,
+        seed: int = 0,
+        deterministic: bool = True,
+        frames: list | None = None,
+    ) -> np.ndarray:
         """Returns of ``episodes`` episodes (episode i reset with ``seed + i``), shape [episodes].
 
         ``frames``: a list that receives the first episode's rendered frames (the env made with
@@ -162,8 +177,11 @@ def make_render_env(env_spec: Any) -> Any:
         model.vis.quality.offsamples = 0
         renderer = env.unwrapped.mujoco_renderer
         viewer = renderer._get_viewer("rgb_array")
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-                     mujoco.mjtRndFlag.mjRND_SKYBOX):
+        for flag in (
+            mujoco.mjtRndFlag.mjRND_SHADOW,
+            mujoco.mjtRndFlag.mjRND_REFLECTION,
+            mujoco.mjtRndFlag.mjRND_SKYBOX,
+        ):
             viewer.scn.flags[flag] = 0
     return env
 
@@ -182,19 +200,25 @@ def load_policy(trial_dir: str | Path) -> Policy:
     if not trial.is_dir():
         raise PolicyError(f"{trial}: no such directory")
     if not config_path.is_file():
-        hint = " (a sweep directory: pass one of its trials/<trial_id>)" \
-            if (trial / TRIALS_DIR).is_dir() else ""
+        hint = (
+            " (a sweep directory: pass one of its trials/<trial_id>)"
+            if (trial / TRIALS_DIR).is_dir()
+            else ""
+        )
         raise PolicyError(f"{trial} is not a trial directory: it has no config.json{hint}")
     path = trial / POLICY_FILE
     if not path.is_file():
-        raise PolicyError(f"{trial} has no {POLICY_FILE}: the trial wrote no policy (it was run "
-                          "before final-policy files existed, is seed-batched, or never reached "
-                          "its first evaluation)")
+        raise PolicyError(
+            f"{trial} has no {POLICY_FILE}: the trial wrote no policy (it was run "
+            "before final-policy files existed, is seed-batched, or never reached "
+            "its first evaluation)"
+        )
     try:
         info = torch.load(path, weights_only=True)
     except Exception as err:
-        raise PolicyError(f"{path}: not a readable policy file ({type(err).__name__}: "
-                          f"{err})") from err
+        raise PolicyError(
+            f"{path}: not a readable policy file ({type(err).__name__}: {err})"
+        ) from err
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         raise PolicyError(f"{path}: not a policy file of format {FORMAT}")
     try:

@@ -38,9 +38,17 @@ from agent.sections import PPOConfig
 
 #: Pendulum-v1 overrides (rl-zoo3's tuned PPO minus gSDE): reaches about -200 by 200k env steps.
 PENDULUM: dict[str, Any] = {
-    "ppo.num_envs": 4, "ppo.n_steps": 1024, "ppo.gamma": 0.9, "ppo.gae_lambda": 0.95,
-    "ppo.lr": 1e-3, "ppo.epochs": 10, "ppo.minibatch_size": 64, "ppo.clip": 0.2,
-    "ppo.ent_coef": 0.0, "ppo.normalize_obs": True, "ppo.normalize_reward": True,
+    "ppo.num_envs": 4,
+    "ppo.n_steps": 1024,
+    "ppo.gamma": 0.9,
+    "ppo.gae_lambda": 0.95,
+    "ppo.lr": 1e-3,
+    "ppo.epochs": 10,
+    "ppo.minibatch_size": 64,
+    "ppo.clip": 0.2,
+    "ppo.ent_coef": 0.0,
+    "ppo.normalize_obs": True,
+    "ppo.normalize_reward": True,
 }
 
 
@@ -53,8 +61,13 @@ class PPO(Agent):
     #: Evaluations fall mid-rollout (2 envs x 64 steps); 300 steps cross a time limit
     smoke: ClassVar[dict[str, Any]] = {
         **SMOKE_RUN,
-        "ppo.hidden": [16, 16], "ppo.num_envs": 2, "ppo.n_steps": 64,
-        "ppo.minibatch_size": 32, "ppo.epochs": 2, "ppo.value_clip": 0.2}
+        "ppo.hidden": [16, 16],
+        "ppo.num_envs": 2,
+        "ppo.n_steps": 64,
+        "ppo.minibatch_size": 32,
+        "ppo.epochs": 2,
+        "ppo.value_clip": 0.2,
+    }
 
     def __init__(self, cfg: TrialConfig):
         super().__init__(cfg)
@@ -62,7 +75,8 @@ class PPO(Agent):
         self.c = c
         self.envs = gym.vector.SyncVectorEnv(
             [self.env_spec.make for _ in range(c.num_envs)],
-            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+        )
         space = self.envs.single_action_space
         self.low, self.high = space.low, space.high
         obs_dim = self.envs.single_observation_space.shape[0]
@@ -73,10 +87,12 @@ class PPO(Agent):
         self.obs = self.obs_norm(raw_obs, update=True)  # [N, O], normalised
         self.episode_returns = np.zeros(c.num_envs)
         self.completed_returns: list[float] = []
-        self.actor = GaussianActor(obs_dim, act_dim, c.hidden, c.activation,
-                                   c.state_dependent_std, c.layer_norm)
-        self.critic = mlp(obs_dim, c.hidden, 1, c.activation, out_role="value",
-                          layer_norm=c.layer_norm)
+        self.actor = GaussianActor(
+            obs_dim, act_dim, c.hidden, c.activation, c.state_dependent_std, c.layer_norm
+        )
+        self.critic = mlp(
+            obs_dim, c.hidden, 1, c.activation, out_role="value", layer_norm=c.layer_norm
+        )
         self.params = [*self.actor.parameters(), *self.critic.parameters()]
         self.opt = torch.optim.Adam(self.params, lr=c.lr, eps=1e-5, fused=True)
         self.rollout = _rollout_storage(c.n_steps, c.num_envs, obs_dim, act_dim)
@@ -94,8 +110,9 @@ class PPO(Agent):
             if self.t == self.c.n_steps:
                 stats.append(self.update())
                 self.t = 0
-        out = {k: float(torch.stack([s[k] for s in stats]).mean()) for k in stats[0]} \
-            if stats else {}
+        out = (
+            {k: float(torch.stack([s[k] for s in stats]).mean()) for k in stats[0]} if stats else {}
+        )
         if self.completed_returns:
             out["train/return"] = float(np.mean(self.completed_returns[-10:]))
         with torch.no_grad():
@@ -111,8 +128,13 @@ class PPO(Agent):
         action = mean + log_std.exp() * torch.randn_like(mean)
         logp = normal_log_prob(action, mean, log_std)
         raw_obs, reward, term, trunc, info = step_env(
-            self.envs, action.clamp(-1.0, 1.0).numpy(), self.low, self.high,
-            f"env '{self.env_spec.id}'", self.env_steps)
+            self.envs,
+            action.clamp(-1.0, 1.0).numpy(),
+            self.low,
+            self.high,
+            f"env '{self.env_spec.id}'",
+            self.env_steps,
+        )
         done = term | trunc
         # truncated episodes bootstrap from the value of their final (not the reset) obs
         final_value = torch.zeros(self.c.num_envs)
@@ -141,22 +163,35 @@ class PPO(Agent):
             last_value = self.critic(self.obs).squeeze(-1)
             next_value = torch.cat([r["value"][1:], last_value[None]])
             next_value = torch.where(r["done"].bool(), r["final_value"], next_value)
-            adv = gae(r["reward"], r["value"], next_value, r["terminated"], c.gamma,
-                      c.gae_lambda, r["done"])
+            adv = gae(
+                r["reward"],
+                r["value"],
+                next_value,
+                r["terminated"],
+                c.gamma,
+                c.gae_lambda,
+                r["done"],
+            )
             ret = adv + r["value"]
         if c.anneal_lr:
             for group in self.opt.param_groups:
                 group["lr"] = c.lr * max(1.0 - self.env_steps / self.cfg.total_steps, 0.0)
         # one [T N, O + A + 4] table, shuffled once per epoch; minibatches are views into it
-        table = torch.cat([r["obs"].flatten(0, 1), r["action"].flatten(0, 1),
-                           torch.stack([r["logp"], adv, ret, r["value"]], -1).flatten(0, 1)], -1)
+        table = torch.cat(
+            [
+                r["obs"].flatten(0, 1),
+                r["action"].flatten(0, 1),
+                torch.stack([r["logp"], adv, ret, r["value"]], -1).flatten(0, 1),
+            ],
+            -1,
+        )
         o, a = r["obs"].shape[-1], r["action"].shape[-1]
         sums: list[torch.Tensor] = []
         for _ in range(c.epochs):
             shuffled = table[torch.randperm(table.shape[0])]
             for batch in shuffled.split(c.minibatch_size):
-                obs, act = batch[:, :o], batch[:, o:o + a]
-                old_logp, adv_b, ret_b, old_v = batch[:, o + a:].unbind(-1)
+                obs, act = batch[:, :o], batch[:, o : o + a]
+                old_logp, adv_b, ret_b, old_v = batch[:, o + a :].unbind(-1)
                 stats = self.minibatch_step(obs, act, old_logp, adv_b, ret_b, old_v)
                 sums.append(stats)
             if c.target_kl is not None and float(stats[3]) > c.target_kl:
@@ -165,9 +200,14 @@ class PPO(Agent):
         mean = torch.stack(sums).mean(0)
         var_ret = ret.var()
         explained = 1.0 - (ret - r["value"]).var() / var_ret if var_ret > 0 else torch.tensor(0.0)
-        return {"loss/policy": mean[0], "loss/value": mean[1], "train/entropy": mean[2],
-                "train/approx_kl": mean[3], "train/clip_frac": mean[4],
-                "train/explained_variance": explained}
+        return {
+            "loss/policy": mean[0],
+            "loss/value": mean[1],
+            "train/entropy": mean[2],
+            "train/approx_kl": mean[3],
+            "train/clip_frac": mean[4],
+            "train/explained_variance": explained,
+        }
 
     def minibatch_step(self, obs, act, old_logp, adv, ret, old_v) -> torch.Tensor:
         """One gradient step; returns [policy loss, value loss, entropy, approx KL, clip frac]."""
@@ -212,21 +252,28 @@ class PPO(Agent):
         gen = torch.Generator().manual_seed(self.cfg.seed + 104729)  # leaves the global RNG
         noise = torch.randn(mean.shape, generator=gen)
         actions = (mean + log_std.exp() * noise).clamp(-1.0, 1.0)
-        return {"actions": actions.numpy(), "entropy": float(normal_entropy(log_std).mean()),
-                "mean_abs_mean": float(mean.clamp(-1.0, 1.0).abs().mean()),
-                "std": float(log_std.exp().mean()),
-                "critic_scale": float(self.critic(o).abs().mean())}
+        return {
+            "actions": actions.numpy(),
+            "entropy": float(normal_entropy(log_std).mean()),
+            "mean_abs_mean": float(mean.clamp(-1.0, 1.0).abs().mean()),
+            "std": float(log_std.exp().mean()),
+            "critic_scale": float(self.critic(o).abs().mean()),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-            "opt": self.opt.state_dict(), "obs_norm": self.obs_norm.state_dict(),
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "opt": self.opt.state_dict(),
+            "obs_norm": self.obs_norm.state_dict(),
             "reward_scale": self.reward_scale.state_dict(),
             "envs": [snapshot(env) for env in self.envs.envs],
             "autoreset": self.envs._autoreset_envs.copy(),  # pending resets (NEXT_STEP mode)
-            "obs": self.obs.clone(), "episode_returns": self.episode_returns.copy(),
+            "obs": self.obs.clone(),
+            "episode_returns": self.episode_returns.copy(),
             "completed_returns": list(self.completed_returns),
-            "rollout": {k: v.clone() for k, v in self.rollout.items()}, "t": self.t,
+            "rollout": {k: v.clone() for k, v in self.rollout.items()},
+            "t": self.t,
             "updates": self.updates,
         }
 

@@ -52,14 +52,16 @@ class AgentRegistry(Registry):
         super().__init__("agent")
         self._info: dict[str, tuple[str, AgentInfo]] = {}  # declared name -> (module, info)
 
-    def declare(self, name: str, module: str, description: str,
-                info: AgentInfo | None = None) -> None:
+    def declare(
+        self, name: str, module: str, description: str, info: AgentInfo | None = None
+    ) -> None:
         super().declare(name, module, description)
         if info is not None:
             self._info[name] = (module, info)
 
-    def add(self, name: str, obj: Any, description: str | None = None, *,
-            override: bool = False) -> None:
+    def add(
+        self, name: str, obj: Any, description: str | None = None, *, override: bool = False
+    ) -> None:
         super().add(name, obj, description, override=override)
         module, info = self._info.get(name, (None, None))
         if info is None:
@@ -68,13 +70,18 @@ class AgentRegistry(Registry):
             del self._info[name]
             return
         found = _info_of(name, obj)
-        differs = [field for field in ("config", "sections", "pixels", "devices")
-                   if getattr(found, field) != getattr(info, field)]
+        differs = [
+            field
+            for field in ("config", "sections", "pixels", "devices")
+            if getattr(found, field) != getattr(info, field)
+        ]
         if differs:
             raise RegistryError(
                 f"agent '{name}' ({module}) does not match its declaration in agent/registry.py: "
-                + ", ".join(f"{f} {getattr(found, f)!r} != declared {getattr(info, f)!r}"
-                            for f in differs))
+                + ", ".join(
+                    f"{f} {getattr(found, f)!r} != declared {getattr(info, f)!r}" for f in differs
+                )
+            )
 
     def info(self, name: str) -> AgentInfo:
         """The :class:`AgentInfo` of ``name``: declared (no import), or read from a registered
@@ -87,10 +94,13 @@ class AgentRegistry(Registry):
 
 def _info_of(name: str, cls: Any) -> AgentInfo:
     seed_batch = sys.modules.get("agent.common.seed_batch")  # a batched class imported it
-    return AgentInfo(config=cls.Config, sections=tuple(getattr(cls, "sections", (name,))),
-                     pixels=bool(getattr(cls, "pixels", False)),
-                     devices=tuple(getattr(cls, "devices", ("cpu",))),
-                     batched=name in getattr(seed_batch, "batched_agents", {}))
+    return AgentInfo(
+        config=cls.Config,
+        sections=tuple(getattr(cls, "sections", (name,))),
+        pixels=bool(getattr(cls, "pixels", False)),
+        devices=tuple(getattr(cls, "devices", ("cpu",))),
+        batched=name in getattr(seed_batch, "batched_agents", {}),
+    )
 
 
 agents = AgentRegistry()
@@ -100,25 +110,41 @@ _CUDA = ("cpu", "cuda")
 
 #: the in-tree agents: name -> (module, description, info)
 IN_TREE: dict[str, tuple[str, str, AgentInfo]] = {
-    "sac": ("agent.sac", "Soft Actor-Critic: twin Q, target nets, automatic entropy tuning",
-            AgentInfo(SACConfig, ("sac",), batched=True)),
-    "ppo": ("agent.ppo", "PPO: clipped surrogate, GAE, vectorised envs, obs/reward normalisation",
-            AgentInfo(PPOConfig, ("ppo",))),
-    "td3": ("agent.td3", "TD3: deterministic tanh policy, twin Q, target smoothing, delayed actor",
-            AgentInfo(TD3Config, ("td3",))),
-    "world_model": ("agent.world_model",
-                    "RSSM world model alone, trained on random-policy data; logs model/*",
-                    AgentInfo(WorldModelConfig, ("world_model",), pixels=True, devices=_CUDA)),
-    "dreamer": ("agent.dreamer",
-                "Dreamer: actor-critic in imagination, lambda-returns, slow critic",
-                AgentInfo(DreamerConfig, ("dreamer", "world_model"), pixels=True,
-                          devices=_CUDA)),
-    "mb_ppo": ("agent.mb_ppo",
-               "model-based PPO: on-policy updates on imagined minibatches (the notes' loop)",
-               AgentInfo(MBPPOConfig, ("mb_ppo", "world_model"), pixels=True, devices=_CUDA)),
-    "mb_sac": ("agent.mb_sac",
-               "SAC on world-model features, on imagined plus a share of real transitions",
-               AgentInfo(MBSACConfig, ("mb_sac", "world_model"), pixels=True)),
+    "sac": (
+        "agent.sac",
+        "Soft Actor-Critic: twin Q, target nets, automatic entropy tuning",
+        AgentInfo(SACConfig, ("sac",), batched=True),
+    ),
+    "ppo": (
+        "agent.ppo",
+        "PPO: clipped surrogate, GAE, vectorised envs, obs/reward normalisation",
+        AgentInfo(PPOConfig, ("ppo",)),
+    ),
+    "td3": (
+        "agent.td3",
+        "TD3: deterministic tanh policy, twin Q, target smoothing, delayed actor",
+        AgentInfo(TD3Config, ("td3",)),
+    ),
+    "world_model": (
+        "agent.world_model",
+        "RSSM world model alone, trained on random-policy data; logs model/*",
+        AgentInfo(WorldModelConfig, ("world_model",), pixels=True, devices=_CUDA),
+    ),
+    "dreamer": (
+        "agent.dreamer",
+        "Dreamer: actor-critic in imagination, lambda-returns, slow critic",
+        AgentInfo(DreamerConfig, ("dreamer", "world_model"), pixels=True, devices=_CUDA),
+    ),
+    "mb_ppo": (
+        "agent.mb_ppo",
+        "model-based PPO: on-policy updates on imagined minibatches (the notes' loop)",
+        AgentInfo(MBPPOConfig, ("mb_ppo", "world_model"), pixels=True, devices=_CUDA),
+    ),
+    "mb_sac": (
+        "agent.mb_sac",
+        "SAC on world-model features, on imagined plus a share of real transitions",
+        AgentInfo(MBSACConfig, ("mb_sac", "world_model"), pixels=True),
+    ),
 }
 for _name, (_module, _description, _info) in IN_TREE.items():
     agents.declare(_name, _module, _description, _info)

@@ -66,7 +66,10 @@ class SAC(Agent):
     #: tests/test_agent_contract.py runs, resumes and checkpoints it)
     smoke: ClassVar[dict[str, Any]] = {
         **SMOKE_RUN,
-        "sac.hidden": [32, 32], "sac.batch_size": 32, "sac.learning_starts": 100}
+        "sac.hidden": [32, 32],
+        "sac.batch_size": 32,
+        "sac.learning_starts": 100,
+    }
 
     def __init__(self, cfg: TrialConfig):
         super().__init__(cfg)
@@ -79,8 +82,9 @@ class SAC(Agent):
         self.episode_return, self.completed_returns = 0.0, []
         self.actor, self.critic = self.build_networks(obs_dim, act_dim)
         self._learner(torch.tensor(float(np.log(c.init_alpha)), requires_grad=True), act_dim)
-        self.buffer = ReplayBuffer(min(c.buffer_size, cfg.total_steps), obs_dim, act_dim,
-                                   seed=cfg.seed)
+        self.buffer = ReplayBuffer(
+            min(c.buffer_size, cfg.total_steps), obs_dim, act_dim, seed=cfg.seed
+        )
         self.np_rng = np.random.default_rng(cfg.seed + 1)
         self.updates = 0
 
@@ -89,8 +93,15 @@ class SAC(Agent):
         [2, B, 1])."""
         c = self.c
         actor = SquashedGaussianActor(obs_dim, act_dim, c.hidden, c.activation, c.layer_norm)
-        critic = mlp(obs_dim + act_dim, c.hidden, 1, c.activation, out_role="q",
-                     layer_norm=c.layer_norm, ensemble=2)
+        critic = mlp(
+            obs_dim + act_dim,
+            c.hidden,
+            1,
+            c.activation,
+            out_role="q",
+            layer_norm=c.layer_norm,
+            ensemble=2,
+        )
         return actor, critic
 
     def _learner(self, log_alpha: torch.Tensor, act_dim: int) -> None:
@@ -102,8 +113,10 @@ class SAC(Agent):
         self.critic_params = list(self.critic.parameters())
         self.target_params = list(self.critic_target.parameters())
         # one fused Adam, a parameter group each (Adam treats every parameter independently)
-        groups = [{"params": list(self.actor.parameters()), "lr": c.lr},
-                  {"params": self.critic_params, "lr": c.critic_lr or c.lr}]
+        groups = [
+            {"params": list(self.actor.parameters()), "lr": c.lr},
+            {"params": self.critic_params, "lr": c.critic_lr or c.lr},
+        ]
         if c.alpha == "auto":
             groups.append({"params": [self.log_alpha], "lr": c.lr})
         self.opt = torch.optim.Adam(groups, fused=True)
@@ -128,7 +141,8 @@ class SAC(Agent):
         while self.env_steps < until:
             action = self._explore_action()
             next_obs, reward, term, trunc, _ = step_env(
-                self.env, action, self.low, self.high, f"env '{self.env_spec.id}'", self.env_steps)
+                self.env, action, self.low, self.high, f"env '{self.env_spec.id}'", self.env_steps
+            )
             self.buffer.add(self.obs, action, reward, next_obs, float(term))
             self.episode_return += float(reward)
             self.obs = next_obs
@@ -200,8 +214,12 @@ class SAC(Agent):
         are shaped [*S] (scalars for a plain run) and STATS [*S, len(STATS)]."""
         critic_loss, q = self.critic_loss(batch)
         actor_loss, alpha_loss, logp = self.policy_losses(batch[0])
-        return critic_loss, actor_loss, alpha_loss, self._stats(
-            critic_loss, actor_loss, alpha_loss, logp, q)
+        return (
+            critic_loss,
+            actor_loss,
+            alpha_loss,
+            self._stats(critic_loss, actor_loss, alpha_loss, logp, q),
+        )
 
     def critic_loss(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         """L_Q (both Q heads regress on the soft Bellman target) and Q(s, a) [2, *S, B]."""
@@ -231,8 +249,9 @@ class SAC(Agent):
     @staticmethod
     def _stats(critic_loss, actor_loss, alpha_loss, logp, q) -> torch.Tensor:
         """The detached STATS row(s): [*S, len(STATS)]."""
-        return torch.stack([critic_loss, actor_loss, alpha_loss, -logp.mean(-1),
-                            q.mean((0, -1))], -1).detach()
+        return torch.stack(
+            [critic_loss, actor_loss, alpha_loss, -logp.mean(-1), q.mean((0, -1))], -1
+        ).detach()
 
     def _sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """a ~ pi(obs) and log pi(a|obs): [*S, B, A], [*S, B] (float32; matmuls in bf16 if
@@ -271,11 +290,17 @@ class SAC(Agent):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(), "log_alpha": self.log_alpha.data,
-            "opt": self.opt.state_dict(), "buffer": self.buffer.state_dict(),
-            "env": snapshot(self.env), "obs": self.obs, "episode_return": self.episode_return,
-            "completed_returns": self.completed_returns, "np_rng": self.np_rng.bit_generator.state,
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.data,
+            "opt": self.opt.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "env": snapshot(self.env),
+            "obs": self.obs,
+            "episode_return": self.episode_return,
+            "completed_returns": self.completed_returns,
+            "np_rng": self.np_rng.bit_generator.state,
             "updates": self.updates,
         }
 
@@ -292,7 +317,6 @@ class SAC(Agent):
         self.completed_returns = list(s["completed_returns"])
         self.np_rng.bit_generator.state = s["np_rng"]
         self.updates = s["updates"]
-
 
 
 @seed_batch.register_batched("sac")
@@ -316,12 +340,13 @@ class SeedBatchedSAC(SAC):
         self.completed_returns: list[list[float]] = [[] for _ in self.seeds]
         # plain networks: each seed is initialised on these, exactly as a plain run, then stacked
         self.plain = dict(zip(("actor", "critic"), self.build_networks(obs_dim, act_dim)))
-        self.actor = seed_batch.seed_stack(self.plain["actor"], k)    # [K, B, O] -> [K, B, A]
+        self.actor = seed_batch.seed_stack(self.plain["actor"], k)  # [K, B, O] -> [K, B, A]
         self.critic = seed_batch.seed_stack(self.plain["critic"], k)  # [K * 2, B, O + A] -> ...
         log_alpha = torch.full((k, 1), float(np.log(c.init_alpha)), requires_grad=True)
         self._learner(log_alpha, act_dim)
-        self.buffer = SeedBatchedReplay(min(c.buffer_size, cfg.total_steps), obs_dim, act_dim,
-                                        self.seeds)
+        self.buffer = SeedBatchedReplay(
+            min(c.buffer_size, cfg.total_steps), obs_dim, act_dim, self.seeds
+        )
         self.np_rngs = [np.random.default_rng(s + 1) for s in self.seeds]
         self.rng = seed_batch.SeedRNG(k)
         self.updates = 0
@@ -342,8 +367,10 @@ class SeedBatchedSAC(SAC):
 
     def member_state_dict(self, k: int) -> dict[str, dict[str, torch.Tensor]]:
         """Seed k's actor and critic in a plain SAC's layout."""
-        return {name: seed_batch.member_state_dict(net, k, self.plain[name])
-                for name, net in self.networks().items()}
+        return {
+            name: seed_batch.member_state_dict(net, k, self.plain[name])
+            for name, net in self.networks().items()
+        }
 
     def train(self, until: int) -> list[dict[str, float]]:
         """Step every seed's env and learn until ``env_steps == until``; per-seed metrics."""
@@ -356,8 +383,13 @@ class SeedBatchedSAC(SAC):
             action, obs = self._explore_action(), self.obs.copy()
             for i, env in enumerate(self.envs):
                 o, r, term, trunc, _ = step_env(
-                    env, action[i], self.low, self.high,
-                    f"env '{self.env_spec.id}' (seed {self.seeds[i]})", self.env_steps)
+                    env,
+                    action[i],
+                    self.low,
+                    self.high,
+                    f"env '{self.env_spec.id}' (seed {self.seeds[i]})",
+                    self.env_steps,
+                )
                 next_obs[i], rewards[i], terms[i] = o, r, float(term)
                 self.episode_return[i] += float(r)
                 if term or trunc:
@@ -388,8 +420,9 @@ class SeedBatchedSAC(SAC):
     def _explore_action(self) -> np.ndarray:
         """[K, A]: seed k's action from its policy (or its uniform warm-up generator)."""
         if self.env_steps < self.c.learning_starts and self.c.warmup == "uniform":
-            return np.stack([r.uniform(-1.0, 1.0, self.low.shape).astype(np.float32)
-                             for r in self.np_rngs])
+            return np.stack(
+                [r.uniform(-1.0, 1.0, self.low.shape).astype(np.float32) for r in self.np_rngs]
+            )
         mean, log_std = self.actor(to_tensor(self.obs).unsqueeze(1))
         action, _ = self._squashed(mean, log_std)
         return action[:, 0].numpy()
@@ -409,18 +442,26 @@ class SeedBatchedSAC(SAC):
         one summary per seed."""
         actions, logp, mean, log_std, q = self._probe_tensors(to_tensor(obs))
         q = q.view(len(self.seeds), -1)
-        return [_probe_summary(actions[i], logp[i], mean[i], log_std[i], q[i])
-                for i in range(len(self.seeds))]
+        return [
+            _probe_summary(actions[i], logp[i], mean[i], log_std[i], q[i])
+            for i in range(len(self.seeds))
+        ]
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "seeds": self.seeds, "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(), "critic_target": self.critic_target.state_dict(),
-            "log_alpha": self.log_alpha.data, "opt": self.opt.state_dict(),
-            "buffer": self.buffer.state_dict(), "envs": [snapshot(e) for e in self.envs],
-            "obs": self.obs, "episode_return": self.episode_return,
+            "seeds": self.seeds,
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_alpha": self.log_alpha.data,
+            "opt": self.opt.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "envs": [snapshot(e) for e in self.envs],
+            "obs": self.obs,
+            "episode_return": self.episode_return,
             "completed_returns": self.completed_returns,
-            "np_rngs": [r.bit_generator.state for r in self.np_rngs], "rng": self.rng.state(),
+            "np_rngs": [r.bit_generator.state for r in self.np_rngs],
+            "rng": self.rng.state(),
             "updates": self.updates,
         }
 
@@ -442,12 +483,22 @@ class SeedBatchedSAC(SAC):
         self.rng.set_state(s["rng"])
         self.updates = s["updates"]
 
-def _probe_summary(actions: torch.Tensor, logp: torch.Tensor, mean: torch.Tensor,
-                   log_std: torch.Tensor, q: torch.Tensor) -> dict[str, Any]:
+
+def _probe_summary(
+    actions: torch.Tensor,
+    logp: torch.Tensor,
+    mean: torch.Tensor,
+    log_std: torch.Tensor,
+    q: torch.Tensor,
+) -> dict[str, Any]:
     """What ``init_probe`` reports of one seed's sample (agent.base.Agent.init_probe)."""
-    return {"actions": actions.numpy(), "entropy": float(-logp.mean()),
-            "mean_abs_mean": float(torch.tanh(mean).abs().mean()),
-            "std": float(log_std.exp().mean()), "critic_scale": float(q.abs().mean())}
+    return {
+        "actions": actions.numpy(),
+        "entropy": float(-logp.mean()),
+        "mean_abs_mean": float(torch.tanh(mean).abs().mean()),
+        "std": float(log_std.exp().mean()),
+        "critic_scale": float(q.abs().mean()),
+    }
 
 
 def _pair(obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:

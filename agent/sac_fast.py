@@ -51,8 +51,12 @@ class FastViews:
 def usable(agent: SAC) -> bool:
     """Whether ``agent``'s update can take the hand-written path (plain MLPs, joint step)."""
     c = agent.c
-    return (c.manual_grad and c.actor_step == "joint" and not c.layer_norm
-            and c.activation in manual_grad.THROUGH)
+    return (
+        c.manual_grad
+        and c.actor_step == "joint"
+        and not c.layer_norm
+        and c.activation in manual_grad.THROUGH
+    )
 
 
 class SACFastPath:
@@ -124,8 +128,9 @@ class SACFastPath:
         new_act, next_act, logp_new = a[:b], a[b:], logp[:b]
         # soft Bellman target from the target critic
         x_next = torch.cat([next_obs, next_act], -1)
-        q_next = torch.minimum(*(manual_grad.forward(x_next, layers, act_fn)[-1][:, 0]
-                                 for layers in v.target))
+        q_next = torch.minimum(
+            *(manual_grad.forward(x_next, layers, act_fn)[-1][:, 0] for layers in v.target)
+        )
         target = rew + c.gamma * (1.0 - term) * (q_next - alpha * logp[b:])
         # both Q heads on the replay actions (rows :B, L_Q) and on the policy's (rows B:, L_pi)
         x = torch.cat([torch.cat([obs, act], -1), torch.cat([obs, new_act], -1)])
@@ -137,8 +142,7 @@ class SACFastPath:
         for k, (layers, outs) in enumerate(zip(v.critic, passes)):
             chosen = (first_min if k == 0 else ~first_min).float()
             grad_q = torch.cat([td[k] * (2.0 / b), chosen * (-1.0 / b)]).unsqueeze(1)
-            delta = manual_grad.backward(outs, layers, grad_q, act_fn, v.critic_grads[k],
-                                         rows=b)
+            delta = manual_grad.backward(outs, layers, grad_q, act_fn, v.critic_grads[k], rows=b)
             grad_act += delta[b:] @ layers[0][0][:, -a_dim:]  # dL_pi/da~ (critic frozen)
         # actor: L_pi = mean(alpha log pi(a~|s) - min Q(s, a~)) through a~ = tanh(mean + e std),
         # log pi = sum(-e^2/2 - log std - log(2 pi)/2) - log|det tanh'(u)|
@@ -166,8 +170,7 @@ class SACFastPath:
         """The views (built once; rebuilt when the gradients or the optimiser's state were
         replaced, e.g. by an autograd step or a checkpoint, or ``bf16`` changed)."""
         v = self.state
-        if v is not None and v.bf16 == self.agent.c.bf16 \
-                and all(p.grad is g for p, g in v.grads):
+        if v is not None and v.bf16 == self.agent.c.bf16 and all(p.grad is g for p, g in v.grads):
             return v
         self.state = _build_views(self.agent)
         return self.state
@@ -203,10 +206,15 @@ def _build_views(agent: SAC) -> FastViews:
         target=[[(lin.weight[k], lin.bias[k]) for lin in ens_target] for k in range(2)],
         critic_grads=[[(lin.weight.grad[k], lin.bias.grad[k]) for lin in ens] for k in range(2)],
         head_grads=(head_w, head_b),
-        head_scatter=[(m.weight, head_w[:n]), (m.bias, head_b[:n]),
-                      (s.weight, head_w[n:]), (s.bias, head_b[n:])],
+        head_scatter=[
+            (m.weight, head_w[:n]),
+            (m.bias, head_b[:n]),
+            (s.weight, head_w[n:]),
+            (s.bias, head_b[n:]),
+        ],
         grads=[(p, p.grad) for p in params],
-        bf16=agent.c.bf16)
+        bf16=agent.c.bf16,
+    )
     if agent.c.bf16:
         # the big hidden-to-hidden matmuls compute in bf16 copies of their layers; each net's
         # first layer (raw observations and actions in) and heads stay float32
@@ -218,7 +226,12 @@ def _build_views(agent: SAC) -> FastViews:
             return swap.get(id(t), t)
 
         v.trunk = [(low_precision(w), low_precision(b)) for w, b in trunk]
-        v.critic, v.target = ([[(low_precision(m.weight)[k], low_precision(m.bias)[k])
-                                for m in lins] for k in range(2)] for lins in (ens, ens_target))
+        v.critic, v.target = (
+            [
+                [(low_precision(m.weight)[k], low_precision(m.bias)[k]) for m in lins]
+                for k in range(2)
+            ]
+            for lins in (ens, ens_target)
+        )
         v.copies = copies
     return v

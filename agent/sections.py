@@ -46,16 +46,24 @@ class SACConfig(BaseModel):
     target_entropy: float | None = Field(None, description="defaults to -action_dim")
     warmup: Literal["policy", "uniform"] = "policy"
     actor_step: Literal["joint", "after_critic"] = Field(
-        "joint", description="joint: one Adam step on all three losses, which all see the "
+        "joint",
+        description="joint: one Adam step on all three losses, which all see the "
         "networks from before it (the SAC authors' code); after_critic: the critic steps "
         "first and the actor and temperature losses see the updated critic (SB3, CleanRL); "
-        "uses the autograd update")
-    bf16: bool = Field(False, description="hidden-to-hidden matmuls of the update in bfloat16 "
-                       "(first layers, heads, losses and gradients stay float32); faster on CPUs "
-                       "with AMX/AVX512-BF16, much slower without. Acting stays float32")
-    manual_grad: bool = Field(True, description="hand-written backward pass of the update "
-                              "(same maths as autograd, ~1.3x faster update on CPU); used "
-                              "when the nets are plain MLPs (no layer_norm)")
+        "uses the autograd update",
+    )
+    bf16: bool = Field(
+        False,
+        description="hidden-to-hidden matmuls of the update in bfloat16 "
+        "(first layers, heads, losses and gradients stay float32); faster on CPUs "
+        "with AMX/AVX512-BF16, much slower without. Acting stays float32",
+    )
+    manual_grad: bool = Field(
+        True,
+        description="hand-written backward pass of the update "
+        "(same maths as autograd, ~1.3x faster update on CPU); used "
+        "when the nets are plain MLPs (no layer_norm)",
+    )
 
 
 class PPOConfig(BaseModel):
@@ -106,25 +114,37 @@ class TD3Config(BaseModel):
     tau: float = Field(0.005, gt=0, le=1, description="Polyak rate of both target networks")
     batch_size: int = Field(256, gt=0, description="replay batch per update")
     buffer_size: int = Field(1_000_000, gt=0, description="replay capacity (transitions)")
-    learning_starts: int = Field(1_000, ge=0, description="env steps before the first update; "
-                                 "uniform random actions until then (warmup: uniform)")
+    learning_starts: int = Field(
+        1_000,
+        ge=0,
+        description="env steps before the first update; "
+        "uniform random actions until then (warmup: uniform)",
+    )
     warmup: Literal["uniform", "policy"] = Field(
-        "uniform", description="actions during learning_starts: uniform random (the paper, SB3) "
-        "or the initial policy plus exploration noise")
+        "uniform",
+        description="actions during learning_starts: uniform random (the paper, SB3) "
+        "or the initial policy plus exploration noise",
+    )
     utd: int = Field(1, ge=1, description="critic updates per env step")
     policy_delay: int = Field(2, ge=1, description="critic updates per actor (and target) update")
-    exploration_noise: float = Field(0.1, ge=0, description="std of the Gaussian added to the "
-                                     "actor's action when acting, in units of the [-1, 1] box")
+    exploration_noise: float = Field(
+        0.1,
+        ge=0,
+        description="std of the Gaussian added to the "
+        "actor's action when acting, in units of the [-1, 1] box",
+    )
     target_noise: float = Field(0.2, ge=0, description="std of the target policy smoothing noise")
-    target_noise_clip: float = Field(0.5, ge=0, description="the smoothing noise is clipped to "
-                                     "[-c, c]")
+    target_noise_clip: float = Field(
+        0.5, ge=0, description="the smoothing noise is clipped to [-c, c]"
+    )
 
     @field_validator("target_noise_clip")
     @classmethod
     def _clip_with_noise(cls, v: float, info: ValidationInfo) -> float:
         if v == 0 and info.data.get("target_noise", 0) > 0:
-            raise ValueError("0 removes the target smoothing noise; set target_noise: 0 to "
-                             "turn smoothing off")
+            raise ValueError(
+                "0 removes the target smoothing noise; set target_noise: 0 to turn smoothing off"
+            )
         return v
 
 
@@ -144,13 +164,18 @@ class WorldModelConfig(BaseModel):
     min_std: float = Field(0.1, gt=0, description="floor of the Gaussian latent's std")
     unimix: float = Field(0.01, ge=0, lt=1, description="uniform mix of categorical latents")
     symlog: bool = Field(False, description="symlog observations and proprio targets")
-    depth: int = Field(16, gt=0, description="pixels: channels of the first conv layer (doubling "
-                       "per layer; Dreamer: 32, DreamerV3: 96)")
+    depth: int = Field(
+        16,
+        gt=0,
+        description="pixels: channels of the first conv layer (doubling "
+        "per layer; Dreamer: 32, DreamerV3: 96)",
+    )
     channels_last: bool = Field(False, description="pixels: NHWC conv activations")
     proprio: list[str] = Field(
         default_factory=list,
         description="proprio targets to predict (of the env entry's: joint_pos, joint_vel, "
-        "ee_pos, ee_vel); [] reads none")
+        "ee_pos, ee_vel); [] reads none",
+    )
     # loss
     kl_balance: float = Field(0.8, ge=0, le=1, description="share of the KL that trains the prior")
     free_nats: float = Field(1.0, ge=0)
@@ -167,10 +192,12 @@ class WorldModelConfig(BaseModel):
     seq_len: int = Field(50, gt=1)
     # data and schedule
     policy: Literal["random", "mixed"] = Field(
-        "random", description="data-collecting policy: random (uniform), or mixed (per episode "
+        "random",
+        description="data-collecting policy: random (uniform), or mixed (per episode "
         "one of uniform, a held constant action, a sine gait, a smoothed random walk; see "
         "WorldModelAgent.explore_action). Either depends only on the seed: every arm of a "
-        "seed sees the same data")
+        "seed sees the same data",
+    )
     prefill: int = Field(1000, ge=0, description="env steps before the first update")
     train_every: int = Field(5, ge=1, description="env steps between rounds of updates")
     updates: int = Field(1, ge=1, description="model updates per round")
@@ -179,16 +206,24 @@ class WorldModelConfig(BaseModel):
     holdout_every: int = Field(5, ge=2, description="episodes 0, k, 2k, ... are held out")
     eval_horizons: list[int] = Field([1, 5, 15], min_length=1)
     eval_batch: int = Field(32, gt=0, description="held-out sequences per evaluation")
-    probe: bool | None = Field(None, description="report model/probe/* (ridge R^2 of the true "
-                               "body state; the replay then stores every body quantity); None: "
-                               "with pixels only (on states the body is nearly the input)")
-    probe_sequences: int = Field(32, gt=0, description="held-out sequences to fit the probe on "
-                                 "(and as many others to score it on)")
+    probe: bool | None = Field(
+        None,
+        description="report model/probe/* (ridge R^2 of the true "
+        "body state; the replay then stores every body quantity); None: "
+        "with pixels only (on states the body is nearly the input)",
+    )
+    probe_sequences: int = Field(
+        32,
+        gt=0,
+        description="held-out sequences to fit the probe on (and as many others to score it on)",
+    )
     # the default stays 1.0 so stored sweeps resume unchanged (a changed default is a changed
     # config); cv is what proprio_pixels.yaml uses and what a new probe should use
     probe_alpha: Annotated[float, Field(gt=0)] | Literal["cv"] = Field(
-        1.0, description="ridge penalty on standardised features; cv: chosen by 5-fold "
-        "cross-validation within the fit set (agent.common.probe.cv_alpha), recommended")
+        1.0,
+        description="ridge penalty on standardised features; cv: chosen by 5-fold "
+        "cross-validation within the fit set (agent.common.probe.cv_alpha), recommended",
+    )
 
     @field_validator("proprio")
     @classmethod
@@ -216,8 +251,9 @@ class ModelBasedConfig(BaseModel):
     model_updates: int = Field(50, ge=0, description="world-model updates per round")
     imagine_horizon: int = Field(15, gt=0, description="imagined steps from each start state")
     return_estimator: ReturnEstimator = Field(
-        "lambda_return", description="agent.common.returns.estimate: lambda_return, gae, td0, "
-        "monte_carlo")
+        "lambda_return",
+        description="agent.common.returns.estimate: lambda_return, gae, td0, monte_carlo",
+    )
     gamma: float = Field(0.99, gt=0, le=1)
     lam: float = Field(0.95, ge=0, le=1, description="lambda of lambda_return and gae")
     hidden: list[int] = Field([128, 128], min_length=1, description="behaviour nets' widths")
@@ -260,8 +296,11 @@ class MBPPOConfig(ModelBasedConfig):
     model_updates: int = Field(50, ge=0, description="world-model updates per round")
     gamma: float = Field(0.95, gt=0, le=1)
     num_sequences: int = Field(32, gt=0, description="replayed sequences encoded per round")
-    sequence_length: int = Field(32, gt=0, description="their length: S = num_sequences x "
-                                 "sequence_length start states per round")
+    sequence_length: int = Field(
+        32,
+        gt=0,
+        description="their length: S = num_sequences x sequence_length start states per round",
+    )
     updates_per_iteration: int = Field(16, gt=0, description="minibatch updates per round")
     minibatch_size: int = Field(256, gt=0, description="start states imagined per update")
     epochs: int = Field(1, gt=0, description="gradient steps on each imagined batch")
@@ -278,8 +317,10 @@ class MBPPOConfig(ModelBasedConfig):
     def _fits(cls, v: int, info: ValidationInfo) -> int:
         states = info.data.get("num_sequences", 1) * info.data.get("sequence_length", 1)
         if v > states:
-            raise ValueError(f"{v} exceeds the start states per round (num_sequences x "
-                             f"sequence_length = {states})")
+            raise ValueError(
+                f"{v} exceeds the start states per round (num_sequences x "
+                f"sequence_length = {states})"
+            )
         return v
 
 

@@ -79,11 +79,19 @@ STATS = ("loss/critic", "train/q", "loss/actor")
 class DeterministicActor(torch.nn.Module):
     """mu(s) = tanh(f(s)): an MLP whose output layer has role ``policy_mean`` (tanh follows)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], activation: str,
-                 layer_norm: bool):
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden: list[int], activation: str, layer_norm: bool
+    ):
         super().__init__()
-        self.net = mlp(obs_dim, hidden, act_dim, activation, out_role="policy_mean",
-                       out_activation="tanh", layer_norm=layer_norm)
+        self.net = mlp(
+            obs_dim,
+            hidden,
+            act_dim,
+            activation,
+            out_role="policy_mean",
+            out_activation="tanh",
+            layer_norm=layer_norm,
+        )
 
     def forward(self, obs: Tensor) -> Tensor:
         return torch.tanh(self.net(obs))
@@ -97,7 +105,10 @@ class TD3(Agent):
     #: tests/test_agent_contract.py runs, resumes and checkpoints it)
     smoke: ClassVar[dict[str, Any]] = {
         **SMOKE_RUN,
-        "td3.hidden": [32, 32], "td3.batch_size": 32, "td3.learning_starts": 100}
+        "td3.hidden": [32, 32],
+        "td3.batch_size": 32,
+        "td3.learning_starts": 100,
+    }
 
     def __init__(self, cfg: TrialConfig):
         super().__init__(cfg)
@@ -110,16 +121,26 @@ class TD3(Agent):
         self.episode_return, self.completed_returns = 0.0, []
         self.actor = DeterministicActor(obs_dim, act_dim, c.hidden, c.activation, c.layer_norm)
         # both Q heads in one ensemble MLP: [2, B, O + A] -> [2, B, 1]
-        self.critic = mlp(obs_dim + act_dim, c.hidden, 1, c.activation, out_role="q",
-                          layer_norm=c.layer_norm, ensemble=2)
+        self.critic = mlp(
+            obs_dim + act_dim,
+            c.hidden,
+            1,
+            c.activation,
+            out_role="q",
+            layer_norm=c.layer_norm,
+            ensemble=2,
+        )
         self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.critic_lr, fused=True)
-        self.pairs = [(list(self.actor_target.parameters()), list(self.actor.parameters())),
-                      (list(self.critic_target.parameters()), list(self.critic.parameters()))]
-        self.buffer = ReplayBuffer(min(c.buffer_size, cfg.total_steps), obs_dim, act_dim,
-                                   seed=cfg.seed)
+        self.pairs = [
+            (list(self.actor_target.parameters()), list(self.actor.parameters())),
+            (list(self.critic_target.parameters()), list(self.critic.parameters())),
+        ]
+        self.buffer = ReplayBuffer(
+            min(c.buffer_size, cfg.total_steps), obs_dim, act_dim, seed=cfg.seed
+        )
         self.np_rng = np.random.default_rng(cfg.seed + 1)  # warm-up and exploration noise
         self.updates = 0
 
@@ -136,7 +157,8 @@ class TD3(Agent):
         while self.env_steps < until:
             action = self._explore_action()
             next_obs, reward, term, trunc, _ = step_env(
-                self.env, action, self.low, self.high, f"env '{self.env_spec.id}'", self.env_steps)
+                self.env, action, self.low, self.high, f"env '{self.env_spec.id}'", self.env_steps
+            )
             self.buffer.add(self.obs, action, reward, next_obs, float(term))
             self.episode_return += float(reward)
             self.obs = next_obs
@@ -172,10 +194,10 @@ class TD3(Agent):
         obs, act, rew, next_obs, term = self.buffer.sample(c.batch_size)
         with torch.no_grad():
             eps = torch.randn_like(act)
-            next_act = smoothed_target_action(self.actor_target(next_obs), eps, c.target_noise,
-                                              c.target_noise_clip)
-            target = td_target(rew, term, self._q(self.critic_target, next_obs, next_act),
-                               c.gamma)
+            next_act = smoothed_target_action(
+                self.actor_target(next_obs), eps, c.target_noise, c.target_noise_clip
+            )
+            target = td_target(rew, term, self._q(self.critic_target, next_obs, next_act), c.gamma)
         q = self._q(self.critic, obs, act)
         loss_q = critic_loss(q, target)
         self.critic_opt.zero_grad(set_to_none=True)
@@ -210,8 +232,11 @@ class TD3(Agent):
         [B]."""
         x = torch.cat([obs, act], -1)
         for layer in self.critic:
-            x = F.linear(x, layer.weight[0], layer.bias[0]) \
-                if isinstance(layer, EnsembleLinear) else layer(x)
+            x = (
+                F.linear(x, layer.weight[0], layer.bias[0])
+                if isinstance(layer, EnsembleLinear)
+                else layer(x)
+            )
         return x[:, 0]
 
     # --- acting, diagnostics, checkpoints ---------------------------------------------------
@@ -229,18 +254,29 @@ class TD3(Agent):
         eps = np.random.default_rng(self.cfg.seed + 2).standard_normal(mu.shape)
         actions = exploration_action(mu, eps, self.c.exploration_noise)
         q = self._q(self.critic, to_tensor(obs), torch.from_numpy(actions))
-        return {"actions": actions, "entropy": None, "mean_abs_mean": float(np.abs(mu).mean()),
-                "std": self.c.exploration_noise, "critic_scale": float(q.abs().mean())}
+        return {
+            "actions": actions,
+            "entropy": None,
+            "mean_abs_mean": float(np.abs(mu).mean()),
+            "std": self.c.exploration_noise,
+            "critic_scale": float(q.abs().mean()),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
             "actor_target": self.actor_target.state_dict(),
             "critic_target": self.critic_target.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
-            "buffer": self.buffer.state_dict(), "env": snapshot(self.env), "obs": self.obs,
-            "episode_return": self.episode_return, "completed_returns": self.completed_returns,
-            "np_rng": self.np_rng.bit_generator.state, "updates": self.updates,
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "env": snapshot(self.env),
+            "obs": self.obs,
+            "episode_return": self.episode_return,
+            "completed_returns": self.completed_returns,
+            "np_rng": self.np_rng.bit_generator.state,
+            "updates": self.updates,
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:

@@ -64,26 +64,38 @@ class TrialBoard:
                 nonzero = np.flatnonzero(counts)
                 self.writer.add_histogram_raw(
                     self._tag(seed, f"init/actions/dim{dim}"),
-                    min=float(edges[nonzero[0]]), max=float(edges[nonzero[-1] + 1]), num=num,
+                    min=float(edges[nonzero[0]]),
+                    max=float(edges[nonzero[-1] + 1]),
+                    num=num,
                     sum=float((counts * centres).sum()),
-                    sum_squares=float((counts * centres ** 2).sum()),
-                    bucket_limits=edges[1:].tolist(), bucket_counts=counts.tolist(),
-                    global_step=0)
+                    sum_squares=float((counts * centres**2).sum()),
+                    bucket_limits=edges[1:].tolist(),
+                    bucket_counts=counts.tolist(),
+                    global_step=0,
+                )
         self.writer.flush()
 
-    def finish(self, rows: list[dict[str, Any]], metric: str = "eval/return",
-               last_k: int = 3) -> None:
+    def finish(
+        self, rows: list[dict[str, Any]], metric: str = "eval/return", last_k: int = 3
+    ) -> None:
         """hparams: the resolved config with the final ``metric`` (mean of the last ``last_k``
         evaluations of every seed)."""
         if self.writer is None:
             return
         steps = sorted({int(r["env_step"]) for r in rows if _is_number(r.get(metric))})
-        final = [float(r[metric]) for r in rows
-                 if int(r["env_step"]) in steps[-last_k:] and _is_number(r.get(metric))]
+        final = [
+            float(r[metric])
+            for r in rows
+            if int(r["env_step"]) in steps[-last_k:] and _is_number(r.get(metric))
+        ]
         if final:
             hparams = {k: _hparam(v) for k, v in flatten(self.config).items()}
-            self.writer.add_hparams(hparams, {f"hparams/{metric}": float(np.mean(final))},
-                                    run_name=".", global_step=steps[-1])
+            self.writer.add_hparams(
+                hparams,
+                {f"hparams/{metric}": float(np.mean(final))},
+                run_name=".",
+                global_step=steps[-1],
+            )
         self.close()
 
     def close(self) -> None:
@@ -93,8 +105,11 @@ class TrialBoard:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and \
-        math.isfinite(float(value))
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
 
 
 def _hparam(value: Any) -> Any:
@@ -102,5 +117,3 @@ def _hparam(value: Any) -> Any:
     if isinstance(value, bool | int | float | str):
         return value
     return str(value)
-
-

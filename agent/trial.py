@@ -134,7 +134,8 @@ def run_trial(
     config = cfg.to_dict()
     _check_resume_config(out, config)
     source, state, warnings = _pick_checkpoint(
-        ([Path(restore_from)] if restore_from else []) + [ckpt_dir], config, cfg.total_steps)
+        ([Path(restore_from)] if restore_from else []) + [ckpt_dir], config, cfg.total_steps
+    )
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
     keep_freed_memory()  # no page faults on every update's activations (glibc)
@@ -142,10 +143,17 @@ def run_trial(
     seeds = make_seeds(cfg)
     board = TrialBoard(out, config, seeds.seeds)  # TensorBoard events, x axis env steps
     status = {
-        "state": "running", "error": None, "env_steps": 0, "planned_steps": cfg.total_steps,
-        "env_scores": {"random": seeds.env_spec.random_score,
-                       "reference": seeds.env_spec.reference_score},
-        "restored_from_step": None, "restores": 0, "pid": os.getpid(),
+        "state": "running",
+        "error": None,
+        "env_steps": 0,
+        "planned_steps": cfg.total_steps,
+        "env_scores": {
+            "random": seeds.env_spec.random_score,
+            "reference": seeds.env_spec.reference_score,
+        },
+        "restored_from_step": None,
+        "restores": 0,
+        "pid": os.getpid(),
         "host": socket.gethostname(),
     }
     if warnings:
@@ -175,8 +183,9 @@ def run_trial(
             save_policy(seeds.agent, out)  # policy.pt: the last evaluated policy, weights only
             recorded = seeds.env_steps
             done = seeds.env_steps >= cfg.total_steps
-            if cfg.checkpoint_every and (evals_done % cfg.checkpoint_every == 0 or done
-                                         or signals.pending):
+            if cfg.checkpoint_every and (
+                evals_done % cfg.checkpoint_every == 0 or done or signals.pending
+            ):
                 _save(seeds, rows, row["wall_time"], ckpt_dir, config)
                 saved = seeds.env_steps
             status.update(env_steps=seeds.env_steps, updated=time.time())
@@ -186,8 +195,9 @@ def run_trial(
             if on_eval is not None:
                 on_eval(row, ckpt_dir)
             if bar is not None:
-                bar.set_postfix_str(f"eval {row['eval/return']:.1f}, "
-                                    f"{row['perf/env_steps_per_s']:.0f} steps/s")
+                bar.set_postfix_str(
+                    f"eval {row['eval/return']:.1f}, {row['perf/env_steps_per_s']:.0f} steps/s"
+                )
                 bar.update(seeds.env_steps - before)
             signals.raise_pending()
     except (KeyboardInterrupt, SystemExit) as err:
@@ -196,8 +206,14 @@ def run_trial(
             # stopped at an evaluation (not mid-update): keep it, so resume loses nothing
             _save(seeds, rows, rows[-1]["wall_time"], ckpt_dir, config)
             saved = recorded
-        status.update(state="interrupted", error=None, interrupted=reason, env_steps=recorded,
-                      resumable_from_step=saved, updated=time.time())
+        status.update(
+            state="interrupted",
+            error=None,
+            interrupted=reason,
+            env_steps=recorded,
+            resumable_from_step=saved,
+            updated=time.time(),
+        )
         write_json(out / STATUS_FILE, status)
         if isinstance(err, SystemExit):
             raise
@@ -238,8 +254,9 @@ def _start(seeds: Seeds, cfg: TrialConfig, out: Path, board: TrialBoard) -> list
     return rows
 
 
-def _restore(seeds: Seeds, state: dict[str, Any], status: dict[str, Any], source: Path | None,
-             out: Path) -> tuple[list[dict[str, Any]], float]:
+def _restore(
+    seeds: Seeds, state: dict[str, Any], status: dict[str, Any], source: Path | None, out: Path
+) -> tuple[list[dict[str, Any]], float]:
     """Continue from a checkpoint: weights, env steps, random state; (rows, wall time so far)."""
     seeds.load_state_dict(state["agent"])
     seeds.env_steps = state["env_steps"]
@@ -259,8 +276,16 @@ def _train_and_evaluate(seeds: Seeds, cfg: TrialConfig, start: float) -> list[di
         _check_finite(metrics, seeds.env_steps)
     sps = (seeds.env_steps - before) / max(time.perf_counter() - t0, 1e-9)
     wall = time.perf_counter() - start
-    new = [{"env_step": seeds.env_steps, "wall_time": wall, "seed": s, **metrics,
-            "perf/env_steps_per_s": sps} for s, metrics in zip(seeds.seeds, per_seed)]
+    new = [
+        {
+            "env_step": seeds.env_steps,
+            "wall_time": wall,
+            "seed": s,
+            **metrics,
+            "perf/env_steps_per_s": sps,
+        }
+        for s, metrics in zip(seeds.seeds, per_seed)
+    ]
     for row, metrics in zip(new, _eval_metrics(seeds, cfg)):
         if len(seeds.seeds) > 1:  # the trial's env steps per second, summed over its seeds
             row["perf/batch_env_steps_per_s"] = sps * len(seeds.seeds)
@@ -270,11 +295,14 @@ def _train_and_evaluate(seeds: Seeds, cfg: TrialConfig, start: float) -> list[di
 
 def _eval_metrics(seeds: Seeds, cfg: TrialConfig) -> list[dict[str, Any]]:
     """One dict of eval metrics per seed of the trial."""
-    return [{
-        "eval/return": float(returns.mean()),
-        "eval/return_std": float(returns.std()),
-        "eval/episode_returns": json.dumps([round(float(r), 3) for r in returns]),
-    } for returns in seeds.evaluate(cfg.eval_episodes)]
+    return [
+        {
+            "eval/return": float(returns.mean()),
+            "eval/return_std": float(returns.std()),
+            "eval/episode_returns": json.dumps([round(float(r), 3) for r in returns]),
+        }
+        for returns in seeds.evaluate(cfg.eval_episodes)
+    ]
 
 
 def _mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -282,8 +310,11 @@ def _mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"env_step": rows[0]["env_step"]}
     for key in rows[0]:
         values = [r.get(key) for r in rows]
-        if key not in out and key != "seed" and all(
-                isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        if (
+            key not in out
+            and key != "seed"
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        ):
             out[key] = float(np.mean(values))
     return out
 
@@ -291,20 +322,28 @@ def _mean_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def _check_finite(metrics: dict[str, float], step: int) -> None:
     bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
     if bad:
-        raise TrialError(f"non-finite {', '.join(bad)} at env step {step}; the last good "
-                         "checkpoint is kept")
+        raise TrialError(
+            f"non-finite {', '.join(bad)} at env step {step}; the last good checkpoint is kept"
+        )
 
 
-def _save(seeds: Seeds, rows: list, wall: float, ckpt_dir: Path,
-          config: dict[str, Any] | None = None) -> None:
+def _save(
+    seeds: Seeds, rows: list, wall: float, ckpt_dir: Path, config: dict[str, Any] | None = None
+) -> None:
     """Write state.pt (with its sha256) atomically; the previous one becomes state.prev.pt.
 
     A kill at any moment leaves at least one intact checkpoint: the new file is complete on
     disk before the old one is moved aside, and the old one is moved, never deleted, before
     the new one takes its name.
     """
-    state = {"agent": seeds.state_dict(), "env_steps": seeds.env_steps, "rng": rng_state(),
-             "rows": rows, "wall_time": wall, "config": config}
+    state = {
+        "agent": seeds.state_dict(),
+        "env_steps": seeds.env_steps,
+        "rng": rng_state(),
+        "rows": rows,
+        "wall_time": wall,
+        "config": config,
+    }
     buf = io.BytesIO()
     torch.save(state, buf)
     data = buf.getvalue()
@@ -333,19 +372,23 @@ def _check_resume_config(out: Path, config: dict[str, Any]) -> None:
     problems: list[str] = []
     stored = read_json_file(path, CONFIG_FILE, problems)
     if problems or not isinstance(stored, dict):
-        raise ResumeMismatch(f"{path}: {'; '.join(problems) or 'not a JSON object'}; cannot "
-                             "check that the resume uses the same config; nothing was written")
+        raise ResumeMismatch(
+            f"{path}: {'; '.join(problems) or 'not a JSON object'}; cannot "
+            "check that the resume uses the same config; nothing was written"
+        )
     diff = config_diff(stored, config, ignore=RESUMABLE_KEYS)
     if diff:
         raise ResumeMismatch(
             f"{out} holds a trial of another config; a resume must use the stored one "
             f"(only {', '.join(RESUMABLE_KEYS)} may change). Differing keys (stored -> "
             f"requested): {'; '.join(diff)}. Nothing was written; use another --out, or "
-            "--force to delete the stored trial and start over")
+            "--force to delete the stored trial and start over"
+        )
 
 
-def _pick_checkpoint(dirs: list[Path], config: dict[str, Any], total_steps: int
-                     ) -> tuple[Path | None, dict[str, Any] | None, list[str]]:
+def _pick_checkpoint(
+    dirs: list[Path], config: dict[str, Any], total_steps: int
+) -> tuple[Path | None, dict[str, Any] | None, list[str]]:
     """The newest intact checkpoint among ``dirs``' state.pt and state.prev.pt.
 
     Returns (path, state, warnings): every damaged file is named in a warning. Raises
@@ -368,21 +411,28 @@ def _pick_checkpoint(dirs: list[Path], config: dict[str, Any], total_steps: int
                 best = (path, state)
     if best is None:
         if seen:
-            raise TrialError("no intact checkpoint to resume from: " + "; ".join(bad)
-                             + ". Nothing was overwritten; delete the trial directory (or use "
-                             "--force) to start it over")
+            raise TrialError(
+                "no intact checkpoint to resume from: "
+                + "; ".join(bad)
+                + ". Nothing was overwritten; delete the trial directory (or use "
+                "--force) to start it over"
+            )
         return None, None, []
     path, state = best
     stored = state.get("config")
     if isinstance(stored, dict):
         diff = config_diff(stored, config, ignore=RESUMABLE_KEYS)
         if diff:
-            raise ResumeMismatch(f"checkpoint {path} was written by another config; differing "
-                                 f"keys (stored -> requested): {'; '.join(diff)}. Nothing was "
-                                 "written")
+            raise ResumeMismatch(
+                f"checkpoint {path} was written by another config; differing "
+                f"keys (stored -> requested): {'; '.join(diff)}. Nothing was "
+                "written"
+            )
     if state["env_steps"] > total_steps:
-        raise ResumeMismatch(f"checkpoint {path} is at env step {state['env_steps']:,}, past "
-                             f"total_steps={total_steps:,}; nothing was written")
+        raise ResumeMismatch(
+            f"checkpoint {path} is at env step {state['env_steps']:,}, past "
+            f"total_steps={total_steps:,}; nothing was written"
+        )
     if bad:
         bad.append(f"resumed from {path} at env step {state['env_steps']:,}")
         print("warning: " + "; ".join(bad), file=sys.stderr)
@@ -406,8 +456,11 @@ def _load_checkpoint(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         expected = digest.read_text().strip()
         if expected and hashlib.sha256(data).hexdigest() != expected:
             return None, f"sha256 differs from {digest.name}: changed after it was written"
-    missing = [k for k in ("agent", "env_steps", "rng", "rows", "wall_time")
-               if not isinstance(state, dict) or k not in state]
+    missing = [
+        k
+        for k in ("agent", "env_steps", "rng", "rows", "wall_time")
+        if not isinstance(state, dict) or k not in state
+    ]
     if missing:
         return None, f"not a trial checkpoint (missing {', '.join(missing)})"
     return state, None
@@ -450,10 +503,18 @@ class _StopSignals:
 def _progress(cfg: TrialConfig, seeds: Seeds):
     from tqdm import tqdm
 
-    label = "seeds " + ",".join(map(str, seeds.seeds)) if len(seeds.seeds) > 1 else \
-        f"seed {seeds.seeds[0]}"
-    return tqdm(total=cfg.total_steps, initial=seeds.env_steps, unit="step", dynamic_ncols=True,
-                desc=f"{cfg.agent} {cfg.env} {label}")
+    label = (
+        "seeds " + ",".join(map(str, seeds.seeds))
+        if len(seeds.seeds) > 1
+        else f"seed {seeds.seeds[0]}"
+    )
+    return tqdm(
+        total=cfg.total_steps,
+        initial=seeds.env_steps,
+        unit="step",
+        dynamic_ncols=True,
+        desc=f"{cfg.agent} {cfg.env} {label}",
+    )
 
 
 def clear_checkpoints(out_dir: Path) -> None:

@@ -61,11 +61,15 @@ def proprio_targets(env_spec: Any, names: list[str]) -> dict[str, Any]:
     missing = [k for k in names if k not in env_spec.proprio]
     if missing:
         known = ", ".join(sorted(env_spec.proprio)) or "none"
-        raise ConfigError([("world_model.proprio", f"env '{env_spec.id}' has no proprio "
-                            f"target {missing} (it has: {known})")])
+        raise ConfigError(
+            [
+                (
+                    "world_model.proprio",
+                    f"env '{env_spec.id}' has no proprio target {missing} (it has: {known})",
+                )
+            ]
+        )
     return {k: env_spec.proprio[k] for k in names}
-
-
 
 
 def obs_layout(space: Any) -> tuple[int | tuple[int, ...], int]:
@@ -96,8 +100,14 @@ class WorldModel(nn.Module):
     proprio {name: [B, T, D]} for every enabled target.
     """
 
-    def __init__(self, obs_dim: int | tuple[int, ...], act_dim: int, cfg: WorldModelConfig,
-                 proprio_dims: dict[str, int] | None = None, state_dim: int = 0):
+    def __init__(
+        self,
+        obs_dim: int | tuple[int, ...],
+        act_dim: int,
+        cfg: WorldModelConfig,
+        proprio_dims: dict[str, int] | None = None,
+        state_dim: int = 0,
+    ):
         """``obs_dim``: a state vector's size, or an image's shape (3, S, S) for pixels;
         ``state_dim`` > 0 (pixels+state) adds a state encoder and decoder beside the image's."""
         super().__init__()
@@ -115,8 +125,17 @@ class WorldModel(nn.Module):
         else:
             self.encoder = mlp(obs_dim, hidden, None, act, hidden_role="encoder")
             embed = cfg.hidden
-        self.rssm = RSSM(embed, act_dim, cfg.deter, cfg.stoch, cfg.discrete, cfg.hidden,
-                         act, cfg.min_std, cfg.unimix)
+        self.rssm = RSSM(
+            embed,
+            act_dim,
+            cfg.deter,
+            cfg.stoch,
+            cfg.discrete,
+            cfg.hidden,
+            act,
+            cfg.min_std,
+            cfg.unimix,
+        )
         f = self.rssm.feat_dim
         if self.pixels:
             self.decoder = ConvDecoder(f, size, cfg.depth, act, cfg.channels_last)
@@ -125,11 +144,15 @@ class WorldModel(nn.Module):
         else:
             self.decoder = mlp(f, hidden, obs_dim, act, out_role="decoder")
         self.reward_head = mlp(f, hidden, 1, act, out_role="reward_head")
-        self.continue_head = mlp(f, hidden, 1, act, out_role="continue_head",
-                                 out_activation="sigmoid")
-        self.proprio_heads = nn.ModuleDict({
-            k: mlp(f, hidden, d, act, out_role="proprio_head")
-            for k, d in (proprio_dims or {}).items()})
+        self.continue_head = mlp(
+            f, hidden, 1, act, out_role="continue_head", out_activation="sigmoid"
+        )
+        self.proprio_heads = nn.ModuleDict(
+            {
+                k: mlp(f, hidden, d, act, out_role="proprio_head")
+                for k, d in (proprio_dims or {}).items()
+            }
+        )
 
     # --- latent states -------------------------------------------------------------------------
     def initial(self, batch: int) -> Latent:
@@ -145,8 +168,13 @@ class WorldModel(nn.Module):
         """obs [..., O], an image [..., 3, S, S] (uint8), or {"pixels", "state"} -> [..., E]."""
         if isinstance(obs, dict):
             vec = obs["state"]
-            return torch.cat([self.encoder(obs["pixels"]), self.state_encoder(
-                symlog(vec) if self.cfg.symlog else vec)], -1)
+            return torch.cat(
+                [
+                    self.encoder(obs["pixels"]),
+                    self.state_encoder(symlog(vec) if self.cfg.symlog else vec),
+                ],
+                -1,
+            )
         if self.pixels:
             return self.encoder(obs)
         return self.encoder(symlog(obs) if self.cfg.symlog else obs)
@@ -158,8 +186,14 @@ class WorldModel(nn.Module):
             return {"pixels": batch["obs"], "state": batch["state"]}
         return batch["obs"]
 
-    def observe(self, obs: Tensor | dict[str, Tensor], action: Tensor, is_first: Tensor,
-                state: Latent | None = None, sample: bool = True) -> tuple[Latent, Latent]:
+    def observe(
+        self,
+        obs: Tensor | dict[str, Tensor],
+        action: Tensor,
+        is_first: Tensor,
+        state: Latent | None = None,
+        sample: bool = True,
+    ) -> tuple[Latent, Latent]:
         """Posteriors and priors [B, T] along real sequences (obs [B, T, O], images
         [B, T, 3, S, S] or {"pixels", "state"}; action [B, T, A] leading to t, is_first [B, T]);
         ``state`` [B] continues a previous call (e.g. acting)."""
@@ -169,8 +203,9 @@ class WorldModel(nn.Module):
         """state [N], action [N, A] in [-1, 1] -> the prior's next state [N]."""
         return self.rssm.img_step(state, action, sample)
 
-    def imagine(self, start: Latent, policy, horizon: int | None = None,
-                sample: bool = True) -> tuple[Latent, Tensor]:
+    def imagine(
+        self, start: Latent, policy, horizon: int | None = None, sample: bool = True
+    ) -> tuple[Latent, Tensor]:
         """Batched imagination from ``start`` [N] with ``policy(Latent [N]) -> [N, A]`` for
         ``horizon`` steps, or with fixed actions [N, H, A]. Returns (states [N, H+1], actions
         [N, H, A]); rate them with ``reward``/``cont`` on ``features(states)``."""
@@ -196,8 +231,9 @@ class WorldModel(nn.Module):
         target = obs.float() / 255.0 - 0.5
         terms = {"obs": 0.5 * (self.decoder(feat) - target).pow(2).sum((-3, -2, -1)).mean()}
         if self.state_dim:
-            terms["state"] = 0.5 * (self.state_decoder(feat) - tx(batch["state"])).pow(
-                2).sum(-1).mean()
+            terms["state"] = (
+                0.5 * (self.state_decoder(feat) - tx(batch["state"])).pow(2).sum(-1).mean()
+            )
         return terms
 
     def reward(self, feat: Tensor) -> Tensor:
@@ -230,17 +266,24 @@ class WorldModel(nn.Module):
         r_err = (self.reward(feat) - batch["reward"]).pow(2)
         terms["reward"] = 0.5 * (r_err * mask).sum() / mask.sum().clamp_min(1.0)
         terms["continue"] = F.binary_cross_entropy_with_logits(
-            self.continue_head(feat).squeeze(-1), 1.0 - batch["is_terminal"].to(feat.dtype))
+            self.continue_head(feat).squeeze(-1), 1.0 - batch["is_terminal"].to(feat.dtype)
+        )
         for k, head in self.proprio_heads.items():
             target = tx(batch["proprio"][k])
             terms[f"proprio_{k}"] = 0.5 * (head(feat) - target).pow(2).sum(-1).mean()
         kl_prior = self.rssm.kl(posts.stats.detach(), priors.stats).mean()
         kl_post = self.rssm.kl(posts.stats, priors.stats.detach()).mean()
         free = c.free_nats
-        terms["kl"] = (c.kl_balance * kl_prior.clamp_min(free)
-                       + (1 - c.kl_balance) * kl_post.clamp_min(free))
-        weights = {"obs": c.obs_weight, "state": c.obs_weight, "reward": c.reward_weight,
-                   "continue": c.continue_weight, "kl": c.kl_weight}
+        terms["kl"] = c.kl_balance * kl_prior.clamp_min(free) + (
+            1 - c.kl_balance
+        ) * kl_post.clamp_min(free)
+        weights = {
+            "obs": c.obs_weight,
+            "state": c.obs_weight,
+            "reward": c.reward_weight,
+            "continue": c.continue_weight,
+            "kl": c.kl_weight,
+        }
         total = sum(weights.get(k, c.proprio_weight) * v for k, v in terms.items())
         metrics = {f"model/loss_{k}": v.detach() for k, v in terms.items()}
         metrics["model/kl"] = kl_prior.detach()
@@ -251,8 +294,11 @@ class WorldModel(nn.Module):
 
     # --- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
-    def open_loop_errors(self, batch: Batch, horizons: list[int] | tuple[int, ...] = (1, 5, 15),
-                         ) -> dict[str, float]:
+    def open_loop_errors(
+        self,
+        batch: Batch,
+        horizons: list[int] | tuple[int, ...] = (1, 5, 15),
+    ) -> dict[str, float]:
         """Open-loop prediction errors on real sequences (e.g. held-out episodes).
 
         From the posterior (mode) at every step t, the prior is rolled forward on the real
@@ -290,13 +336,15 @@ class WorldModel(nn.Module):
         target_w = {k: windows(v) for k, v in targets.items()}
         act_w = windows(action)
         for h in range(1, H + 1):
-            state = self.rssm.img_step(state, act_w[:, :, h - 1].reshape(B * T, -1),
-                                       sample=False)
+            state = self.rssm.img_step(state, act_w[:, :, h - 1].reshape(B * T, -1), sample=False)
             if h not in horizons:
                 continue
             feat = self.features(state)
-            preds = {"obs": self.decode(feat), "reward": self.reward(feat).unsqueeze(-1),
-                     **self.proprio(feat)}
+            preds = {
+                "obs": self.decode(feat),
+                "reward": self.reward(feat).unsqueeze(-1),
+                **self.proprio(feat),
+            }
             if self.state_dim:
                 vec = self.state_decoder(feat)
                 preds["state"] = symexp(vec) if self.cfg.symlog else vec
@@ -304,8 +352,11 @@ class WorldModel(nn.Module):
             if not valid.any():  # every window crosses an episode start: nothing to compare
                 continue
             for k, p in preds.items():
-                err = (p.reshape(B * T, -1) - target_w[k][:, :, h - 1].reshape(B * T, -1)
-                       ).pow(2).mean(-1)
+                err = (
+                    (p.reshape(B * T, -1) - target_w[k][:, :, h - 1].reshape(B * T, -1))
+                    .pow(2)
+                    .mean(-1)
+                )
                 out[f"model/open_loop/{k}_h{h}"] = float((err * valid).sum() / valid.sum())
         real = ~is_first  # constant-predictor baseline; first steps carry no real reward
         for k, v in targets.items():
@@ -314,8 +365,9 @@ class WorldModel(nn.Module):
         return out
 
 
-def model_update(model: WorldModel, opt: torch.optim.Optimizer, batch: Batch,
-                 grad_clip: float) -> tuple[dict[str, Tensor], Latent]:
+def model_update(
+    model: WorldModel, opt: torch.optim.Optimizer, batch: Batch, grad_clip: float
+) -> tuple[dict[str, Tensor], Latent]:
     """One gradient step on ``batch``; returns (detached metrics, posteriors [B, T])."""
     loss, metrics, posts = model.loss(batch)
     opt.zero_grad(set_to_none=True)
@@ -327,16 +379,23 @@ def model_update(model: WorldModel, opt: torch.optim.Optimizer, batch: Batch,
 
 def _sequences(batch: Batch, which: slice) -> Batch:
     """The sequences ``which`` of a replay batch (every array's first axis)."""
-    return {k: ({q: v[which] for q, v in x.items()} if isinstance(x, dict) else x[which])
-            for k, x in batch.items()}
+    return {
+        k: ({q: v[which] for q, v in x.items()} if isinstance(x, dict) else x[which])
+        for k, x in batch.items()
+    }
 
 
 #: the smoke run of every agent with a world model: SMOKE_RUN with a tiny RSSM
 SMOKE_WORLD_MODEL: dict[str, Any] = {
     **SMOKE_RUN,
-    "world_model.deter": 16, "world_model.stoch": 4, "world_model.hidden": 16,
-    "world_model.seq_len": 16, "world_model.batch_size": 4, "world_model.eval_batch": 4,
-    "world_model.eval_horizons": [1, 3]}
+    "world_model.deter": 16,
+    "world_model.stoch": 4,
+    "world_model.hidden": 16,
+    "world_model.seq_len": 16,
+    "world_model.batch_size": 4,
+    "world_model.eval_batch": 4,
+    "world_model.eval_horizons": [1, 3],
+}
 
 
 class RealSteps:
@@ -358,7 +417,8 @@ class RealSteps:
         """Step the env with ``action`` and record it; at an episode's end, reset the env and
         record the next episode's first observation. Returns whether the episode ended."""
         self.obs, reward, term, trunc, _ = step_env(
-            self.env, action, self.low, self.high, f"env '{self.env_spec.id}'", self.env_steps)
+            self.env, action, self.low, self.high, f"env '{self.env_spec.id}'", self.env_steps
+        )
         self._record(action, float(reward), first=False, terminal=bool(term))
         self.episode_return += float(reward)
         self.env_steps += 1
@@ -391,8 +451,10 @@ class WorldModelAgent(RealSteps, Agent):
     #: tests/test_agent_contract.py runs, resumes and checkpoints it)
     smoke: ClassVar[dict[str, Any]] = {
         **SMOKE_WORLD_MODEL,
-        "world_model.prefill": 100, "world_model.train_every": 10,
-        "world_model.proprio": ["ee_pos"]}
+        "world_model.prefill": 100,
+        "world_model.train_every": 10,
+        "world_model.proprio": ["ee_pos"],
+    }
     devices = ("cpu", "cuda")
     pixels = True
 
@@ -410,16 +472,23 @@ class WorldModelAgent(RealSteps, Agent):
         act_dim = self.env.action_space.shape[0]
         self.obs, _ = self.env.reset(seed=cfg.seed)
         dims = {k: int(np.asarray(f(self.env.unwrapped)).size) for k, f in self.proprio_fns.items()}
-        self.model = WorldModel(obs_dim, act_dim, c, {k: dims[k] for k in c.proprio},
-                                state_dim).to(self.device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=c.lr, eps=c.adam_eps,
-                                    foreach=True)
+        self.model = WorldModel(obs_dim, act_dim, c, {k: dims[k] for k in c.proprio}, state_dim).to(
+            self.device
+        )
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=c.lr, eps=c.adam_eps, foreach=True)
         # the stream holds one more step per episode (its first observation) than env steps
         capacity = min(c.buffer_size, cfg.total_steps + cfg.total_steps // 4 + 1000)
-        self.replay = SequenceReplay(capacity, obs_dim, act_dim, dims, seed=cfg.seed,
-                                     state_dim=state_dim)
-        self.holdout = SequenceReplay(capacity // c.holdout_every + 1000, obs_dim, act_dim, dims,
-                                      seed=cfg.seed + 1, state_dim=state_dim)
+        self.replay = SequenceReplay(
+            capacity, obs_dim, act_dim, dims, seed=cfg.seed, state_dim=state_dim
+        )
+        self.holdout = SequenceReplay(
+            capacity // c.holdout_every + 1000,
+            obs_dim,
+            act_dim,
+            dims,
+            seed=cfg.seed + 1,
+            state_dim=state_dim,
+        )
         self.np_rng = np.random.default_rng(cfg.seed + 2)
         self.episode, self.episode_return, self.completed_returns = 0, 0.0, []
         self.updates, self.update_time = 0, 0.0
@@ -464,11 +533,18 @@ class WorldModelAgent(RealSteps, Agent):
     def _new_behaviour(self) -> None:
         rng, shape = self.np_rng, self.low.shape
         kind = self.BEHAVIOURS[int(rng.integers(len(self.BEHAVIOURS)))]
-        self.behaviour = (kind, {
-            "t": 0, "level": rng.uniform(-1.0, 1.0, shape), "freq": rng.uniform(0.5, 3.0),
-            "phase": rng.uniform(0, 2 * np.pi, shape), "a": np.zeros(shape),
-            "dt": float(getattr(self.env.unwrapped, "dt", 0.05))
-            * self.env_spec.observation.action_repeat})
+        self.behaviour = (
+            kind,
+            {
+                "t": 0,
+                "level": rng.uniform(-1.0, 1.0, shape),
+                "freq": rng.uniform(0.5, 3.0),
+                "phase": rng.uniform(0, 2 * np.pi, shape),
+                "a": np.zeros(shape),
+                "dt": float(getattr(self.env.unwrapped, "dt", 0.05))
+                * self.env_spec.observation.action_repeat,
+            },
+        )
 
     def train(self, until: int) -> dict[str, float]:
         c = self.c
@@ -476,8 +552,11 @@ class WorldModelAgent(RealSteps, Agent):
         n, t_updates = 0, 0.0
         while self.env_steps < until:
             self._real_step(self.explore_action())
-            if (self.env_steps >= c.prefill and self.env_steps % c.train_every == 0
-                    and self.replay.can_sample(c.seq_len)):
+            if (
+                self.env_steps >= c.prefill
+                and self.env_steps % c.train_every == 0
+                and self.replay.can_sample(c.seq_len)
+            ):
                 t0 = time.perf_counter()
                 for _ in range(c.updates):
                     batch = batch_to(self.replay.sample(c.batch_size, c.seq_len), self.device)
@@ -509,8 +588,9 @@ class WorldModelAgent(RealSteps, Agent):
             # the held-out steps cut into sequences end to end (no step twice), alternately
             # for fitting and for scoring the probe: two disjoint sets from the same episodes
             tiles = self.holdout.sample(2 * c.probe_sequences, c.seq_len, tiled=True)
-            fit, score = (batch_to(_sequences(tiles, slice(k, None, 2)), self.device)
-                          for k in (0, 1))
+            fit, score = (
+                batch_to(_sequences(tiles, slice(k, None, 2)), self.device) for k in (0, 1)
+            )
             out.update(probe_scores(self.model, fit, score, c.eval_horizons, c.probe_alpha))
         return out
 
@@ -525,16 +605,27 @@ class WorldModelAgent(RealSteps, Agent):
         rng = np.random.default_rng(self.cfg.seed + 3)  # leaves the data's generator alone
         n = len(obs["state"] if isinstance(obs, dict) else obs)
         a = rng.uniform(-1.0, 1.0, (n, *self.low.shape))
-        return {"actions": a, "entropy": float(np.log(2.0) * a.shape[1]), "mean_abs_mean": 0.0,
-                "std": float(1.0 / np.sqrt(3.0)), "critic_scale": None}
+        return {
+            "actions": a,
+            "entropy": float(np.log(2.0) * a.shape[1]),
+            "mean_abs_mean": 0.0,
+            "std": float(1.0 / np.sqrt(3.0)),
+            "critic_scale": None,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "model": self.model.state_dict(), "opt": self.opt.state_dict(),
-            "replay": self.replay.state_dict(), "holdout": self.holdout.state_dict(),
-            "env": snapshot(self.env), "obs": self.obs, "episode": self.episode,
-            "episode_return": self.episode_return, "completed_returns": self.completed_returns,
-            "np_rng": self.np_rng.bit_generator.state, "updates": self.updates,
+            "model": self.model.state_dict(),
+            "opt": self.opt.state_dict(),
+            "replay": self.replay.state_dict(),
+            "holdout": self.holdout.state_dict(),
+            "env": snapshot(self.env),
+            "obs": self.obs,
+            "episode": self.episode,
+            "episode_return": self.episode_return,
+            "completed_returns": self.completed_returns,
+            "np_rng": self.np_rng.bit_generator.state,
+            "updates": self.updates,
             "behaviour": getattr(self, "behaviour", None),
         }
 

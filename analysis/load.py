@@ -156,11 +156,20 @@ def load_trials(sweep_dir: str | Path, *, strict: bool = False) -> pd.DataFrame:
     """
     info = read_sweep_info(sweep_dir)
     records = _scan_trials(info)
-    damaged = [{"trial_id": r["trial_id"], "path": str(trial_path(info.path, r["trial_id"])),
-                "defects": r["damage"]} for r in records if r["damage"]]
+    damaged = [
+        {
+            "trial_id": r["trial_id"],
+            "path": str(trial_path(info.path, r["trial_id"])),
+            "defects": r["damage"],
+        }
+        for r in records
+        if r["damage"]
+    ]
     if damaged and strict:
-        raise AnalysisError(f"{len(damaged)} damaged trial(s) in {info.path} (strict): "
-                            + "; ".join(f"{d['path']}: {d['defects']}" for d in damaged))
+        raise AnalysisError(
+            f"{len(damaged)} damaged trial(s) in {info.path} (strict): "
+            + "; ".join(f"{d['path']}: {d['defects']}" for d in damaged)
+        )
     if not records:
         raise AnalysisError(
             f"no trials in {info.path}: expected trial directories under "
@@ -180,8 +189,9 @@ def load_trials(sweep_dir: str | Path, *, strict: bool = False) -> pd.DataFrame:
     return trials
 
 
-def load_sweep(sweep_dir: str | Path, trials: pd.DataFrame | None = None, *,
-               strict: bool = False) -> pd.DataFrame:
+def load_sweep(
+    sweep_dir: str | Path, trials: pd.DataFrame | None = None, *, strict: bool = False
+) -> pd.DataFrame:
     """The tidy metrics table of a sweep (finished or still running).
 
     Returns a DataFrame with one row per run x evaluation step, shape (n_rows, n_columns), with
@@ -232,8 +242,12 @@ def load_sweep(sweep_dir: str | Path, trials: pd.DataFrame | None = None, *,
     ordered += ["planned_steps", "env_score_random", "env_score_reference", *metric_cols]
     data = data[ordered].sort_values(["trial_id", "seed", "env_step"], kind="stable")
     data = data.reset_index(drop=True)
-    data.attrs.update(config_keys=keys, metric_columns=metric_cols, sweep_name=info.name,
-                      damaged=list(trials.attrs.get("damaged", [])))
+    data.attrs.update(
+        config_keys=keys,
+        metric_columns=metric_cols,
+        sweep_name=info.name,
+        damaged=list(trials.attrs.get("damaged", [])),
+    )
     return data
 
 
@@ -339,11 +353,11 @@ def _scan_trials(info: SweepInfo) -> list[dict[str, Any]]:
     for trial_id in order:
         trial_dir = trial_root / trial_id
         check = check_trial(trial_dir, planned.get(trial_id) or None)
-        config = check.config if isinstance(check.config, dict) else \
-            dict(planned.get(trial_id) or {})
+        config = (
+            check.config if isinstance(check.config, dict) else dict(planned.get(trial_id) or {})
+        )
         status: Any = check.status or {}
-        scores = status.get("env_scores") if isinstance(status.get("env_scores"), Mapping) \
-            else {}
+        scores = status.get("env_scores") if isinstance(status.get("env_scores"), Mapping) else {}
         state = "damaged" if check.damaged else str(status.get("state") or "pending")
         records.append(
             {

@@ -126,8 +126,10 @@ def compute_improvement(ctx: ReportContext) -> None:
     for scope in ctx.scopes:
         best = ctx.best[scope]
         others = [g for g in ctx.order[scope] if g != best]
-        for value, full, target in ((score, ctx.poi, ctx.vs_best), (auc, ctx.poi_auc,
-                                                                       ctx.vs_best_auc)):
+        for value, full, target in (
+            (score, ctx.poi, ctx.vs_best),
+            (auc, ctx.poi_auc, ctx.vs_best_auc),
+        ):
             if scope == AGG_ENV or len(ctx.envs) == 1:
                 table = full[(full["a"] == best) & full["b"].isin(others)]
             else:

@@ -120,4 +120,3 @@ def report_title(ctx: ReportContext) -> str:
     if ctx.up_to is not None:
         parts.append(f"cut at {ctx.up_to:,.0f}")
     return ctx.info.name + (f" ({', '.join(parts)})" if parts else "")
-

@@ -172,11 +172,7 @@ def _init_grid_heatmap(ctx: ReportContext, fig_dir: Path) -> None:
         "Init scheme x scenario",
         "Final IQM per init scheme (rows) and output-layer scenario (columns); each cell "
         "shows the estimate and its 95% CI. Colour scales are per panel"
-        + (
-            "; the colour map is reversed so that bright cells are better."
-            if ctx.lower
-            else "."
-        )
+        + ("; the colour map is reversed so that bright cells are better." if ctx.lower else ".")
         + _lower_sentence(ctx),
     )
 

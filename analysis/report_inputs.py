@@ -59,6 +59,7 @@ def group_keys(
     # envs are always strata (compared separately, aggregated with normalised scores)
     return [k for k in dict.fromkeys(group) if k not in ("env", "seed")]
 
+
 def check_formats(formats: Sequence[str], dpi: int) -> tuple[str, ...]:
     formats = tuple(dict.fromkeys(str(f).lower().lstrip(".") for f in formats))
     bad = [f for f in formats if f not in FIGURE_FORMATS]
@@ -101,6 +102,7 @@ def command_line(
     if out_dir is not None:
         parts.append(f"--out {out_dir}")
     return " ".join(parts)
+
 
 def init_records(sweep_dir: Path, trials: pd.DataFrame) -> dict[str, str]:
     """Trial id -> its ``init_record.json`` as text (trials without one are left out)."""
@@ -155,4 +157,3 @@ def count_once(
             )
             df = df[~missing]
     return df, notes
-

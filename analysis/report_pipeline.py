@@ -188,8 +188,14 @@ def init_diagnostics(ctx: ReportContext, opts: Options) -> None:
     fig_dir = opts.out / "figures"
     draw_init_diagnostics(ctx, fig_dir)
     ctx.tuning = tuning_report.build(  # a sweep with `search:`: the tuning-cost section
-        ctx.info, ctx.runs, mode=ctx.mode, reps=opts.reps, seed=opts.seed, out_dir=opts.out,
-        save=lambda fig, name: write_figure(ctx, fig, fig_dir / name))
+        ctx.info,
+        ctx.runs,
+        mode=ctx.mode,
+        reps=opts.reps,
+        seed=opts.seed,
+        out_dir=opts.out,
+        save=lambda fig, name: write_figure(ctx, fig, fig_dir / name),
+    )
     drop_stale_figures(ctx, fig_dir)
 
 

@@ -175,4 +175,3 @@ def read_scoring(
         exploratory=reasons,
         threshold_exploratory=threshold_exploratory,
     )
-

@@ -178,8 +178,7 @@ def _damaged_trials(doc: Doc, ctx: ReportContext) -> None:
             "used; nothing was changed on disk. `sweep report --strict` makes this an error."
         )
         rows = [
-            [f"`{ctx.sweep_dir / 'trials' / str(rec['trial_id'])}`", rec["env"],
-             str(rec["damage"])]
+            [f"`{ctx.sweep_dir / 'trials' / str(rec['trial_id'])}`", rec["env"], str(rec["damage"])]
             for _, rec in damaged.iterrows()
         ]
         doc.table(["Trial directory", "Env", "Defects"], rows)
@@ -335,9 +334,7 @@ def _all_pairs(doc: Doc, ctx: ReportContext) -> None:
     """Every unordered pair of groups once, in the direction of the more likely winner."""
     doc.h(
         3,
-        "All pairs"
-        + (" (averaged over envs)" if len(ctx.envs) > 1 else "")
-        + ctx.scoring.tag,
+        "All pairs" + (" (averaged over envs)" if len(ctx.envs) > 1 else "") + ctx.scoring.tag,
     )
     rank = {g: i for i, g in enumerate(ctx.order[ctx.scopes[-1]])}
     poi = ctx.poi
@@ -347,9 +344,7 @@ def _all_pairs(doc: Doc, ctx: ReportContext) -> None:
         ["A", *pair_headers(ctx, "B", "A", "B")],
         [
             [r.a, *row]
-            for r, row in zip(
-                pairs.itertuples(), pair_rows(ctx, pairs, ctx.poi_auc), strict=True
-            )
+            for r, row in zip(pairs.itertuples(), pair_rows(ctx, pairs, ctx.poi_auc), strict=True)
         ],
     )
 

@@ -105,13 +105,20 @@ def pair_rows(
             rows.append([r.b, ci(r.p, r.low, r.high, digits=2), auc_cell, verdict])
             continue
         if r.analysis != "paired":
-            rows.append([r.b, ci(r.p, r.low, r.high, digits=2), "-", "-", "(unpaired: no "
-                         "shared seeds)", auc_cell, verdict])
+            rows.append(
+                [
+                    r.b,
+                    ci(r.p, r.low, r.high, digits=2),
+                    "-",
+                    "-",
+                    "(unpaired: no shared seeds)",
+                    auc_cell,
+                    verdict,
+                ]
+            )
             continue
         if not r.agree:
-            other = _verdict(
-                r.low_unpaired, r.high_unpaired, r.a, r.b, int(r.n_min_unpaired)
-            )
+            other = _verdict(r.low_unpaired, r.high_unpaired, r.a, r.b, int(r.n_min_unpaired))
             verdict += f" (unpaired: {other})"
         seeds = f"{int(r.wins)} of {int(r.n_seeds)}" + (
             f" (sign test p = {r.sign_p:.2g})" if r.wins + r.losses else ""
@@ -132,6 +139,7 @@ def pair_rows(
 
 # --------------------------------------------------------------------------------------------
 # composition
+
 
 def ranking_rows(ctx: ReportContext, scope: str) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the ranking table of ``scope`` (an env or the aggregate)."""
@@ -187,9 +195,7 @@ def _runs_text(runs: pd.DataFrame) -> str:
     return text
 
 
-def _verdict(
-    low: float, high: float, a: str, b: str, n_min: int, *, paired: bool = False
-) -> str:
+def _verdict(low: float, high: float, a: str, b: str, n_min: int, *, paired: bool = False) -> str:
     if not (np.isfinite(low) and np.isfinite(high)):
         return "no CI (too few runs)"
     if paired and n_min < stats.MIN_SEEDS_FOR_SUPPORT:
@@ -260,4 +266,3 @@ def verdict_summary(ctx: ReportContext, scope: str) -> str:
     if n_running:
         parts.append(f"Includes {n_running} running run(s) up to their last eval (partial).")
     return " ".join(parts)
-

@@ -116,16 +116,22 @@ def expected_best_curve(
         ns = range(1, n_configs + 1)
     ns = np.asarray(list(ns), dtype=int)
     with np.errstate(all="ignore"):
-        estimate = expected_best(np.nanmean(m, axis=1), ns, mode=mode) if n_configs else \
-            np.full(ns.shape, np.nan)
+        estimate = (
+            expected_best(np.nanmean(m, axis=1), ns, mode=mode)
+            if n_configs
+            else np.full(ns.shape, np.nan)
+        )
     low = high = np.full(ns.shape, np.nan)
     if reps > 0 and n_configs > 0 and (n_seeds > 1 or resample == "seeds+configs"):
         rng = np.random.default_rng(seed)
         boot = np.empty((reps, ns.size))
         for b in range(reps):
             cols = rng.integers(0, n_seeds, n_seeds)
-            rows = (rng.integers(0, n_configs, n_configs) if resample == "seeds+configs"
-                    else slice(None))
+            rows = (
+                rng.integers(0, n_configs, n_configs)
+                if resample == "seeds+configs"
+                else slice(None)
+            )
             with np.errstate(all="ignore"), _no_warnings():
                 means = np.nanmean(m[rows][:, cols], axis=1)
             boot[b] = expected_best(means, ns, mode=mode)
@@ -141,8 +147,9 @@ def config_scores(
     seed: str = "seed",
 ) -> tuple[np.ndarray, list[Any], list[Any]]:
     """Runs (one row each) -> ([configs, seeds] score matrix, config ids, seeds); NaN = no run."""
-    pivot = runs.pivot_table(index=config, columns=seed, values=score, aggfunc="mean",
-                             dropna=False, sort=True)
+    pivot = runs.pivot_table(
+        index=config, columns=seed, values=score, aggfunc="mean", dropna=False, sort=True
+    )
     return pivot.to_numpy(dtype=float), list(pivot.index), list(pivot.columns)
 
 
@@ -175,8 +182,9 @@ def tuning_curves(
     keys = list(cells)
     for cell, sub in _cells(runs, keys):
         matrix, n_seeds, cost, configs = _search(sub, config, score, steps)
-        curve = expected_best_curve(matrix, mode=mode, reps=reps, ci=ci, seed=seed,
-                                    resample=resample)
+        curve = expected_best_curve(
+            matrix, mode=mode, reps=reps, ci=ci, seed=seed, resample=resample
+        )
         curve["env_steps"] = curve["n"] * cost
         curve["configs"] = configs
         curve["seeds"] = n_seeds
@@ -184,8 +192,9 @@ def tuning_curves(
             curve.insert(keys.index(k), k, v)
         out.append(curve)
     if not out:
-        return pd.DataFrame(columns=[*keys, "n", "estimate", "low", "high", "env_steps",
-                                     "configs", "seeds"])
+        return pd.DataFrame(
+            columns=[*keys, "n", "estimate", "low", "high", "env_steps", "configs", "seeds"]
+        )
     return pd.concat(out, ignore_index=True)
 
 
@@ -219,11 +228,31 @@ def expected_best_at_budget(
         matrix, _, cost, configs = _search(sub, config, score, steps)
         n = max(1, int(budget // cost)) if cost > 0 else 1
         curve = expected_best_curve(matrix, [n], mode=mode, reps=reps, ci=ci, seed=seed)
-        rows.append({**cell, **curve.iloc[0].to_dict(), "n": n,
-                     "env_steps": n * cost, "configs": configs, "beyond_search": n > configs,
-                     "over_budget": n * cost > budget})
-    return pd.DataFrame(rows, columns=[*keys, "n", "estimate", "low", "high", "env_steps",
-                                       "configs", "beyond_search", "over_budget"])
+        rows.append(
+            {
+                **cell,
+                **curve.iloc[0].to_dict(),
+                "n": n,
+                "env_steps": n * cost,
+                "configs": configs,
+                "beyond_search": n > configs,
+                "over_budget": n * cost > budget,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            *keys,
+            "n",
+            "estimate",
+            "low",
+            "high",
+            "env_steps",
+            "configs",
+            "beyond_search",
+            "over_budget",
+        ],
+    )
 
 
 def variance_explained(values: ArrayLike, scores: ArrayLike, *, bins: int = 4) -> float:
@@ -285,15 +314,22 @@ def sensitivity_table(
         for key in keys:
             if key not in sub or sub[key].isna().all():
                 continue
-            rows.append({**cell, "key": key,
-                         "variance_share": variance_explained(sub[key], sub[score], bins=bins),
-                         "configs": int(sub[key].notna().sum()), "best_value": best[key]})
+            rows.append(
+                {
+                    **cell,
+                    "key": key,
+                    "variance_share": variance_explained(sub[key], sub[score], bins=bins),
+                    "configs": int(sub[key].notna().sum()),
+                    "best_value": best[key],
+                }
+            )
     table = pd.DataFrame(rows, columns=[*cells, "key", "variance_share", "configs", "best_value"])
     if table.empty:
         return table
     table["_order"] = table.groupby(list(cells), sort=False).ngroup() if cells else 0
-    table = table.sort_values(["_order", "variance_share"], ascending=[True, False],
-                              na_position="last")
+    table = table.sort_values(
+        ["_order", "variance_share"], ascending=[True, False], na_position="last"
+    )
     return table.drop(columns="_order").reset_index(drop=True)
 
 
@@ -319,8 +355,9 @@ def percentile_normalise(
             continue
         p_lo, p_hi = np.percentile(vals, [low, high])
         if p_hi > p_lo:
-            out[sel] = (x[sel] - p_lo) / (p_hi - p_lo) if sign > 0 else (p_hi - x[sel]) / (
-                p_hi - p_lo)
+            out[sel] = (
+                (x[sel] - p_lo) / (p_hi - p_lo) if sign > 0 else (p_hi - x[sel]) / (p_hi - p_lo)
+            )
     return out
 
 
@@ -365,8 +402,15 @@ def sensitivity_phi(
         sub = sub[sub[setting].isin(settings)]
         row: dict[str, Any] = {family: fam, "envs": len(envs), "settings": len(settings)}
         if not settings:
-            rows.append({**row, "per_env_tuned": np.nan, "cross_env_tuned": np.nan,
-                         "phi": np.nan, "best_setting": None})
+            rows.append(
+                {
+                    **row,
+                    "per_env_tuned": np.nan,
+                    "cross_env_tuned": np.nan,
+                    "phi": np.nan,
+                    "best_setting": None,
+                }
+            )
             continue
         seeds = sorted(pd.unique(sub[seed]))
         cube = np.full((len(settings), len(envs), len(seeds)), np.nan)  # [H, E, S]
@@ -375,18 +419,26 @@ def sensitivity_phi(
         k = {v: i for i, v in enumerate(seeds)}
         for r in sub.itertuples(index=False):
             cube[h[getattr(r, setting)], e[getattr(r, env)], k[getattr(r, seed)]] = getattr(
-                r, score)
+                r, score
+            )
         gamma = _nanmean(cube, axis=2)  # [H, E]
         per_env, cross, best = _phi_parts(gamma)
-        row.update(per_env_tuned=per_env, cross_env_tuned=cross, phi=per_env - cross,
-                   best_setting=settings[best] if best is not None else None)
+        row.update(
+            per_env_tuned=per_env,
+            cross_env_tuned=cross,
+            phi=per_env - cross,
+            best_setting=settings[best] if best is not None else None,
+        )
         if reps > 0:
             rng = np.random.default_rng(rng_seed)
             idx = rng.integers(0, len(seeds), (reps, len(seeds)))
             boot = _nanmean(cube[:, :, idx], axis=3)  # [H, E, reps]
             parts = np.array([_phi_parts(boot[:, :, b])[:2] for b in range(reps)])
-            stats = {"per_env_tuned": parts[:, 0], "cross_env_tuned": parts[:, 1],
-                     "phi": parts[:, 0] - parts[:, 1]}
+            stats = {
+                "per_env_tuned": parts[:, 0],
+                "cross_env_tuned": parts[:, 1],
+                "phi": parts[:, 0] - parts[:, 1],
+            }
             for name, values in stats.items():
                 row[f"{name}_low"], row[f"{name}_high"] = _interval(values, ci)
         rows.append(row)

@@ -75,7 +75,8 @@ def build(
     data["config"] = data["trial_id"].map(lambda t: planned.get(str(t), {}).get("group"))
     data["draw"] = data["trial_id"].map(lambda t: planned.get(str(t), {}).get("draw"))
     planned_steps = data["trial_id"].map(
-        lambda t: (planned.get(str(t), {}).get("config") or {}).get("total_steps"))
+        lambda t: (planned.get(str(t), {}).get("config") or {}).get("total_steps")
+    )
     steps = data.get("planned_steps", planned_steps)
     data["steps"] = pd.to_numeric(steps, errors="coerce").fillna(planned_steps).astype(float)
     data["family"] = _labels(data, family)
@@ -84,8 +85,11 @@ def build(
         data = data[data["state"] == "finished"]
     data = data[data["score"].notna() & data["config"].notna()].reset_index(drop=True)
     distributions: dict[str, list[str]] = search.get("distributions", {})
-    log_keys = {k for k, texts in distributions.items()
-                if all(str(t).startswith("loguniform") for t in texts)}
+    log_keys = {
+        k
+        for k, texts in distributions.items()
+        if all(str(t).startswith("loguniform") for t in texts)
+    }
     searched = data["trial_id"].map(lambda t: planned.get(str(t), {}).get("searched"))
     keys = {}
     for fam, sub in data.groupby("family", sort=False):
@@ -94,27 +98,50 @@ def build(
             listed = {k for k in distributions if k in sub and sub[k].nunique() > 1}
         keys[fam] = [k for k in distributions if k in listed and k in sub]
     knob_cols = [k for k in distributions if k in data]
-    configs = (data.groupby(["family", "env", "config", "draw"], sort=False, dropna=False)
-               .agg(score=("score", "mean"), seeds=("seed", "nunique"),
-                    **{k: (k, "first") for k in knob_cols}).reset_index())
+    configs = (
+        data.groupby(["family", "env", "config", "draw"], sort=False, dropna=False)
+        .agg(
+            score=("score", "mean"),
+            seeds=("seed", "nunique"),
+            **{k: (k, "first") for k in knob_cols},
+        )
+        .reset_index()
+    )
     curves = tuning_curves(data, ["family", "env"], mode=mode, reps=reps, seed=seed)
-    sens = pd.concat([sensitivity_table(sub, keys.get(fam, []), ["family", "env"], mode=mode)
-                      for fam, sub in configs.groupby("family", sort=False)] or [pd.DataFrame()],
-                     ignore_index=True)
+    sens = pd.concat(
+        [
+            sensitivity_table(sub, keys.get(fam, []), ["family", "env"], mode=mode)
+            for fam, sub in configs.groupby("family", sort=False)
+        ]
+        or [pd.DataFrame()],
+        ignore_index=True,
+    )
     equal = []
     for _, sub in data.groupby("env", sort=False):
         # the budget: the most expensive family's single configuration in this env
         budget = float(sub.groupby(["family", "config"])["steps"].sum().max())
-        table = expected_best_at_budget(sub, ["family", "env"], budget, mode=mode, reps=reps,
-                                        seed=seed)
+        table = expected_best_at_budget(
+            sub, ["family", "env"], budget, mode=mode, reps=reps, seed=seed
+        )
         equal.append(table.assign(budget=budget))
     phi = None
     if data["env"].nunique() > 1:
         data["normalised"] = percentile_normalise(data["score"], data["env"], mode=mode)
         phi = sensitivity_phi(data, family="family", setting="draw", reps=reps, rng_seed=seed)
-    result = TuningResult(family, keys, log_keys, int(search.get("samples", 0)), data, configs,
-                          curves, sens, phi, pd.concat(equal, ignore_index=True) if equal else
-                          pd.DataFrame(), mode, excluded)
+    result = TuningResult(
+        family,
+        keys,
+        log_keys,
+        int(search.get("samples", 0)),
+        data,
+        configs,
+        curves,
+        sens,
+        phi,
+        pd.concat(equal, ignore_index=True) if equal else pd.DataFrame(),
+        mode,
+        excluded,
+    )
     if out_dir is not None:
         curves.to_csv(out_dir / "tuning_curves.csv", index=False)
         result.equal_data.to_csv(out_dir / "tuning_equal_data.csv", index=False)
@@ -135,12 +162,18 @@ def _labels(frame: pd.DataFrame, keys: Sequence[str]) -> pd.Series:
 
 def _figures(result: TuningResult, save: Callable[[Any, str], None]) -> None:
     for x, name, caption in (
-        ("n", "tuning_expected_best_vs_trials",
-         "Expected best final score after n random-search trials (Dodge et al.), per family; "
-         "bands: 95% bootstrap over seeds (paired). n = 1 is a random configuration's mean."),
-        ("env_steps", "tuning_expected_best_vs_env_steps",
-         "The same against the real env steps spent, tuning included: n x the steps one "
-         "configuration costs (total_steps x seeds)."),
+        (
+            "n",
+            "tuning_expected_best_vs_trials",
+            "Expected best final score after n random-search trials (Dodge et al.), per family; "
+            "bands: 95% bootstrap over seeds (paired). n = 1 is a random configuration's mean.",
+        ),
+        (
+            "env_steps",
+            "tuning_expected_best_vs_env_steps",
+            "The same against the real env steps spent, tuning included: n x the steps one "
+            "configuration costs (total_steps x seeds).",
+        ),
     ):
         fig, _ = plot_expected_best(result.curves, x=x, mode=result.mode)
         save(fig, name)
@@ -154,9 +187,14 @@ def _figures(result: TuningResult, save: Callable[[Any, str], None]) -> None:
         name = "tuning_slices_" + "".join(c if c.isalnum() else "_" for c in str(fam))
         save(fig, name)
         plt.close(fig)
-        result.figures.append((name, f"{fam}: each configuration's final score (mean over its "
-                                     "seeds) against each searched knob; one panel per knob, "
-                                     "colour per env."))
+        result.figures.append(
+            (
+                name,
+                f"{fam}: each configuration's final score (mean over its "
+                "seeds) against each searched knob; one panel per knob, "
+                "colour per env.",
+            )
+        )
 
 
 def plot_expected_best(curves: pd.DataFrame, *, x: str = "n", mode: str = "max") -> tuple:
@@ -166,8 +204,9 @@ def plot_expected_best(curves: pd.DataFrame, *, x: str = "n", mode: str = "max")
     families = list(pd.unique(curves["family"]))
     colours = plots.group_palette(families, "agent")
     with plots.theme():
-        fig, axes = plt.subplots(1, len(envs), figsize=(min(4.2 * len(envs) + 1.5, 10), 3.3),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(envs), figsize=(min(4.2 * len(envs) + 1.5, 10), 3.3), squeeze=False
+        )
         for ax, env in zip(axes[0], envs):
             for fam in families:
                 c = curves[(curves["env"] == env) & (curves["family"] == fam)]
@@ -176,8 +215,7 @@ def plot_expected_best(curves: pd.DataFrame, *, x: str = "n", mode: str = "max")
                 ax.plot(c[x], c["estimate"], marker="o", ms=3, color=colours[fam], label=fam)
                 ax.fill_between(c[x], c["low"], c["high"], color=colours[fam], alpha=0.2, lw=0)
             ax.set_title(str(env))
-            ax.set_xlabel("random-search trials n" if x == "n" else
-                          "real env steps incl. tuning")
+            ax.set_xlabel("random-search trials n" if x == "n" else "real env steps incl. tuning")
             if x == "env_steps":
                 ax.set_xscale("log")
                 ax.xaxis.set_minor_formatter(NullFormatter())
@@ -190,8 +228,13 @@ def plot_expected_best(curves: pd.DataFrame, *, x: str = "n", mode: str = "max")
     return fig, axes
 
 
-def plot_slices(configs: pd.DataFrame, keys: Sequence[str], *, log_keys: set[str] = frozenset(),
-                title: str | None = None) -> tuple:
+def plot_slices(
+    configs: pd.DataFrame,
+    keys: Sequence[str],
+    *,
+    log_keys: set[str] = frozenset(),
+    title: str | None = None,
+) -> tuple:
     """Score against each knob (slice plots): a panel per knob, a point per configuration,
     colour per env. ``configs``: one row per configuration with ``score``, ``env`` and the
     knob columns; ``log_keys`` get a log x axis."""
@@ -200,22 +243,24 @@ def plot_slices(configs: pd.DataFrame, keys: Sequence[str], *, log_keys: set[str
     envs = list(pd.unique(configs["env"]))
     colours = dict(zip(envs, plt.get_cmap("tab10").colors))
     with plots.theme():
-        fig, axes = plt.subplots(rows, cols, figsize=(min(2.5 * cols, 10), 2.2 * rows + 0.4),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            rows, cols, figsize=(min(2.5 * cols, 10), 2.2 * rows + 0.4), squeeze=False
+        )
         for ax, key in zip(axes.ravel(), keys):
             for env in envs:
                 sub = configs[(configs["env"] == env) & configs[key].notna()]
                 values = sub[key]
                 if not pd.api.types.is_numeric_dtype(values):
                     values = values.astype(str)
-                ax.scatter(values, sub["score"], s=14, color=colours[env], label=str(env),
-                           alpha=0.8)
+                ax.scatter(
+                    values, sub["score"], s=14, color=colours[env], label=str(env), alpha=0.8
+                )
             if key in log_keys:
                 ax.set_xscale("log")
                 ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only
             ax.set_xlabel(key.split(".", 1)[-1], fontsize=8)
             ax.tick_params(axis="x", labelrotation=30)
-        for ax in axes.ravel()[len(keys):]:
+        for ax in axes.ravel()[len(keys) :]:
             ax.set_visible(False)
         for ax in axes[:, 0]:
             ax.set_ylabel("final score")
@@ -236,8 +281,11 @@ def compose(doc: Any, result: TuningResult, figure_dir: str = "report/figures") 
         f"Each family was searched with {result.samples} sampled configurations per env "
         f"(`search:` in the sweep file); {n_configs} configurations with {n_runs} finished runs "
         "count here"
-        + (f" ({result.excluded} unfinished or failed runs are left out)" if result.excluded
-           else "")
+        + (
+            f" ({result.excluded} unfinished or failed runs are left out)"
+            if result.excluded
+            else ""
+        )
         + ". A configuration's score is its final score averaged over its (paired) seeds. "
         "The expected best score after n trials is Dodge et al.'s estimator over these "
         "configurations; its bands are a 95% bootstrap over seeds, so they do not include the "
@@ -255,63 +303,128 @@ def compose(doc: Any, result: TuningResult, figure_dir: str = "report/figures") 
     rows = []
     for r in last.itertuples(index=False):
         f = first.loc[(r.family, r.env)]
-        rows.append([str(r.env), str(r.family), str(r.configs), str(r.seeds),
-                     _ci(f["estimate"], f["low"], f["high"]),
-                     _ci(r.estimate, r.low, r.high), f"{int(r.n)}",
-                     f"{r.env_steps:,.0f}"])
-    doc.p("**Expected best score.** n = 1: a random configuration's expected score; "
-          "n = N: the best configuration found (the search's own result). The gap between "
-          "the two is what tuning buys; env steps = the real data the N trials spent.")
-    doc.table(["Env", "Family", "Configs", "Seeds", "n = 1 [95% CI]", "n = N [95% CI]", "N",
-               "Env steps for N trials"], rows)
+        rows.append(
+            [
+                str(r.env),
+                str(r.family),
+                str(r.configs),
+                str(r.seeds),
+                _ci(f["estimate"], f["low"], f["high"]),
+                _ci(r.estimate, r.low, r.high),
+                f"{int(r.n)}",
+                f"{r.env_steps:,.0f}",
+            ]
+        )
+    doc.p(
+        "**Expected best score.** n = 1: a random configuration's expected score; "
+        "n = N: the best configuration found (the search's own result). The gap between "
+        "the two is what tuning buys; env steps = the real data the N trials spent."
+    )
+    doc.table(
+        [
+            "Env",
+            "Family",
+            "Configs",
+            "Seeds",
+            "n = 1 [95% CI]",
+            "n = N [95% CI]",
+            "N",
+            "Env steps for N trials",
+        ],
+        rows,
+    )
     for name, caption in result.figures:
         if name.startswith("tuning_expected"):
             doc.figure(f"{figure_dir}/{name}", caption)
     if not result.equal_data.empty:
-        doc.p("**At equal real data, tuning included.** Each family's expected best score when "
-              "its search may spend as many real env steps as the most expensive family's "
-              "single configuration in that env: n = that budget / its steps per "
-              "configuration. n above the configurations run (marked) keeps drawing from the "
-              "same few scores, so it approaches the best one found: optimistic.")
-        doc.table(["Env", "Family", "Budget (env steps)", "n", "Expected best [95% CI]",
-                   "Note"],
-                  [[str(r["env"]), str(r["family"]), f"{r['budget']:,.0f}", str(int(r["n"])),
-                    _ci(r["estimate"], r["low"], r["high"]),
-                    "beyond the configurations run" if r["beyond_search"] else ""]
-                   for _, r in result.equal_data.iterrows()])
-    if result.phi is not None and not result.phi.empty:
-        doc.p("**Sensitivity across envs (Adkins et al.).** Scores percentile-normalised per "
-              "env (5th to 95th percentile of every run there, all families). Per-env tuned: "
-              "the best configuration in each env, averaged over envs; cross-env tuned: the "
-              "best single configuration (draw r, the same setting in every env) averaged "
-              "over envs; Phi = their difference (0: one setting is best everywhere).")
+        doc.p(
+            "**At equal real data, tuning included.** Each family's expected best score when "
+            "its search may spend as many real env steps as the most expensive family's "
+            "single configuration in that env: n = that budget / its steps per "
+            "configuration. n above the configurations run (marked) keeps drawing from the "
+            "same few scores, so it approaches the best one found: optimistic."
+        )
         doc.table(
-            ["Family", "Envs", "Settings", "Per-env tuned", "Cross-env tuned", "Phi [95% CI]",
-             "Best setting"],
-            [[str(r["family"]), str(r["envs"]), str(r["settings"]), _num(r["per_env_tuned"]),
-              _num(r["cross_env_tuned"]),
-              _ci(r["phi"], r.get("phi_low", np.nan), r.get("phi_high", np.nan)),
-              f"r{int(r['best_setting'])}" if pd.notna(r["best_setting"]) else "-"]
-             for _, r in result.phi.iterrows()])
+            ["Env", "Family", "Budget (env steps)", "n", "Expected best [95% CI]", "Note"],
+            [
+                [
+                    str(r["env"]),
+                    str(r["family"]),
+                    f"{r['budget']:,.0f}",
+                    str(int(r["n"])),
+                    _ci(r["estimate"], r["low"], r["high"]),
+                    "beyond the configurations run" if r["beyond_search"] else "",
+                ]
+                for _, r in result.equal_data.iterrows()
+            ],
+        )
+    if result.phi is not None and not result.phi.empty:
+        doc.p(
+            "**Sensitivity across envs (Adkins et al.).** Scores percentile-normalised per "
+            "env (5th to 95th percentile of every run there, all families). Per-env tuned: "
+            "the best configuration in each env, averaged over envs; cross-env tuned: the "
+            "best single configuration (draw r, the same setting in every env) averaged "
+            "over envs; Phi = their difference (0: one setting is best everywhere)."
+        )
+        doc.table(
+            [
+                "Family",
+                "Envs",
+                "Settings",
+                "Per-env tuned",
+                "Cross-env tuned",
+                "Phi [95% CI]",
+                "Best setting",
+            ],
+            [
+                [
+                    str(r["family"]),
+                    str(r["envs"]),
+                    str(r["settings"]),
+                    _num(r["per_env_tuned"]),
+                    _num(r["cross_env_tuned"]),
+                    _ci(r["phi"], r.get("phi_low", np.nan), r.get("phi_high", np.nan)),
+                    f"r{int(r['best_setting'])}" if pd.notna(r["best_setting"]) else "-",
+                ]
+                for _, r in result.phi.iterrows()
+            ],
+        )
     else:
-        doc.p("Sensitivity Phi (Adkins et al.) needs the same configurations in two or more "
-              "envs; this run has one.")
+        doc.p(
+            "Sensitivity Phi (Adkins et al.) needs the same configurations in two or more "
+            "envs; this run has one."
+        )
     if not result.sensitivity.empty:
-        doc.p("**Per-knob sensitivity.** Share of the variance of the configurations' scores "
-              "explained by each knob (eta squared over its values or 4 quantile bins; with "
-              "few configurations noise alone explains a good part, so read it as a ranking) "
-              "and the best configuration's value.")
-        doc.table(["Env", "Family", "Knob", "Variance share", "Configs", "Best value"],
-                  [[str(r["env"]), str(r["family"]), f"`{r['key']}`", _num(r["variance_share"]),
-                    str(r["configs"]), _short(r["best_value"])]
-                   for _, r in result.sensitivity.iterrows()])
+        doc.p(
+            "**Per-knob sensitivity.** Share of the variance of the configurations' scores "
+            "explained by each knob (eta squared over its values or 4 quantile bins; with "
+            "few configurations noise alone explains a good part, so read it as a ranking) "
+            "and the best configuration's value."
+        )
+        doc.table(
+            ["Env", "Family", "Knob", "Variance share", "Configs", "Best value"],
+            [
+                [
+                    str(r["env"]),
+                    str(r["family"]),
+                    f"`{r['key']}`",
+                    _num(r["variance_share"]),
+                    str(r["configs"]),
+                    _short(r["best_value"]),
+                ]
+                for _, r in result.sensitivity.iterrows()
+            ],
+        )
     for name, caption in result.figures:
         if name.startswith("tuning_slices"):
             doc.figure(f"{figure_dir}/{name}", caption)
-    doc.p("The numbers: `report/tuning_curves.csv` (expected best per n), "
-          "`report/tuning_equal_data.csv`, `report/tuning_configs.csv` (one row per "
-          "configuration: its knobs and mean score), `report/tuning_sensitivity.csv`"
-          + (", `report/tuning_phi.csv`" if result.phi is not None else "") + ".")
+    doc.p(
+        "The numbers: `report/tuning_curves.csv` (expected best per n), "
+        "`report/tuning_equal_data.csv`, `report/tuning_configs.csv` (one row per "
+        "configuration: its knobs and mean score), `report/tuning_sensitivity.csv`"
+        + (", `report/tuning_phi.csv`" if result.phi is not None else "")
+        + "."
+    )
 
 
 def _num(v: Any) -> str:

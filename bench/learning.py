@@ -37,24 +37,41 @@ BARS = {
 def run_bar(agent: str, seeds: list[int], out: Path, extra: dict) -> bool:
     overrides, steps, every, bar, needed = BARS[agent]
     finals = []
-    print(f"{agent} on Pendulum-v1, {steps} env steps, bar {bar} for {needed}/5 seeds "
-          f"(scaled to {len(seeds)} seeds), overrides {overrides | extra}", flush=True)
+    print(
+        f"{agent} on Pendulum-v1, {steps} env steps, bar {bar} for {needed}/5 seeds "
+        f"(scaled to {len(seeds)} seeds), overrides {overrides | extra}",
+        flush=True,
+    )
     for seed in seeds:
-        cfg = build_config({"agent": agent, "env": "Pendulum-v1", "seed": seed,
-                            "total_steps": steps, "eval_every": every, "eval_episodes": 10,
-                            "checkpoint_every": 0, **overrides, **extra})
+        cfg = build_config(
+            {
+                "agent": agent,
+                "env": "Pendulum-v1",
+                "seed": seed,
+                "total_steps": steps,
+                "eval_every": every,
+                "eval_episodes": 10,
+                "checkpoint_every": 0,
+                **overrides,
+                **extra,
+            }
+        )
         t0 = time.perf_counter()
         rows = run_trial(cfg, out / f"{agent}_seed{seed}")
         final = rows[-1]["eval/return"]
         finals.append(final)
         curve = " ".join(f"{r['eval/return']:.0f}" for r in rows)
-        print(f"  seed {seed}: final {final:8.1f}  {'pass' if final >= bar else 'FAIL'}  "
-              f"({time.perf_counter() - t0:.0f}s; curve {curve})", flush=True)
+        print(
+            f"  seed {seed}: final {final:8.1f}  {'pass' if final >= bar else 'FAIL'}  "
+            f"({time.perf_counter() - t0:.0f}s; curve {curve})",
+            flush=True,
+        )
     passed = sum(f >= bar for f in finals)
     required = -(-needed * len(seeds) // 5)  # 4 of 5, scaled up for other seed counts
     ok = passed >= required
-    print(f"{agent}: {passed}/{len(seeds)} seeds >= {bar} -> {'PASS' if ok else 'FAIL'}\n",
-          flush=True)
+    print(
+        f"{agent}: {passed}/{len(seeds)} seeds >= {bar} -> {'PASS' if ok else 'FAIL'}\n", flush=True
+    )
     return ok
 
 
@@ -63,8 +80,13 @@ def main() -> None:
     p.add_argument("--agents", nargs="+", default=list(BARS), choices=list(BARS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--out", type=Path, default=None, help="trial dirs (default: a temp dir)")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="extra config overrides, e.g. sac.bf16=true")
+    p.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra config overrides, e.g. sac.bf16=true",
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
     out = args.out or Path(tempfile.mkdtemp(prefix="learning_"))

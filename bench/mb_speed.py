@@ -62,13 +62,20 @@ def build(name: str, total: int, env: str = "Pendulum-v1"):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--agents", nargs="+", default=None,
-                   help="default: sac and every registered model-based agent")
+    p.add_argument(
+        "--agents",
+        nargs="+",
+        default=None,
+        help="default: sac and every registered model-based agent",
+    )
     p.add_argument("--steps", type=int, default=2000, help="timed env steps per agent")
     p.add_argument("--chunk", type=int, default=500, help="steps per turn")
     p.add_argument("--env", default="Pendulum-v1", help="env id (default Pendulum-v1)")
-    p.add_argument("--profile", action="store_true",
-                   help="profile the timed steps; print each agent's top functions")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the timed steps; print each agent's top functions",
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
     names = args.agents or ["sac", *[n for n in MODEL_BASED if n in agents]]
@@ -77,8 +84,11 @@ def main() -> None:
         agent, warmup, extra = build(name, 100_000, args.env)
         t0 = time.perf_counter()
         agent.train(warmup)
-        print(f"{name}: warm-up {warmup} steps in {time.perf_counter() - t0:.1f}s, "
-              f"overrides {extra or 'none'}", flush=True)
+        print(
+            f"{name}: warm-up {warmup} steps in {time.perf_counter() - t0:.1f}s, "
+            f"overrides {extra or 'none'}",
+            flush=True,
+        )
         runs[name] = [agent, 0.0, 0, 0.0]
     profiles = {name: cProfile.Profile() for name in runs} if args.profile else {}
     while any(r[2] < args.steps for r in runs.values()):
@@ -97,8 +107,10 @@ def main() -> None:
             run[2] += n
     wall = {name: 1000 * r[1] / r[2] for name, r in runs.items()}
     cpu = {name: 1000 * r[3] / r[2] for name, r in runs.items()}
-    print(f"\n{args.env}, {args.steps} timed env steps each (learning phase), 1 thread"
-          + (" (under cProfile)" if profiles else ""))
+    print(
+        f"\n{args.env}, {args.steps} timed env steps each (learning phase), 1 thread"
+        + (" (under cProfile)" if profiles else "")
+    )
     print(f"{'agent':<10} {'wall s/1k':>10} {'x SAC':>7} {'CPU s/1k':>10} {'x SAC':>7}")
     for name in runs:
         ratios = [f"{d[name] / d['sac']:7.2f}" if "sac" in d else "      -" for d in (wall, cpu)]
@@ -113,10 +125,17 @@ def top_functions(prof: cProfile.Profile, n: int = 10) -> str:
     stats = pstats.Stats(prof).stats  # (file, line, name) -> (cc, nc, tt, ct, callers)
     root = Path(__file__).resolve().parents[1] / "agent"
     total = max((v[3] for v in stats.values()), default=0.0) or 1.0
-    rows = sorted(((v[3], v[1], f"{Path(k[0]).name}:{k[2]}") for k, v in stats.items()
-                   if Path(k[0]).resolve().is_relative_to(root)), reverse=True)
-    return "\n".join(f"  {ct / total:6.1%}  {calls:8d} calls  {where}"
-                      for ct, calls, where in rows[:n])
+    rows = sorted(
+        (
+            (v[3], v[1], f"{Path(k[0]).name}:{k[2]}")
+            for k, v in stats.items()
+            if Path(k[0]).resolve().is_relative_to(root)
+        ),
+        reverse=True,
+    )
+    return "\n".join(
+        f"  {ct / total:6.1%}  {calls:8d} calls  {where}" for ct, calls, where in rows[:n]
+    )
 
 
 if __name__ == "__main__":

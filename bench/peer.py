@@ -91,8 +91,7 @@ def timed(fn: Callable[[], Any], steps: int) -> tuple[float, float]:
 
 def train_ours(name: str, env: str, seed: int, steps: int, overrides: dict):
     """Our agent ``name`` trained for ``steps`` env steps: (agent, rates from :func:`timed`)."""
-    cfg = build_config({"agent": name, "env": env, "seed": seed, "total_steps": steps,
-                        **overrides})
+    cfg = build_config({"agent": name, "env": env, "seed": seed, "total_steps": steps, **overrides})
     torch.manual_seed(seed)
     agent = agents.get(name)(cfg)
     agent.initialise()
@@ -104,13 +103,29 @@ def train_sb3(cls, args: argparse.Namespace, seed: int, env_spec, **kwargs: Any)
     :func:`off_policy_options`, tau 0.005, gamma 0.99, one gradient step per env step, CPU) and
     its own ``kwargs``, trained for ``args.steps``: (its :class:`SB3Policy`, rates from
     :func:`timed`, one update: a gradient step on a batch)."""
-    model = cls("MlpPolicy", args.env, learning_rate=args.lr, batch_size=args.batch,
-                buffer_size=args.steps, learning_starts=args.learning_starts, tau=0.005,
-                gamma=0.99, train_freq=1, gradient_steps=1, **kwargs,
-                policy_kwargs={"net_arch": args.hidden}, seed=seed, device="cpu", verbose=0)
+    model = cls(
+        "MlpPolicy",
+        args.env,
+        learning_rate=args.lr,
+        batch_size=args.batch,
+        buffer_size=args.steps,
+        learning_starts=args.learning_starts,
+        tau=0.005,
+        gamma=0.99,
+        train_freq=1,
+        gradient_steps=1,
+        **kwargs,
+        policy_kwargs={"net_arch": args.hidden},
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
     rates = timed(lambda: model.learn(args.steps), args.steps)
-    return (SB3Policy(model, env_spec), rates,
-            lambda: model.train(gradient_steps=1, batch_size=args.batch))
+    return (
+        SB3Policy(model, env_spec),
+        rates,
+        lambda: model.train(gradient_steps=1, batch_size=args.batch),
+    )
 
 
 def train_both(seed: int, episodes: int, ours: Callable, sb3: Callable) -> tuple[Any, Side, Side]:
@@ -142,20 +157,29 @@ def update_ms(updates: dict, reps: int = 6, n: int = 25) -> dict[str, float]:
 
 def report(seed: int, name: str, rates: tuple[float, float], returns: np.ndarray) -> None:
     """One library's line: its rates and eval return (mean +- std over episodes)."""
-    print(f"seed {seed} {name:4s}: {rates[0]:7.1f} env steps per CPU s ({rates[1]:7.1f} per wall "
-          f"s), eval {returns.mean():8.1f} +- {returns.std():5.1f}", flush=True)
+    print(
+        f"seed {seed} {name:4s}: {rates[0]:7.1f} env steps per CPU s ({rates[1]:7.1f} per wall "
+        f"s), eval {returns.mean():8.1f} +- {returns.std():5.1f}",
+        flush=True,
+    )
 
 
 def report_ratio(seed: int, ours: Side, sb3: Side) -> float:
     """The seed's RATIO line (throughput ours / SB3 and both returns); the CPU-time ratio."""
     ratio = ours.rates[0] / sb3.rates[0]
-    print(f"seed {seed} RATIO env steps per CPU s ours/SB3 = {ratio:.2f}x "
-          f"(wall clock {ours.rates[1] / sb3.rates[1]:.2f}x); eval return ours "
-          f"{ours.returns.mean():.1f} vs SB3 {sb3.returns.mean():.1f}", flush=True)
+    print(
+        f"seed {seed} RATIO env steps per CPU s ours/SB3 = {ratio:.2f}x "
+        f"(wall clock {ours.rates[1] / sb3.rates[1]:.2f}x); eval return ours "
+        f"{ours.returns.mean():.1f} vs SB3 {sb3.returns.mean():.1f}",
+        flush=True,
+    )
     return ratio
 
 
 def report_updates(seed: int, ms: dict[str, float], what: str = "one update", digits: int = 2):
     """The seed's update-timing line: ours and SB3 in ms (``digits`` decimals), SB3 / ours."""
-    print(f"seed {seed} {what}: ours {ms['ours']:.{digits}f} ms, SB3 {ms['sb3']:.{digits}f} ms "
-          f"(ratio {ms['sb3'] / ms['ours']:.2f}x)", flush=True)
+    print(
+        f"seed {seed} {what}: ours {ms['ours']:.{digits}f} ms, SB3 {ms['sb3']:.{digits}f} ms "
+        f"(ratio {ms['sb3'] / ms['ours']:.2f}x)",
+        flush=True,
+    )

@@ -43,8 +43,9 @@ def render_fps(env_id: str, size: int, steps: int, fast: bool) -> float:
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     for _ in range(steps):
-        _, _, term, trunc, _ = env.step(rng.uniform(-1, 1, env.action_space.shape)
-                                        * env.action_space.high)
+        _, _, term, trunc, _ = env.step(
+            rng.uniform(-1, 1, env.action_space.shape) * env.action_space.high
+        )
         if term or trunc:
             env.reset()
     fps = steps / (time.perf_counter() - t0)
@@ -52,23 +53,29 @@ def render_fps(env_id: str, size: int, steps: int, fast: bool) -> float:
     return fps
 
 
-def update_seconds(size: int, depth: int, act_dim: int, batch: int, seq_len: int,
-                   channels_last: bool, repeats: int) -> float:
+def update_seconds(
+    size: int, depth: int, act_dim: int, batch: int, seq_len: int, channels_last: bool, repeats: int
+) -> float:
     """Mean seconds of one world-model update on random uint8 frames."""
-    cfg = WorldModelConfig(depth=depth, batch_size=batch, seq_len=seq_len,
-                           channels_last=channels_last)
+    cfg = WorldModelConfig(
+        depth=depth, batch_size=batch, seq_len=seq_len, channels_last=channels_last
+    )
     model = WorldModel((3, size, size), act_dim, cfg, {"joint_pos": 9})
     apply_init(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, foreach=True)
     g = torch.Generator().manual_seed(0)
     is_first = torch.zeros(batch, seq_len, dtype=torch.bool)
     is_first[:, 0] = True
-    b = {"obs": torch.randint(0, 256, (batch, seq_len, 3, size, size), generator=g,
-                              dtype=torch.uint8),
-         "action": torch.rand(batch, seq_len, act_dim, generator=g) * 2 - 1,
-         "reward": torch.rand(batch, seq_len, generator=g), "is_first": is_first,
-         "is_terminal": torch.zeros(batch, seq_len, dtype=torch.bool),
-         "proprio": {"joint_pos": torch.randn(batch, seq_len, 9, generator=g)}}
+    b = {
+        "obs": torch.randint(
+            0, 256, (batch, seq_len, 3, size, size), generator=g, dtype=torch.uint8
+        ),
+        "action": torch.rand(batch, seq_len, act_dim, generator=g) * 2 - 1,
+        "reward": torch.rand(batch, seq_len, generator=g),
+        "is_first": is_first,
+        "is_terminal": torch.zeros(batch, seq_len, dtype=torch.bool),
+        "proprio": {"joint_pos": torch.randn(batch, seq_len, 9, generator=g)},
+    }
     model_update(model, opt, b, cfg.grad_clip)  # warm-up
     t0 = time.perf_counter()
     for _ in range(repeats):
@@ -88,14 +95,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=2, help="timed updates per setting")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--channels-last", action="store_true", help="also time NHWC activations")
-    p.add_argument("--skip-default-render", action="store_true",
-                   help="do not time MuJoCo's default (slow) render settings")
+    p.add_argument(
+        "--skip-default-render",
+        action="store_true",
+        help="do not time MuJoCo's default (slow) render settings",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     act_dim = get_env(args.env).make().action_space.shape[0]
     frames = args.batch * args.seq_len
-    print(f"{args.env}, {args.threads} thread(s), batch {args.batch} x seq {args.seq_len} = "
-          f"{frames} frames per update, one update per {args.train_every} env steps")
+    print(
+        f"{args.env}, {args.threads} thread(s), batch {args.batch} x seq {args.seq_len} = "
+        f"{frames} frames per update, one update per {args.train_every} env steps"
+    )
     for size in args.sizes:
         fast = render_fps(args.env, size, args.render_steps, fast=True)
         line = f"{size}x{size}: render {fast:.0f} steps/s (fast settings)"
@@ -104,17 +116,20 @@ def main(argv: list[str] | None = None) -> None:
             line += f", {slow:.0f} steps/s with MuJoCo's defaults ({fast / slow:.1f}x)"
         print(line)
         for depth in args.depths:
-            for cl in ([False, True] if args.channels_last else [False]):
-                sec = update_seconds(size, depth, act_dim, args.batch, args.seq_len, cl,
-                                     args.repeats)
+            for cl in [False, True] if args.channels_last else [False]:
+                sec = update_seconds(
+                    size, depth, act_dim, args.batch, args.seq_len, cl, args.repeats
+                )
                 step_render = 1.0 / fast
                 step_update = sec / args.train_every
                 share = step_render / (step_render + step_update)
-                print(f"  depth {depth:3d}{' channels_last' if cl else ''}: update "
-                      f"{sec:.2f} s, {frames / sec:.0f} train frames/s; per env step "
-                      f"{1e3 * (step_render + step_update):.1f} ms = render {100 * share:.0f}% "
-                      f"+ update {100 * (1 - share):.0f}% -> {1 / (step_render + step_update):.1f}"
-                      " env steps/s")
+                print(
+                    f"  depth {depth:3d}{' channels_last' if cl else ''}: update "
+                    f"{sec:.2f} s, {frames / sec:.0f} train frames/s; per env step "
+                    f"{1e3 * (step_render + step_update):.1f} ms = render {100 * share:.0f}% "
+                    f"+ update {100 * (1 - share):.0f}% -> {1 / (step_render + step_update):.1f}"
+                    " env steps/s"
+                )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,9 @@ class SB3Policy(peer.SB3Policy):
 
 
 def ours(args, seed: int, extra: dict):
-    agent, rates = peer.train_ours("ppo", args.env, seed, args.steps,
-                                   {**settings(args.env), **extra})
+    agent, rates = peer.train_ours(
+        "ppo", args.env, seed, args.steps, {**settings(args.env), **extra}
+    )
 
     def update():  # the update phase alone, on the last full rollout
         agent.update()
@@ -68,18 +69,39 @@ def sb3(args, seed: int, env_spec):
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
-    c = {**PPOConfig().model_dump(),
-         **{k.removeprefix("ppo."): v for k, v in settings(args.env).items()}}
-    venv = VecNormalize(make_vec_env(args.env, n_envs=c["num_envs"], seed=seed),
-                        norm_obs=c["normalize_obs"], norm_reward=c["normalize_reward"],
-                        gamma=c["gamma"])
-    model = PPO("MlpPolicy", venv, learning_rate=c["lr"], n_steps=c["n_steps"],
-                batch_size=c["minibatch_size"], n_epochs=c["epochs"], gamma=c["gamma"],
-                gae_lambda=c["gae_lambda"], clip_range=c["clip"], ent_coef=c["ent_coef"],
-                vf_coef=c["vf_coef"], max_grad_norm=c["max_grad_norm"], use_sde=False,
-                policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]},
-                               "activation_fn": torch.nn.Tanh, "log_std_init": 0.0},
-                seed=seed, device="cpu", verbose=0)
+    c = {
+        **PPOConfig().model_dump(),
+        **{k.removeprefix("ppo."): v for k, v in settings(args.env).items()},
+    }
+    venv = VecNormalize(
+        make_vec_env(args.env, n_envs=c["num_envs"], seed=seed),
+        norm_obs=c["normalize_obs"],
+        norm_reward=c["normalize_reward"],
+        gamma=c["gamma"],
+    )
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        learning_rate=c["lr"],
+        n_steps=c["n_steps"],
+        batch_size=c["minibatch_size"],
+        n_epochs=c["epochs"],
+        gamma=c["gamma"],
+        gae_lambda=c["gae_lambda"],
+        clip_range=c["clip"],
+        ent_coef=c["ent_coef"],
+        vf_coef=c["vf_coef"],
+        max_grad_norm=c["max_grad_norm"],
+        use_sde=False,
+        policy_kwargs={
+            "net_arch": {"pi": [64, 64], "vf": [64, 64]},
+            "activation_fn": torch.nn.Tanh,
+            "log_std_init": 0.0,
+        },
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
     rates = peer.timed(lambda: model.learn(args.steps), args.steps)
     venv.training = False
     return SB3Policy(model, venv, env_spec), rates, model.train
@@ -96,12 +118,17 @@ def settings(env: str) -> dict:
 def main() -> None:
     set_help = "extra overrides for our PPO, e.g. init.scheme=orthogonal"
     args, extra = peer.parse_args(__doc__, steps=100_000, set_help=set_help)
-    print(f"PPO on {args.env}, {args.steps} env steps, settings {settings(args.env)}, "
-          f"extra {extra}", flush=True)
+    print(
+        f"PPO on {args.env}, {args.steps} env steps, settings {settings(args.env)}, extra {extra}",
+        flush=True,
+    )
     for seed in args.seeds:
-        _, our, their = peer.train_both(seed, args.eval_episodes,
-                                        functools.partial(ours, args, seed, extra),
-                                        functools.partial(sb3, args, seed))
+        _, our, their = peer.train_both(
+            seed,
+            args.eval_episodes,
+            functools.partial(ours, args, seed, extra),
+            functools.partial(sb3, args, seed),
+        )
         # one rollout's update phase per call, median of 3 interleaved
         ms = peer.update_ms({"ours": our.update, "sb3": their.update}, reps=3, n=1)
         peer.report_updates(seed, ms, "one update phase", digits=0)

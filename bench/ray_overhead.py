@@ -26,8 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
-BASE = {"agent": "sac", "env": "Pendulum-v1", "eval_episodes": 2, "diag_states": 200,
-        "sac.learning_starts": 500}
+BASE = {
+    "agent": "sac",
+    "env": "Pendulum-v1",
+    "eval_episodes": 2,
+    "diag_states": 200,
+    "sac.learning_starts": 500,
+}
 
 
 def _run_one(job: tuple[dict, str]) -> float:
@@ -52,8 +57,9 @@ def _steps_per_second(probe_steps: int = 1500) -> float:
 
 
 def _sweep_yaml(steps: int, eval_every: int, trials: int) -> str:
-    base = "\n".join(f"  {k}: {v}" for k, v in {**BASE, "total_steps": steps,
-                                                 "eval_every": eval_every}.items())
+    base = "\n".join(
+        f"  {k}: {v}" for k, v in {**BASE, "total_steps": steps, "eval_every": eval_every}.items()
+    )
     return f"name: ray_overhead\nbase:\n{base}\nseeds: {trials}\n"
 
 
@@ -91,28 +97,50 @@ def main() -> None:
                 pool.map(_run_one, jobs, chunksize=1)
             plain = time.perf_counter() - t0
             plain_trial = _mean_trial_seconds(out / "plain")
-            print(f"plain loop, {args.procs} processes: {plain:7.1f} s  ({args.trials} trials of "
-                  f"{steps} steps, training {plain_trial:.1f} s each)", flush=True)
+            print(
+                f"plain loop, {args.procs} processes: {plain:7.1f} s  ({args.trials} trials of "
+                f"{steps} steps, training {plain_trial:.1f} s each)",
+                flush=True,
+            )
 
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "sweeps.cli", "run", str(yaml_path),
-                                   "--storage", str(out / "ray"), "--max-concurrent",
-                                   str(args.procs)], capture_output=True, text=True)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "sweeps.cli",
+                    "run",
+                    str(yaml_path),
+                    "--storage",
+                    str(out / "ray"),
+                    "--max-concurrent",
+                    str(args.procs),
+                ],
+                capture_output=True,
+                text=True,
+            )
             ray = time.perf_counter() - t0
             if proc.returncode != 0:
                 sys.exit(f"sweep run failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
             ray_trial = _mean_trial_seconds(out / "ray" / "trials")
-            print(f"sweep run on Ray Tune:          {ray:7.1f} s  (training {ray_trial:.1f} s "
-                  "each)", flush=True)
+            print(
+                f"sweep run on Ray Tune:          {ray:7.1f} s  (training {ray_trial:.1f} s each)",
+                flush=True,
+            )
             ratios.append(ray / plain)
             # wall time in units of one trial's training time on that side: what is left is the
             # overhead, whatever the machine's other load did to the training itself
             normalised.append((ray / ray_trial) / (plain / plain_trial))
-            print(f"ratio ray / plain: {ratios[-1]:.3f} (wall), {normalised[-1]:.3f} (wall per "
-                  f"trial-training time); overhead {ray - plain:+.1f} s", flush=True)
+            print(
+                f"ratio ray / plain: {ratios[-1]:.3f} (wall), {normalised[-1]:.3f} (wall per "
+                f"trial-training time); overhead {ray - plain:+.1f} s",
+                flush=True,
+            )
         if args.repeat > 1:
-            print(f"median ratio over {args.repeat} rounds: {statistics.median(ratios):.3f} "
-                  f"(wall), {statistics.median(normalised):.3f} (normalised); target <= 1.15")
+            print(
+                f"median ratio over {args.repeat} rounds: {statistics.median(ratios):.3f} "
+                f"(wall), {statistics.median(normalised):.3f} (normalised); target <= 1.15"
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -32,9 +32,20 @@ from agent.common.cpu import native_bf16
 
 
 def ours(args, seed: int, extra: dict):
-    agent, rates = peer.train_ours("sac", args.env, seed, args.steps, {
-        "sac.lr": args.lr, "sac.batch_size": args.batch, "sac.hidden": args.hidden,
-        "sac.learning_starts": args.learning_starts, "sac.warmup": "uniform", **extra})
+    agent, rates = peer.train_ours(
+        "sac",
+        args.env,
+        seed,
+        args.steps,
+        {
+            "sac.lr": args.lr,
+            "sac.batch_size": args.batch,
+            "sac.hidden": args.hidden,
+            "sac.learning_starts": args.learning_starts,
+            "sac.warmup": "uniform",
+            **extra,
+        },
+    )
     return agent, rates, agent.update
 
 
@@ -57,16 +68,26 @@ def float32_update(agent) -> None:
 
 
 def main() -> None:
-    args, extra = peer.parse_args(__doc__, steps=10_000, options=peer.off_policy_options,
-                                  set_help="extra overrides for our SAC, e.g. sac.bf16=true")
+    args, extra = peer.parse_args(
+        __doc__,
+        steps=10_000,
+        options=peer.off_policy_options,
+        set_help="extra overrides for our SAC, e.g. sac.bf16=true",
+    )
     keep_freed_memory()
-    print(f"SAC on {args.env}, {args.steps} env steps, batch {args.batch}, nets {args.hidden}, "
-          f"lr {args.lr}, learning_starts {args.learning_starts}, extra {extra}; CPU bf16 "
-          f"matmul flags: {native_bf16() or 'none'}", flush=True)
+    print(
+        f"SAC on {args.env}, {args.steps} env steps, batch {args.batch}, nets {args.hidden}, "
+        f"lr {args.lr}, learning_starts {args.learning_starts}, extra {extra}; CPU bf16 "
+        f"matmul flags: {native_bf16() or 'none'}",
+        flush=True,
+    )
     for seed in args.seeds:
-        agent, our, their = peer.train_both(seed, args.eval_episodes,
-                                            functools.partial(ours, args, seed, extra),
-                                            functools.partial(sb3, args, seed))
+        agent, our, their = peer.train_both(
+            seed,
+            args.eval_episodes,
+            functools.partial(ours, args, seed, extra),
+            functools.partial(sb3, args, seed),
+        )
         updates = {"ours": our.update, "sb3": their.update}
         if agent.manual:  # our update through autograd too (sac.manual_grad=false)
             updates["autograd"] = functools.partial(autograd_update, agent)
@@ -75,12 +96,17 @@ def main() -> None:
         ms = peer.update_ms(updates)
         peer.report_updates(seed, ms)
         if "autograd" in ms:
-            print(f"seed {seed} one update of ours through autograd: {ms['autograd']:.2f} ms "
-                  f"(hand-written backward {ms['autograd'] / ms['ours']:.2f}x faster)",
-                  flush=True)
+            print(
+                f"seed {seed} one update of ours through autograd: {ms['autograd']:.2f} ms "
+                f"(hand-written backward {ms['autograd'] / ms['ours']:.2f}x faster)",
+                flush=True,
+            )
         if "float32" in ms:
-            print(f"seed {seed} one update of ours in float32: {ms['float32']:.2f} ms (bf16 "
-                  f"matmuls {ms['float32'] / ms['ours']:.2f}x faster)", flush=True)
+            print(
+                f"seed {seed} one update of ours in float32: {ms['float32']:.2f} ms (bf16 "
+                f"matmuls {ms['float32'] / ms['ours']:.2f}x faster)",
+                flush=True,
+            )
         peer.report_ratio(seed, our, their)
 
 

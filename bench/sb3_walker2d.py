@@ -48,14 +48,24 @@ def main() -> None:
     start = time.perf_counter()
 
     def log(model, step: int) -> None:
-        ret = evaluate(SB3Policy(model, env_spec), args.eval_episodes,
-                       seed=10_000 + 1000 * args.seed)
-        rows.append({"env_step": step, "wall_time": round(time.perf_counter() - start, 1),
-                     "seed": args.seed, "eval/return": float(ret.mean()),
-                     "eval/episode_returns": json.dumps([round(float(r), 3) for r in ret])})
+        ret = evaluate(
+            SB3Policy(model, env_spec), args.eval_episodes, seed=10_000 + 1000 * args.seed
+        )
+        rows.append(
+            {
+                "env_step": step,
+                "wall_time": round(time.perf_counter() - start, 1),
+                "seed": args.seed,
+                "eval/return": float(ret.mean()),
+                "eval/episode_returns": json.dumps([round(float(r), 3) for r in ret]),
+            }
+        )
         atomic_write_csv(args.out / METRICS_FILE, rows)
-        print(f"SB3 SAC Walker2d-v5 seed {args.seed}: {step} steps, eval {ret.mean():.1f}, "
-              f"{time.perf_counter() - start:.0f} s", flush=True)
+        print(
+            f"SB3 SAC Walker2d-v5 seed {args.seed}: {step} steps, eval {ret.mean():.1f}, "
+            f"{time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
 
     class Eval(BaseCallback):
         def _on_step(self) -> bool:
@@ -63,10 +73,23 @@ def main() -> None:
                 log(self.model, self.num_timesteps)
             return True
 
-    model = SAC("MlpPolicy", "Walker2d-v5", learning_rate=3e-4, batch_size=256,
-                buffer_size=args.steps, learning_starts=1000, tau=0.005, gamma=0.99,
-                train_freq=1, gradient_steps=1, ent_coef="auto_1.0",
-                policy_kwargs={"net_arch": [256, 256]}, seed=args.seed, device="cpu", verbose=0)
+    model = SAC(
+        "MlpPolicy",
+        "Walker2d-v5",
+        learning_rate=3e-4,
+        batch_size=256,
+        buffer_size=args.steps,
+        learning_starts=1000,
+        tau=0.005,
+        gamma=0.99,
+        train_freq=1,
+        gradient_steps=1,
+        ent_coef="auto_1.0",
+        policy_kwargs={"net_arch": [256, 256]},
+        seed=args.seed,
+        device="cpu",
+        verbose=0,
+    )
     log(model, 0)
     model.learn(args.steps, callback=Eval())
 

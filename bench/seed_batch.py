@@ -38,9 +38,19 @@ from agent.sac import SeedBatchedSAC
 def make(k: int | None, hidden: list[int], batch: int, steps: int):
     """A plain SAC agent (``k=None``) or a seed-batched one of seeds 0..k-1 (k=1 included)."""
     seeds = {} if k is None else {"seeds": list(range(k))}
-    cfg = build_config({"agent": "sac", "env": "Pendulum-v1", "seed": 0, **seeds,
-                        "total_steps": 10 ** 7, "sac.hidden": hidden, "sac.batch_size": batch,
-                        "sac.learning_starts": batch, "sac.lr": 1e-3})
+    cfg = build_config(
+        {
+            "agent": "sac",
+            "env": "Pendulum-v1",
+            "seed": 0,
+            **seeds,
+            "total_steps": 10**7,
+            "sac.hidden": hidden,
+            "sac.batch_size": batch,
+            "sac.learning_starts": batch,
+            "sac.lr": 1e-3,
+        }
+    )
     if k is None:
         seed_everything(0)
         agent = agents.get("sac")(cfg)
@@ -86,10 +96,12 @@ def bench_layers(k: int, hidden: list[int], batch: int, reps: int = 200) -> str:
             "separate": lambda xv=xv: [m(xv[i]) for i, m in enumerate(members)],
         }
         for name, fn in cases.items():
+
             def step(fn=fn, grad=grad):
                 y = fn()
                 if grad:
                     sum(t.sum() for t in (y if isinstance(y, list) else [y])).backward()
+
             with torch.set_grad_enabled(b > 1):
                 for _ in range(10):
                     step()
@@ -98,15 +110,24 @@ def bench_layers(k: int, hidden: list[int], batch: int, reps: int = 200) -> str:
                     step()
             out.append(f"{name} {(time.process_time() - c0) / reps * 1e3:.3f}")
     half = len(out) // 2
-    return (f"fwd+bwd B={batch}: " + ", ".join(out[:half]) + " ms | act B=1: "
-            + ", ".join(out[half:]) + " ms")
+    return (
+        f"fwd+bwd B={batch}: "
+        + ", ".join(out[:half])
+        + " ms | act B=1: "
+        + ", ".join(out[half:])
+        + " ms"
+    )
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--ks", type=int, nargs="+", default=[1, 2, 5, 10])
-    p.add_argument("--sizes", nargs="+", default=["64x64", "256x256"],
-                   help="hidden sizes, e.g. 64x64 (batch size: --batch)")
+    p.add_argument(
+        "--sizes",
+        nargs="+",
+        default=["64x64", "256x256"],
+        help="hidden sizes, e.g. 64x64 (batch size: --batch)",
+    )
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--steps", type=int, default=200, help="env steps per timed segment")
     p.add_argument("--reps", type=int, default=3, help="interleaved segments per agent")
@@ -117,13 +138,19 @@ def main() -> None:
         for size in args.sizes:
             hidden = [int(h) for h in size.split("x")]
             for k in args.ks:
-                print(f"twin-Q critic {size}, K={k}: {bench_layers(k, hidden, args.batch)}",
-                      flush=True)
+                print(
+                    f"twin-Q critic {size}, K={k}: {bench_layers(k, hidden, args.batch)}",
+                    flush=True,
+                )
         return
-    print(f"SAC on Pendulum-v1, batch {args.batch}, 1 update per env step, torch threads 1; "
-          f"{args.reps} x {args.steps} timed env steps per agent, interleaved\n")
-    header = (f"{'hidden':>9} {'K':>3} {'plain st/s':>11} {'batched st/s':>13} "
-              f"{'sum/seeds':>10} {'ratio cpu':>10} {'ratio wall':>11}")
+    print(
+        f"SAC on Pendulum-v1, batch {args.batch}, 1 update per env step, torch threads 1; "
+        f"{args.reps} x {args.steps} timed env steps per agent, interleaved\n"
+    )
+    header = (
+        f"{'hidden':>9} {'K':>3} {'plain st/s':>11} {'batched st/s':>13} "
+        f"{'sum/seeds':>10} {'ratio cpu':>10} {'ratio wall':>11}"
+    )
     print(header)
     print("-" * len(header))
     for size in args.sizes:
@@ -139,15 +166,20 @@ def main() -> None:
                     cpu[name] += c
                     wall[name] += w
             n = args.reps * args.steps
-            plain_rate = n / cpu["plain"]                # one seed's steps per CPU second
-            batched_rate = n / cpu["batched"]            # each seed's steps per CPU second
-            total = k * batched_rate                     # summed over the K seeds
+            plain_rate = n / cpu["plain"]  # one seed's steps per CPU second
+            batched_rate = n / cpu["batched"]  # each seed's steps per CPU second
+            total = k * batched_rate  # summed over the K seeds
             ratio_wall = (k * n / wall["batched"]) / (n / wall["plain"])
-            print(f"{size:>9} {k:>3} {plain_rate:11.0f} {batched_rate:13.0f} {total:10.0f} "
-                  f"{total / plain_rate:9.2f}x {ratio_wall:10.2f}x", flush=True)
-    print("\nplain st/s: env steps per CPU second of one plain run (K separate runs: K x the "
-          "time); batched st/s: per seed; sum/seeds: K x batched;\nratio = batched trial's "
-          "summed throughput / K separate plain runs' (cpu: CPU time, wall: wall clock)")
+            print(
+                f"{size:>9} {k:>3} {plain_rate:11.0f} {batched_rate:13.0f} {total:10.0f} "
+                f"{total / plain_rate:9.2f}x {ratio_wall:10.2f}x",
+                flush=True,
+            )
+    print(
+        "\nplain st/s: env steps per CPU second of one plain run (K separate runs: K x the "
+        "time); batched st/s: per seed; sum/seeds: K x batched;\nratio = batched trial's "
+        "summed throughput / K separate plain runs' (cpu: CPU time, wall: wall clock)"
+    )
 
 
 if __name__ == "__main__":

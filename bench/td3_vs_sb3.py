@@ -36,11 +36,20 @@ from agent.common.allocator import keep_freed_memory
 
 def settings(args) -> dict:
     """The shared hyper-parameters as our ``td3.*`` keys."""
-    return {"td3.actor_lr": args.lr, "td3.critic_lr": args.lr, "td3.batch_size": args.batch,
-            "td3.hidden": args.hidden, "td3.learning_starts": args.learning_starts,
-            "td3.gamma": 0.99, "td3.tau": 0.005, "td3.policy_delay": 2,
-            "td3.target_noise": 0.2, "td3.target_noise_clip": 0.5,
-            "td3.exploration_noise": args.noise, "td3.warmup": "uniform"}
+    return {
+        "td3.actor_lr": args.lr,
+        "td3.critic_lr": args.lr,
+        "td3.batch_size": args.batch,
+        "td3.hidden": args.hidden,
+        "td3.learning_starts": args.learning_starts,
+        "td3.gamma": 0.99,
+        "td3.tau": 0.005,
+        "td3.policy_delay": 2,
+        "td3.target_noise": 0.2,
+        "td3.target_noise_clip": 0.5,
+        "td3.exploration_noise": args.noise,
+        "td3.warmup": "uniform",
+    }
 
 
 def ours(args, seed: int, extra: dict):
@@ -55,8 +64,16 @@ def sb3(args, seed: int, env_spec):
 
     n_act = gym.make(args.env).action_space.shape[0]
     noise = NormalActionNoise(np.zeros(n_act), args.noise * np.ones(n_act))
-    return peer.train_sb3(TD3, args, seed, env_spec, policy_delay=2, target_policy_noise=0.2,
-                          target_noise_clip=0.5, action_noise=noise)
+    return peer.train_sb3(
+        TD3,
+        args,
+        seed,
+        env_spec,
+        policy_delay=2,
+        target_policy_noise=0.2,
+        target_noise_clip=0.5,
+        action_noise=noise,
+    )
 
 
 def options(p: argparse.ArgumentParser) -> None:
@@ -69,14 +86,20 @@ def main() -> None:
     set_help = "extra overrides for our TD3, e.g. init.scheme=orthogonal"
     args, extra = peer.parse_args(__doc__, steps=10_000, options=options, set_help=set_help)
     keep_freed_memory()
-    print(f"TD3 on {args.env}, {args.steps} env steps, batch {args.batch}, nets {args.hidden}, "
-          f"lr {args.lr}, learning_starts {args.learning_starts}, exploration noise "
-          f"{args.noise}, extra {extra}", flush=True)
+    print(
+        f"TD3 on {args.env}, {args.steps} env steps, batch {args.batch}, nets {args.hidden}, "
+        f"lr {args.lr}, learning_starts {args.learning_starts}, exploration noise "
+        f"{args.noise}, extra {extra}",
+        flush=True,
+    )
     ratios, returns = [], []
     for seed in args.seeds:
-        _, our, their = peer.train_both(seed, args.eval_episodes,
-                                        functools.partial(ours, args, seed, extra),
-                                        functools.partial(sb3, args, seed))
+        _, our, their = peer.train_both(
+            seed,
+            args.eval_episodes,
+            functools.partial(ours, args, seed, extra),
+            functools.partial(sb3, args, seed),
+        )
         updates = {"ours": our.update, "sb3": their.update}
         ms = peer.update_ms(updates, n=26)  # even: same actor-step share
         peer.report_updates(seed, ms)
@@ -84,9 +107,12 @@ def main() -> None:
         returns.append((our.returns.mean(), their.returns.mean()))
     if len(args.seeds) > 1:
         ours_mean, sb3_mean = np.mean(returns, 0)
-        print(f"all seeds: RATIO {' / '.join(f'{r:.2f}x' for r in ratios)} (mean "
-              f"{np.mean(ratios):.2f}x); mean eval return ours {ours_mean:.1f} vs SB3 "
-              f"{sb3_mean:.1f}", flush=True)
+        print(
+            f"all seeds: RATIO {' / '.join(f'{r:.2f}x' for r in ratios)} (mean "
+            f"{np.mean(ratios):.2f}x); mean eval return ours {ours_mean:.1f} vs SB3 "
+            f"{sb3_mean:.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

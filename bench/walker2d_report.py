@@ -50,8 +50,12 @@ VARIANTS = {
 
 
 def run_dirs(variant: str) -> list[Path]:
-    return sorted(p for pattern in VARIANTS[variant] for p in ROOT.glob(pattern)
-                  if (p / METRICS_FILE).is_file())
+    return sorted(
+        p
+        for pattern in VARIANTS[variant]
+        for p in ROOT.glob(pattern)
+        if (p / METRICS_FILE).is_file()
+    )
 
 
 def seed_of(run: Path) -> int:
@@ -66,8 +70,12 @@ def assemble(sweep: Path) -> dict[str, int]:
     """Write the sweep layout into ``sweep``; returns the number of runs per variant."""
     runs = {variant: run_dirs(variant) for variant in VARIANTS}
     # the SB3 runs have no status.json: they get our runs' env scores (same env)
-    reference = next(read_status(r).get("env_scores")
-                     for rs in runs.values() for r in rs if (r / STATUS_FILE).is_file())
+    reference = next(
+        read_status(r).get("env_scores")
+        for rs in runs.values()
+        for r in rs
+        if (r / STATUS_FILE).is_file()
+    )
     trials = []
     for variant, dirs in runs.items():
         for run in dirs:
@@ -83,17 +91,28 @@ def assemble(sweep: Path) -> dict[str, int]:
             status = read_status(run)
             if not status:  # an SB3 run: finished at its last evaluation
                 last = int(metrics["env_step"].max())
-                status = {"state": "finished", "error": None, "env_steps": last,
-                          "planned_steps": last, "env_scores": reference}
+                status = {
+                    "state": "finished",
+                    "error": None,
+                    "env_steps": last,
+                    "planned_steps": last,
+                    "env_scores": reference,
+                }
             atomic_write_json(out / STATUS_FILE, status)
             for name in (INIT_DIAGNOSTICS_FILE, INIT_RECORD_FILE):
                 if (run / name).is_file():
                     shutil.copy(run / name, out / name)
             trials.append({"trial_id": trial_id, "config": config})
-    resolved = {"name": "walker2d_sac_100k", "budget": "benchmark", "metric": "eval/return",
-                "mode": "max", "seeds": sorted({t["config"]["seed"] for t in trials}),
-                "grid": {"variant": list(VARIANTS)}, "varying_keys": ["variant"],
-                "trials": trials}
+    resolved = {
+        "name": "walker2d_sac_100k",
+        "budget": "benchmark",
+        "metric": "eval/return",
+        "mode": "max",
+        "seeds": sorted({t["config"]["seed"] for t in trials}),
+        "grid": {"variant": list(VARIANTS)},
+        "varying_keys": ["variant"],
+        "trials": trials,
+    }
     atomic_write_json(sweep / RESOLVED_FILE, resolved)
     return {variant: len(dirs) for variant, dirs in runs.items()}
 
@@ -101,23 +120,36 @@ def assemble(sweep: Path) -> dict[str, int]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "walker2d_sac_report")
-    p.add_argument("--sweep-dir", type=Path, default=REPO / "runs" / "walker2d_sac_100k",
-                   help="where the assembled copies go (replaced if this script made it)")
+    p.add_argument(
+        "--sweep-dir",
+        type=Path,
+        default=REPO / "runs" / "walker2d_sac_100k",
+        help="where the assembled copies go (replaced if this script made it)",
+    )
     p.add_argument("--last-k", type=int, default=4, help="final = mean of the last K evals")
     p.add_argument("--threshold", type=float, default=1000.0)
     args = p.parse_args()
     sweep = args.sweep_dir
     if sweep.exists():
         if not (sweep / MARK).is_file():
-            sys.exit(f"error: {sweep} exists and was not made by this script; pass another "
-                     "--sweep-dir (nothing was written)")
+            sys.exit(
+                f"error: {sweep} exists and was not made by this script; pass another "
+                "--sweep-dir (nothing was written)"
+            )
         shutil.rmtree(sweep)
     sweep.mkdir(parents=True)
     (sweep / MARK).write_text("copies of results/benchmarks runs; safe to delete\n")
     counts = assemble(sweep)
     print(f"{sum(counts.values())} runs: " + ", ".join(f"{v} {n}" for v, n in counts.items()))
-    path = write_report(sweep, group=["variant"], threshold=args.threshold, last_k=args.last_k,
-                        out_dir=args.out, formats=("png",), html_images="link")
+    path = write_report(
+        sweep,
+        group=["variant"],
+        threshold=args.threshold,
+        last_k=args.last_k,
+        out_dir=args.out,
+        formats=("png",),
+        html_images="link",
+    )
     print(f"report: {path}")
 
 

@@ -90,20 +90,23 @@ def apply_init(module: torch.nn.Module, cfg: InitConfig | dict | None = None) ->
                     fi, fo = _fans(t)
                     entry.fn(t, fan_in=fi, fan_out=fo, gain=gain, scale=plan.scale)
                 elif pname.startswith("bias"):
-                    schemes.get(plan.bias).fn(t, fan_in=fan_in, fan_out=t.shape[0], gain=gain,
-                                              scale=plan.scale)
+                    schemes.get(plan.bias).fn(
+                        t, fan_in=fan_in, fan_out=t.shape[0], gain=gain, scale=plan.scale
+                    )
                 else:  # a free vector such as a state-independent log-std
                     t.fill_(cfg.log_std if role == "policy_std" else 0.0)
         w = torch.cat([p.flatten() for p in weights]) if weights else next(iter(own.values()))
-        records.append({
-            "layer": name,
-            "role": role,
-            "scheme": plan.scheme if weights else "constant",
-            "gain": round(gain, 6) if entry.uses_gain and weights else None,
-            "scale": plan.scale if entry.uses_scale else None,
-            "bias": plan.bias,
-            "weight_mean": float(w.mean()),
-            "weight_std": float(w.std()) if w.numel() > 1 else 0.0,
-            "shape": list(weights[0].shape) if weights else list(w.shape),
-        })
+        records.append(
+            {
+                "layer": name,
+                "role": role,
+                "scheme": plan.scheme if weights else "constant",
+                "gain": round(gain, 6) if entry.uses_gain and weights else None,
+                "scale": plan.scale if entry.uses_scale else None,
+                "bias": plan.bias,
+                "weight_mean": float(w.mean()),
+                "weight_std": float(w.std()) if w.numel() > 1 else 0.0,
+                "shape": list(weights[0].shape) if weights else list(w.shape),
+            }
+        )
     return records

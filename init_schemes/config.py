@@ -84,5 +84,6 @@ def _check(fn, *args) -> None:
 
 def check_role(role: str) -> None:
     if role not in ROLES:
-        raise RegistryError(f"unknown layer role '{role}'{suggest(role, list(ROLES))} "
-                            f"(known: {', '.join(ROLES)})")
+        raise RegistryError(
+            f"unknown layer role '{role}'{suggest(role, list(ROLES))} (known: {', '.join(ROLES)})"
+        )

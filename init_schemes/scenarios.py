@@ -37,8 +37,14 @@ class Scenario:
 scenarios: Registry[Scenario] = Registry("init scenario")
 
 
-def register_scenario(name: str, small_roles: set[str] | frozenset[str], notes: str,
-                      description: str, *, override: bool = False) -> Scenario:
+def register_scenario(
+    name: str,
+    small_roles: set[str] | frozenset[str],
+    notes: str,
+    description: str,
+    *,
+    override: bool = False,
+) -> Scenario:
     unknown = set(small_roles) - set(ROLES)
     if unknown:
         raise ValueError(f"scenario '{name}': unknown roles {sorted(unknown)} (known: {ROLES})")

@@ -181,10 +181,14 @@ class Registry(Generic[T]):
 
     def _load(self, declared: Declared) -> None:
         importlib.import_module(declared.module)
-        if declared.name in self._declared and declared.module in sys.modules and \
-                not _importing(declared.module):
-            raise RegistryError(f"{self.kind} '{declared.name}': importing {declared.module} "
-                                "did not register it")
+        if (
+            declared.name in self._declared
+            and declared.module in sys.modules
+            and not _importing(declared.module)
+        ):
+            raise RegistryError(
+                f"{self.kind} '{declared.name}': importing {declared.module} did not register it"
+            )
 
 
 def _importing(module: str) -> bool:

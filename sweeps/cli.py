@@ -72,8 +72,13 @@ def _registries() -> dict:
     from agent.registry import agents
     from init_schemes import scenarios, schemes
 
-    return {"agents": agents, "envs": envs, "inits": schemes, "scenarios": scenarios,
-            "activations": activations}
+    return {
+        "agents": agents,
+        "envs": envs,
+        "inits": schemes,
+        "scenarios": scenarios,
+        "activations": activations,
+    }
 
 
 def import_user_modules(modules: list[str]) -> None:
@@ -95,6 +100,7 @@ def import_user_modules(modules: list[str]) -> None:
 
 # --- commands defined here ----------------------------------------------------------------------
 
+
 def cmd_list(args: argparse.Namespace) -> int:
     regs = _registries()
     kinds = [args.kind] if args.kind else list(regs)
@@ -102,8 +108,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         if kind not in regs:
             from initablate.registry import suggest
 
-            raise CLIError(f"unknown registry '{kind}'{suggest(kind, list(regs))} "
-                           f"(known: {', '.join(regs)})")
+            raise CLIError(
+                f"unknown registry '{kind}'{suggest(kind, list(regs))} (known: {', '.join(regs)})"
+            )
         print(f"{kind}:")
         for name, description in regs[kind].listing():
             print(f"  {name:<20} {description}")
@@ -134,8 +141,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
         entries = names(values["agent"])
         if entries:
-            print(f"\npresets of {values['agent']} (agent/presets/{values['agent']}.yaml, applied "
-                  f"under your keys; preset=none turns them off): {', '.join(entries)}")
+            print(
+                f"\npresets of {values['agent']} (agent/presets/{values['agent']}.yaml, applied "
+                f"under your keys; preset=none turns them off): {', '.join(entries)}"
+            )
     return 0
 
 
@@ -144,8 +153,9 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from sweeps.overrides import parse_overrides
 
     values = parse_overrides(args.overrides, multi=True)
-    seeds, states = (_count_option(values, key, default)
-                     for key, default in (("seeds", 20), ("states", 1000)))
+    seeds, states = (
+        _count_option(values, key, default) for key, default in (("seeds", 20), ("states", 1000))
+    )
     out = Path(args.out)
     path = run_diagnose(values, seeds, out, states)
     import pandas as pd
@@ -153,7 +163,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     table = pd.read_csv(path)
     keys = [c for c in table.columns if "." in c]
     summary = table.groupby(keys or ["action_dim"])[
-        ["coverage", "clip_frac", "entropy", "mean_abs_mean", "std", "critic_scale"]].mean()
+        ["coverage", "clip_frac", "entropy", "mean_abs_mean", "std", "critic_scale"]
+    ].mean()
     print(summary.round(3).to_string())
     print(f"\nwrote {path} and {out / 'init_action_histograms.png'}")
     return 0
@@ -175,20 +186,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/{cfg.agent}_{cfg.env}_seed{cfg.seed}")
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out} is a file; give a directory for the trial's results")
-    if args.resume and (out / "metrics.csv").exists() and not any(
-            (out / "checkpoints" / n).exists() for n in ("state.pt", "state.prev.pt")):
-        raise CLIError(f"{out} holds a run but no checkpoint to resume from (was it run with "
-                       "checkpoint_every=0?); nothing was changed. --force starts it over")
+    if (
+        args.resume
+        and (out / "metrics.csv").exists()
+        and not any((out / "checkpoints" / n).exists() for n in ("state.pt", "state.prev.pt"))
+    ):
+        raise CLIError(
+            f"{out} holds a run but no checkpoint to resume from (was it run with "
+            "checkpoint_every=0?); nothing was changed. --force starts it over"
+        )
     if (out / "metrics.csv").exists() and not args.resume:
         if not args.force:
-            raise CLIError(f"{out} already holds a run; pass --resume to continue it or --force "
-                           "to start over")
+            raise CLIError(
+                f"{out} already holds a run; pass --resume to continue it or --force to start over"
+            )
         import shutil
 
         shutil.rmtree(out)
     if getattr(cfg, "preset", "none") != "none":
-        print(f"preset: {cfg.agent} on {cfg.preset} (agent/presets/{cfg.agent}.yaml); "
-              "keys you set win, preset=none turns it off")
+        print(
+            f"preset: {cfg.agent} on {cfg.preset} (agent/presets/{cfg.agent}.yaml); "
+            "keys you set win, preset=none turns it off"
+        )
     from agent.trial import ResumeMismatch, TrialInterrupted
 
     try:
@@ -197,14 +216,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CLIError(str(err)) from None
     except TrialInterrupted as err:  # checkpointed at its last evaluation: resumable
         again = " ".join(["sweep", "train", *args.overrides, "--out", str(out), "--resume"])
-        print(f"sweep train: {err}; {out} holds everything up to env step "
-              f"{err.env_steps:,}. Continue with: {again}", file=sys.stderr)
+        print(
+            f"sweep train: {err}; {out} holds everything up to env step "
+            f"{err.env_steps:,}. Continue with: {again}",
+            file=sys.stderr,
+        )
         return 130
     last = [r for r in rows if r["env_step"] == rows[-1]["env_step"]]  # one row per seed
     returns = ", ".join(f"{r['eval/return']:.1f}" for r in last)
     seeds = ", ".join(str(r["seed"]) for r in last)
-    print(f"finished {cfg.agent} on {cfg.env}, seed{'s' if len(last) > 1 else ''} {seeds}: "
-          f"eval/return {returns} at {last[0]['env_step']} env steps; results in {out}")
+    print(
+        f"finished {cfg.agent} on {cfg.env}, seed{'s' if len(last) > 1 else ''} {seeds}: "
+        f"eval/return {returns} at {last[0]['env_step']} env steps; results in {out}"
+    )
     return 0
 
 
@@ -216,59 +240,89 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 # --- the parser -----------------------------------------------------------------------------------
 
+
 def _own_commands(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("list", help="list registry entries",
-                       description="List the names you can use in configs, with a line each.")
-    s.add_argument("kind", nargs="?", help="agents, envs, inits, scenarios or activations "
-                   "(default: all)")
+    s = sub.add_parser(
+        "list",
+        help="list registry entries",
+        description="List the names you can use in configs, with a line each.",
+    )
+    s.add_argument(
+        "kind", nargs="?", help="agents, envs, inits, scenarios or activations (default: all)"
+    )
     s.set_defaults(func=cmd_list)
 
-    s = sub.add_parser("keys", help="every config key with its type, default and meaning",
-                       description="List the trial config keys you can set (sweep train "
-                       "key=value, a sweep file's base/grid): type, default and description.",
-                       epilog="Example: sweep keys agent=ppo (the top-level and init keys, then "
-                       "every section a ppo trial reads).")
-    s.add_argument("filters", nargs="*", metavar="agent=NAME",
-                   help="only the keys a trial of this agent reads (default: every agent)")
+    s = sub.add_parser(
+        "keys",
+        help="every config key with its type, default and meaning",
+        description="List the trial config keys you can set (sweep train "
+        "key=value, a sweep file's base/grid): type, default and description.",
+        epilog="Example: sweep keys agent=ppo (the top-level and init keys, then "
+        "every section a ppo trial reads).",
+    )
+    s.add_argument(
+        "filters",
+        nargs="*",
+        metavar="agent=NAME",
+        help="only the keys a trial of this agent reads (default: every agent)",
+    )
     s.add_argument("--grep", metavar="TEXT", help="only keys whose name or description has TEXT")
     s.set_defaults(func=cmd_keys)
 
-    s = sub.add_parser("diagnose", help="init exploration diagnostics of initial policies",
-                       description="Measure initial policies (no training): per action "
-                       "dimension a histogram, coverage, clip fraction, entropy; a table, "
-                       "init_diagnostics.csv and init_action_histograms.png.")
-    s.add_argument("overrides", nargs="*", help="key=value (comma-separated values: one panel "
-                   "each), e.g. agent=sac env=Pendulum-v1 init.scheme=fanin,orthogonal seeds=20")
+    s = sub.add_parser(
+        "diagnose",
+        help="init exploration diagnostics of initial policies",
+        description="Measure initial policies (no training): per action "
+        "dimension a histogram, coverage, clip fraction, entropy; a table, "
+        "init_diagnostics.csv and init_action_histograms.png.",
+    )
+    s.add_argument(
+        "overrides",
+        nargs="*",
+        help="key=value (comma-separated values: one panel "
+        "each), e.g. agent=sac env=Pendulum-v1 init.scheme=fanin,orthogonal seeds=20",
+    )
     s.add_argument("--out", default="runs/diagnose", help="output directory")
     s.set_defaults(func=cmd_diagnose)
 
-    s = sub.add_parser("train", help="train one trial without Ray",
-                       description="Train one trial and write the files a sweep trial writes "
-                       "(config.json, metrics.csv, TensorBoard events, policy.pt, ...). The "
-                       "agent's tuned preset for the env applies under the keys you set.",
-                       epilog="Example: sweep train agent=ppo env=Walker2d-v5 seed=0 "
-                       "total_steps=200000 --out runs/ppo_walker. 'sweep keys agent=ppo' lists "
-                       "the keys; preset=none turns the preset off.")
+    s = sub.add_parser(
+        "train",
+        help="train one trial without Ray",
+        description="Train one trial and write the files a sweep trial writes "
+        "(config.json, metrics.csv, TensorBoard events, policy.pt, ...). The "
+        "agent's tuned preset for the env applies under the keys you set.",
+        epilog="Example: sweep train agent=ppo env=Walker2d-v5 seed=0 "
+        "total_steps=200000 --out runs/ppo_walker. 'sweep keys agent=ppo' lists "
+        "the keys; preset=none turns the preset off.",
+    )
     s.add_argument("overrides", nargs="*", help="key=value, e.g. agent=sac seed=0 sac.lr=1e-3")
     s.add_argument("--out", help="output directory (default runs/<agent>_<env>_seed<seed>)")
     s.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     s.add_argument("--force", action="store_true", help="delete an existing run and start over")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("eval", help="replay a trained policy: returns, optionally a video",
-                       description="Load a trial's final policy (policy.pt) and run episodes "
-                       "on a fresh env; print the mean +- std return.",
-                       epilog="Example: sweep eval runs/ppo_walker "
-                       "--episodes 10 --video walk.mp4")
-    s.add_argument("trial", metavar="TRIAL_DIR", help="a trial directory (sweep train --out, or "
-                   "<sweep>/trials/<trial_id>)")
+    s = sub.add_parser(
+        "eval",
+        help="replay a trained policy: returns, optionally a video",
+        description="Load a trial's final policy (policy.pt) and run episodes "
+        "on a fresh env; print the mean +- std return.",
+        epilog="Example: sweep eval runs/ppo_walker --episodes 10 --video walk.mp4",
+    )
+    s.add_argument(
+        "trial",
+        metavar="TRIAL_DIR",
+        help="a trial directory (sweep train --out, or <sweep>/trials/<trial_id>)",
+    )
     s.add_argument("--episodes", type=int, default=10, metavar="N", help="episodes (default 10)")
-    s.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the eval env "
-                   "(default 0)")
-    s.add_argument("--stochastic", action="store_true", help="sample actions instead of the "
-                   "deterministic (mean) action")
-    s.add_argument("--video", metavar="FILE", help="write the first episode as FILE (.mp4 or "
-                   ".gif)")
+    s.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="seed of the eval env (default 0)"
+    )
+    s.add_argument(
+        "--stochastic",
+        action="store_true",
+        help="sample actions instead of the deterministic (mean) action",
+    )
+    s.add_argument("--video", metavar="FILE", help="write the first episode as FILE (.mp4 or .gif)")
     s.set_defaults(func=cmd_eval)
 
 
@@ -291,16 +345,30 @@ def build_parser(command: str | None = "all") -> argparse.ArgumentParser:
     """The ``sweep`` parser. ``command`` names the subcommand whose module-defined arguments
     are loaded (``"all"``: every one; None: none, the other commands get their help line only).
     """
-    p = argparse.ArgumentParser(prog="sweep", description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="sweep",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"sweep (initablate) {version()}")
-    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                   help="module (or .py file) registering init schemes, agents or envs; "
-                   "may be repeated")
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="module (or .py file) registering init schemes, agents or envs; may be repeated",
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _own_commands(sub)
-    wanted = set(dict.fromkeys(m for m, _ in LAZY.values())) if command == "all" else \
-        {LAZY[command][0]} if command in LAZY else set()
+    wanted = (
+        set(dict.fromkeys(m for m, _ in LAZY.values()))
+        if command == "all"
+        else {LAZY[command][0]}
+        if command in LAZY
+        else set()
+    )
     loaded: set[str] = set()
     for module in dict.fromkeys(m for m, _ in LAZY.values()):
         if module in wanted:
@@ -309,8 +377,9 @@ def build_parser(command: str | None = "all") -> argparse.ArgumentParser:
                 mod = importlib.import_module(module)
             except Exception as err:  # never drop a command silently
                 names = ", ".join(n for n, (m, _) in LAZY.items() if m == module)
-                raise CLIError(f"cannot load '{names}' ({module}): {type(err).__name__}: "
-                               f"{err}") from err
+                raise CLIError(
+                    f"cannot load '{names}' ({module}): {type(err).__name__}: {err}"
+                ) from err
             mod.add_subcommand(sub)
             loaded |= set(sub.choices) - before
     for name, (_, help_line) in LAZY.items():
@@ -320,8 +389,14 @@ def build_parser(command: str | None = "all") -> argparse.ArgumentParser:
         sub.choices["run"].description = RUN_DESCRIPTION
         sub.choices["run"].epilog = None
     for parser in sub.choices.values():  # global flags work after the command too
-        parser.add_argument("--import", dest="sub_imports", action="append", default=[],
-                            metavar="MODULE", help="as 'sweep --import MODULE' (may be repeated)")
+        parser.add_argument(
+            "--import",
+            dest="sub_imports",
+            action="append",
+            default=[],
+            metavar="MODULE",
+            help="as 'sweep --import MODULE' (may be repeated)",
+        )
     return p
 
 
@@ -340,8 +415,14 @@ def main(argv: list[str] | None = None) -> int:
         from agent.presets import PresetError
         from initablate.registry import RegistryError
 
-        known: tuple[type[BaseException], ...] = (CLIError, RegistryError, ConfigError,
-                                                  PresetError, ValueError, FileNotFoundError)
+        known: tuple[type[BaseException], ...] = (
+            CLIError,
+            RegistryError,
+            ConfigError,
+            PresetError,
+            ValueError,
+            FileNotFoundError,
+        )
     except ImportError:  # pragma: no cover  (a broken install: report it as it is)
         known = (CLIError, ValueError, FileNotFoundError)
     try:

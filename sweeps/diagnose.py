@@ -31,18 +31,28 @@ def run_diagnose(values: dict[str, Any], seeds: int, out: Path, states: int = 10
         label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in combo.items()) or "default"
         per_seed = []
         for seed in range(seeds):
-            cfg = build_config({"total_steps": 1000, **fixed, **combo, "seed": seed,
-                                "diag_states": states})
+            cfg = build_config(
+                {"total_steps": 1000, **fixed, **combo, "seed": seed, "diag_states": states}
+            )
             seed_everything(seed)
             agent = agents.get(cfg.agent)(cfg)
             agent.initialise()
             d = init_diagnostics(agent, states, seed)
             per_seed.append(np.asarray(d["hist"]))
             for dim, (cov, clip) in enumerate(zip(d["coverage"], d["clip_frac"])):
-                rows.append({**combo, "seed": seed, "action_dim": dim, "coverage": cov,
-                             "clip_frac": clip, "entropy": d["entropy"],
-                             "mean_abs_mean": d["mean_abs_mean"], "std": d["std"],
-                             "critic_scale": d["critic_scale"]})
+                rows.append(
+                    {
+                        **combo,
+                        "seed": seed,
+                        "action_dim": dim,
+                        "coverage": cov,
+                        "clip_frac": clip,
+                        "entropy": d["entropy"],
+                        "mean_abs_mean": d["mean_abs_mean"],
+                        "std": d["std"],
+                        "critic_scale": d["critic_scale"],
+                    }
+                )
         hists[label] = (np.asarray(d["edges"]), np.mean(per_seed, axis=0))
     out.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows)
@@ -60,8 +70,9 @@ def _plot(hists: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
     n = len(hists)
     cols = min(n, 5)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False, sharey=True
+    )
     for ax, (label, (edges, mass)) in zip(axes.flat, hists.items()):
         centers = 0.5 * (edges[1:] + edges[:-1])
         for dim, m in enumerate(mass):

@@ -20,14 +20,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         policy = load_policy(args.trial)
         frames: list[np.ndarray] | None = [] if video is not None else None
-        returns = policy.evaluate(args.episodes, seed=args.seed,
-                                  deterministic=not args.stochastic, frames=frames)
+        returns = policy.evaluate(
+            args.episodes, seed=args.seed, deterministic=not args.stochastic, frames=frames
+        )
     except PolicyError as err:
         raise CLIError(str(err)) from err
     kind = "stochastic" if args.stochastic else "deterministic"
-    print(f"{policy.info['agent']} on {policy.info['env']} after {policy.env_steps:,} env steps, "
-          f"{args.episodes} {kind} episodes (seeds {args.seed}..{args.seed + args.episodes - 1}): "
-          f"return {returns.mean():.1f} +- {returns.std():.1f}")
+    print(
+        f"{policy.info['agent']} on {policy.info['env']} after {policy.env_steps:,} env steps, "
+        f"{args.episodes} {kind} episodes (seeds {args.seed}..{args.seed + args.episodes - 1}): "
+        f"return {returns.mean():.1f} +- {returns.std():.1f}"
+    )
     if video is not None and frames:
         write_video(video, frames, fps=policy.env_spec.make().metadata.get("render_fps", 30))
         print(f"wrote {video} ({len(frames)} frames, the first episode: return {returns[0]:.1f})")

@@ -68,37 +68,65 @@ EXIT_INTERRUPTED = 130  # Ctrl-C / SIGTERM: trials checkpointed, resumable
 EXIT_TIME_LIMIT = 75  # --time-limit reached (EX_TEMPFAIL: run again with --resume)
 MIN_START_S = 30.0  # never start a trial with less wall time than this left
 OWNED = (SWEEP_FILE, RESOLVED_FILE, RAY_DIR, TRIALS_DIR)  # what --force removes
-_TUNE_STATE = {"PENDING": "pending", "PAUSED": "pending", "RUNNING": "running",
-               "TERMINATED": "finished", "ERROR": "failed"}
+_TUNE_STATE = {
+    "PENDING": "pending",
+    "PAUSED": "pending",
+    "RUNNING": "running",
+    "TERMINATED": "finished",
+    "ERROR": "failed",
+}
 
 
 # --- the CLI -----------------------------------------------------------------------------------
 
+
 def add_subcommand(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("run", help="run a sweep file on Ray Tune",
-                       description=__doc__.split("\n\n")[0],
-                       epilog=__doc__.split("\n\n", 2)[2],
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s = sub.add_parser(
+        "run",
+        help="run a sweep file on Ray Tune",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("file", help="sweep YAML: a path, or the name of one shipped in sweeps/")
     s.add_argument("--budget", help="named overlay of the file, e.g. quick or full")
-    s.add_argument("--storage", help="sweep directory (default: the file's storage, else "
-                   "results/<name>)")
-    s.add_argument("--address", help="connect to a running Ray cluster (e.g. auto, HOST:6379, "
-                   "ray://HOST:10001) instead of starting a local one")
-    s.add_argument("--max-concurrent", type=int, metavar="N", help="trials at once (default: "
-                   "as many as the CPUs allow)")
+    s.add_argument(
+        "--storage", help="sweep directory (default: the file's storage, else results/<name>)"
+    )
+    s.add_argument(
+        "--address",
+        help="connect to a running Ray cluster (e.g. auto, HOST:6379, "
+        "ray://HOST:10001) instead of starting a local one",
+    )
+    s.add_argument(
+        "--max-concurrent",
+        type=int,
+        metavar="N",
+        help="trials at once (default: as many as the CPUs allow)",
+    )
     s.add_argument("--dry-run", action="store_true", help="print the trials, run nothing")
     _max_trials_option(s)
-    s.add_argument("--resume", action="store_true", help="continue the sweep in the storage "
-                   "directory: finished trials are kept, the others restart from their last "
-                   "checkpoint")
-    s.add_argument("--force", action="store_true", help="delete the sweep in the storage "
-                   "directory and start over")
-    s.add_argument("--time-limit", metavar="DURATION", type=parse_duration,
-                   help="wall time for this run, like a cluster job's (2h30m, 90m, 3600s): "
-                   "trials that cannot finish in time (by the sweep's measured time per step) "
-                   "are not started, running ones checkpoint and stop at their last "
-                   "evaluation before the limit; exit status 75, continue with --resume")
+    s.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the sweep in the storage "
+        "directory: finished trials are kept, the others restart from their last "
+        "checkpoint",
+    )
+    s.add_argument(
+        "--force",
+        action="store_true",
+        help="delete the sweep in the storage directory and start over",
+    )
+    s.add_argument(
+        "--time-limit",
+        metavar="DURATION",
+        type=parse_duration,
+        help="wall time for this run, like a cluster job's (2h30m, 90m, 3600s): "
+        "trials that cannot finish in time (by the sweep's measured time per step) "
+        "are not started, running ones checkpoint and stop at their last "
+        "evaluation before the limit; exit status 75, continue with --resume",
+    )
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("validate", help="check a sweep file and run nothing")
@@ -109,17 +137,25 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("status", help="trials of a sweep directory by state")
     s.add_argument("dir", help="sweep directory, e.g. results/init_ablation")
-    s.add_argument("--strict", action="store_true", help="exit with an error (status 2) if "
-                   "any trial directory is damaged")
+    s.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit with an error (status 2) if any trial directory is damaged",
+    )
     s.set_defaults(func=_cmd_status)
 
 
 def _max_trials_option(s: argparse.ArgumentParser) -> None:
     from sweeps.schema import MAX_TRIALS
 
-    s.add_argument("--max-trials", type=int, default=MAX_TRIALS, metavar="N",
-                   help=f"refuse a sweep of more than N trials, counted before expanding the "
-                   f"grid (default {MAX_TRIALS:,}); raise it to run a bigger one")
+    s.add_argument(
+        "--max-trials",
+        type=int,
+        default=MAX_TRIALS,
+        metavar="N",
+        help=f"refuse a sweep of more than N trials, counted before expanding the "
+        f"grid (default {MAX_TRIALS:,}); raise it to run a bigger one",
+    )
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -142,18 +178,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _describe(sweep: Sweep) -> str:
     groups = len({t.group for t in sweep.trials})
     steps = sum(t.total_steps * len(t.seeds) for t in sweep.trials)
-    return (f"{len(sweep.trials)} trials ({groups} configs x {len(sweep.seeds)} seeds), "
-            f"{steps:,} env steps")
+    return (
+        f"{len(sweep.trials)} trials ({groups} configs x {len(sweep.seeds)} seeds), "
+        f"{steps:,} env steps"
+    )
 
 
 def print_dry_run(sweep: Sweep) -> None:
     keys = [*sweep.varying_keys, *sweep.search_keys]  # search keys: "-" where not searched
     extra = [] if "total_steps" in keys else ["total_steps"]
-    rows = [[t.trial_id, *(_short(t.values.get(k, "-")) for k in keys), t.seeds_label,
-             *(t.total_steps for _ in extra)] for t in sweep.trials]
+    rows = [
+        [
+            t.trial_id,
+            *(_short(t.values.get(k, "-")) for k in keys),
+            t.seeds_label,
+            *(t.total_steps for _ in extra),
+        ]
+        for t in sweep.trials
+    ]
     budget = f", budget {sweep.budget}" if sweep.budget else ""
-    print_safely(text_table(["trial_id", *keys, "seed", *extra], rows)
-                 + f"\n\n{sweep.name}{budget}: {_describe(sweep)}; storage {sweep.storage}")
+    print_safely(
+        text_table(["trial_id", *keys, "seed", *extra], rows)
+        + f"\n\n{sweep.name}{budget}: {_describe(sweep)}; storage {sweep.storage}"
+    )
 
 
 def print_safely(text: str) -> None:
@@ -184,15 +231,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CLIError(f"storage {storage} exists and is not a directory")
     existing = [name for name in OWNED if (storage / name).exists()]
     if existing and not (args.resume or args.force):
-        raise CLIError(f"{storage} already holds a sweep ({', '.join(existing)}); pass --resume "
-                       "to continue it, --force to delete it and start over, or --storage DIR")
+        raise CLIError(
+            f"{storage} already holds a sweep ({', '.join(existing)}); pass --resume "
+            "to continue it, --force to delete it and start over, or --storage DIR"
+        )
     if args.resume and RESOLVED_FILE not in existing:
-        raise CLIError(f"nothing to resume in {storage} (no sweep_resolved.json); run without "
-                       "--resume to start the sweep")
+        raise CLIError(
+            f"nothing to resume in {storage} (no sweep_resolved.json); run without "
+            "--resume to start the sweep"
+        )
     cpus = os.cpu_count() or 1
     if not args.address and sweep.spec.resources.cpus > cpus:
-        raise CLIError(f"resources.cpus is {sweep.spec.resources.cpus:g} per trial but this "
-                       f"machine has {cpus} CPUs; lower it or pass --address of a cluster")
+        raise CLIError(
+            f"resources.cpus is {sweep.spec.resources.cpus:g} per trial but this "
+            f"machine has {cpus} CPUs; lower it or pass --address of a cluster"
+        )
     if args.resume:
         _check_same(sweep, storage)
         states = read_states(storage)
@@ -229,7 +282,8 @@ def parse_duration(text: str) -> float:
         parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", t)
         if not parts or "".join(n + u for n, u in parts) != t.replace(" ", ""):
             raise argparse.ArgumentTypeError(
-                f"'{text}' is not a duration (e.g. 2h30m, 90m, 45s or seconds)")
+                f"'{text}' is not a duration (e.g. 2h30m, 90m, 45s or seconds)"
+            )
         seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"'{text}': the time limit must be positive")
@@ -257,14 +311,20 @@ def _check_same(sweep: Sweep, storage: Path) -> None:
     changed = sum(1 for d in diffs.values() if d)
     hint = ""
     if stored.get("budget") != sweep.budget:
-        hint = (f"; it was started with --budget {stored['budget']}" if stored.get("budget")
-                else "; it was started without --budget")
-    raise CLIError(f"the sweep in {storage} was started from a different expansion ({added} "
-                   f"trials added, {removed} removed, {changed} changed){hint}. Resume with the "
-                   "same file and budget, or use --force or another --storage")
+        hint = (
+            f"; it was started with --budget {stored['budget']}"
+            if stored.get("budget")
+            else "; it was started without --budget"
+        )
+    raise CLIError(
+        f"the sweep in {storage} was started from a different expansion ({added} "
+        f"trials added, {removed} removed, {changed} changed){hint}. Resume with the "
+        "same file and budget, or use --force or another --storage"
+    )
 
 
 # --- Ray Tune ----------------------------------------------------------------------------------
+
 
 def _quiet_ray() -> None:
     """Tune's own progress tables and per-failure tracebacks are replaced by the live view and
@@ -272,16 +332,17 @@ def _quiet_ray() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    for name, level in (("ray.tune.execution.tune_controller", logging.CRITICAL),
-                        ("ray.tune.tune", logging.CRITICAL),
-                        ("ray.tune.execution.experiment_state", logging.ERROR),
-                        ("ray.tune.impl.tuner_internal", logging.ERROR),
-                        ("ray.tune.utils.util", logging.ERROR),
-                        # "Failed to fetch metrics": Tune's result.json loggers are off on
-                        # purpose (the trials write metrics.csv; TUNE_DISABLE_AUTO_CALLBACK_LOGGERS)
-                        ("ray.tune.analysis.experiment_analysis", logging.ERROR),
-                        ("ray._private.authentication.authentication_token_setup",
-                         logging.ERROR)):
+    for name, level in (
+        ("ray.tune.execution.tune_controller", logging.CRITICAL),
+        ("ray.tune.tune", logging.CRITICAL),
+        ("ray.tune.execution.experiment_state", logging.ERROR),
+        ("ray.tune.impl.tuner_internal", logging.ERROR),
+        ("ray.tune.utils.util", logging.ERROR),
+        # "Failed to fetch metrics": Tune's result.json loggers are off on
+        # purpose (the trials write metrics.csv; TUNE_DISABLE_AUTO_CALLBACK_LOGGERS)
+        ("ray.tune.analysis.experiment_analysis", logging.ERROR),
+        ("ray._private.authentication.authentication_token_setup", logging.ERROR),
+    ):
         logging.getLogger(name).setLevel(level)
 
 
@@ -313,16 +374,19 @@ def _connect_ray(sweep: Sweep, args: argparse.Namespace) -> bool:
             where = f"Ray at {args.address}" if args.address else "a local Ray"
             msg = " ".join(str(err).split())[:300]
             if "uthentic" in msg:
-                msg += (" (the cluster uses token authentication: export RAY_AUTH_MODE=token, with "
-                        "the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN)")
+                msg += (
+                    " (the cluster uses token authentication: export RAY_AUTH_MODE=token, with "
+                    "the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN)"
+                )
             raise CLIError(f"cannot start or reach {where}: {msg}") from None
         started = True
         _quiet_ray()  # ray.init reconfigures its loggers
     return started
 
 
-def _wait_for_writers(storage: Path, running: list[str], timeout_s: float = 60.0,
-                      poll_s: float = 0.5) -> bool:
+def _wait_for_writers(
+    storage: Path, running: list[str], timeout_s: float = 60.0, poll_s: float = 0.5
+) -> bool:
     """Before trials are (re)started: wait for processes of an earlier run that still write to
     their trial directories (a killed sweep's workers until its watchdog reaps them), so two
     processes never train one trial; after ``timeout_s`` refuse, naming them. True if it
@@ -341,40 +405,54 @@ def _wait_for_writers(storage: Path, running: list[str], timeout_s: float = 60.0
             return said
         names = ", ".join(f"{tid} (pid {pid})" for tid, pid in sorted(live.items()))
         if time.time() >= deadline:
-            raise CLIError(f"trials still being written by processes of an earlier run: {names}. "
-                           "Stop those processes (or wait for them to end) and run again; "
-                           "nothing was changed")
+            raise CLIError(
+                f"trials still being written by processes of an earlier run: {names}. "
+                "Stop those processes (or wait for them to end) and run again; "
+                "nothing was changed"
+            )
         if not said:
-            print(f"waiting up to {timeout_s:.0f} s for processes of an earlier run to end: "
-                  f"{names}", flush=True)
+            print(
+                f"waiting up to {timeout_s:.0f} s for processes of an earlier run to end: {names}",
+                flush=True,
+            )
             said = True
         time.sleep(poll_s)
 
 
-def _run_tune(sweep: Sweep, storage: Path, args: argparse.Namespace,
-              deadline: float | None = None) -> int:
+def _run_tune(
+    sweep: Sweep, storage: Path, args: argparse.Namespace, deadline: float | None = None
+) -> int:
     from ray import tune
 
-    table = {t.trial_id: {"config": t.config, "out_dir": str(trial_path(storage, t.trial_id)),
-                          "imports": sweep.imports, "metric": sweep.spec.metric,
-                          "deadline": deadline, "min_start_s": MIN_START_S}
-             for t in sweep.trials}
+    table = {
+        t.trial_id: {
+            "config": t.config,
+            "out_dir": str(trial_path(storage, t.trial_id)),
+            "imports": sweep.imports,
+            "metric": sweep.spec.metric,
+            "deadline": deadline,
+            "min_start_s": MIN_START_S,
+        }
+        for t in sweep.trials
+    }
     groups: dict[str, list[str]] = {}
     for t in sweep.trials:
         groups.setdefault(t.group, []).append(str(trial_path(storage, t.trial_id)))
     for t in sweep.trials:  # where _can_finish measures the time per step
         table[t.trial_id].update(group_dirs=groups[t.group], trials_root=str(storage / TRIALS_DIR))
     states = {s.trial_id: s for s in read_states(storage)}
-    if _wait_for_writers(storage, [t.trial_id for t in sweep.trials
-                                   if states[t.trial_id].state == "running"]):
+    if _wait_for_writers(
+        storage, [t.trial_id for t in sweep.trials if states[t.trial_id].state == "running"]
+    ):
         states = {s.trial_id: s for s in read_states(storage)}  # as the late writers left them
     # finished trials are never rerun; damaged ones are named and left as they are
     todo = [t for t in sweep.trials if states[t.trial_id].state not in ("finished", "damaged")]
     if not todo:
         return _report(sweep, storage)
     res = sweep.spec.resources
-    trainable = tune.with_resources(tune.with_parameters(ray_trainable, trials=table),
-                                    {"cpu": res.cpus, "gpu": res.gpus})
+    trainable = tune.with_resources(
+        tune.with_parameters(ray_trainable, trials=table), {"cpu": res.cpus, "gpu": res.gpus}
+    )
     view = LiveView(sweep.name, sweep.spec.metric, sweep.spec.mode)
     global _VIEW
     _VIEW = _ViewState(view, sweep, storage)
@@ -393,13 +471,19 @@ def _run_tune(sweep: Sweep, storage: Path, args: argparse.Namespace,
             trainable,
             param_space={"trial_id": tune.grid_search(seed_major(todo))},
             tune_config=tune.TuneConfig(
-                max_concurrent_trials=args.max_concurrent, reuse_actors=True,
-                trial_name_creator=trial_name, trial_dirname_creator=trial_name),
+                max_concurrent_trials=args.max_concurrent,
+                reuse_actors=True,
+                trial_name_creator=trial_name,
+                trial_dirname_creator=trial_name,
+            ),
             run_config=tune.RunConfig(
-                name=RAY_DIR, storage_path=str(storage), verbose=0,
+                name=RAY_DIR,
+                storage_path=str(storage),
+                verbose=0,
                 failure_config=tune.FailureConfig(max_failures=sweep.spec.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                callbacks=[new_progress_callback()]),
+                callbacks=[new_progress_callback()],
+            ),
         )
         view.update(_VIEW.initial())
         view.start()
@@ -419,8 +503,9 @@ def _run_tune(sweep: Sweep, storage: Path, args: argparse.Namespace,
     _mark_interrupted(storage, [t.trial_id for t in todo], signalled or "the sweep was stopped")
     if signalled:
         return _report(sweep, storage, interrupted=signalled)
-    if deadline is not None and any(s.state in ("pending", "interrupted", "running")
-                                    for s in read_states(storage)):
+    if deadline is not None and any(
+        s.state in ("pending", "interrupted", "running") for s in read_states(storage)
+    ):
         return _report(sweep, storage, time_limit=args.time_limit)
     return _report(sweep, storage)
 
@@ -435,12 +520,15 @@ def _check_reachable(address: str) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except (OSError, ValueError) as err:
-        raise CLIError(f"cannot reach a Ray cluster at {address}: {err}; start one with "
-                       "`ray start --head --port PORT` (see `sweep run --help`)") from None
+        raise CLIError(
+            f"cannot reach a Ray cluster at {address}: {err}; start one with "
+            "`ray start --head --port PORT` (see `sweep run --help`)"
+        ) from None
 
 
-def _report(sweep: Sweep, storage: Path, *, interrupted: str | None = None,
-            time_limit: float | None = None) -> int:
+def _report(
+    sweep: Sweep, storage: Path, *, interrupted: str | None = None, time_limit: float | None = None
+) -> int:
     states = read_states(storage)
     failed = [s for s in states if s.state == "failed"]
     damaged = [s for s in states if s.state == "damaged"]
@@ -450,30 +538,46 @@ def _report(sweep: Sweep, storage: Path, *, interrupted: str | None = None,
         print(f"failed {s.trial_id}: {s.error}")
     for s in damaged:
         print(f"damaged {s.trial_id}: {s.error}")
-    resume = (f"sweep run {sweep.file} " + (f"--budget {sweep.budget} " if sweep.budget else "")
-              + f"--storage {storage} --resume")
+    resume = (
+        f"sweep run {sweep.file} "
+        + (f"--budget {sweep.budget} " if sweep.budget else "")
+        + f"--storage {storage} --resume"
+    )
     if time_limit is not None or interrupted:
         done = sum(s.state == "finished" for s in states)
         stopped = [s for s in states if s.state == "interrupted"]
         waiting = [s for s in states if s.state == "pending"]
-        why = (f"time limit {fmt_duration(time_limit)} reached" if time_limit is not None
-               else f"interrupted ({interrupted})")
-        print(f"{why}: {done}/{len(states)} trials finished; {len(stopped)} stopped at a "
-              f"checkpoint ("
-              + (", ".join(f"{s.trial_id} at {s.env_steps:,}/{s.planned_steps:,}"
-                           for s in stopped[:6]) + (" ..." if len(stopped) > 6 else "")
-                 or "none")
-              + f"); {len(waiting)} not started")
+        why = (
+            f"time limit {fmt_duration(time_limit)} reached"
+            if time_limit is not None
+            else f"interrupted ({interrupted})"
+        )
+        print(
+            f"{why}: {done}/{len(states)} trials finished; {len(stopped)} stopped at a "
+            f"checkpoint ("
+            + (
+                ", ".join(
+                    f"{s.trial_id} at {s.env_steps:,}/{s.planned_steps:,}" for s in stopped[:6]
+                )
+                + (" ..." if len(stopped) > 6 else "")
+                or "none"
+            )
+            + f"); {len(waiting)} not started"
+        )
         left = sum(max(s.planned_steps - s.env_steps, 0) for s in unfinished)
-        print(f"{left:,} env steps left; continue with: {resume}"
-              + (" --time-limit DURATION" if time_limit is not None else ""))
+        print(
+            f"{left:,} env steps left; continue with: {resume}"
+            + (" --time-limit DURATION" if time_limit is not None else "")
+        )
         print(f"results in {storage}; `sweep status {storage}` lists every trial")
         return EXIT_INTERRUPTED if interrupted else EXIT_TIME_LIMIT
     if unfinished:
         print(f"{len(unfinished)} trials unfinished; continue with: {resume}")
     if damaged:
-        print(f"{len(damaged)} damaged trials were left as they are (not rerun, nothing "
-              "overwritten); inspect them, or delete a trial's directory to rerun it")
+        print(
+            f"{len(damaged)} damaged trials were left as they are (not rerun, nothing "
+            "overwritten); inspect them, or delete a trial's directory to rerun it"
+        )
     print(f"results in {storage}; `sweep status {storage}` lists every trial")
     return 1 if failed or unfinished or damaged else 0
 
@@ -501,6 +605,7 @@ def trial_name(trial: Any) -> str:
 
 # --- the live view, fed by a Tune callback -----------------------------------------------------
 
+
 class _ViewState:
     def __init__(self, view: LiveView, sweep: Sweep, storage: Path):
         self.view, self.storage = view, storage
@@ -511,8 +616,9 @@ class _ViewState:
         self.ended: dict[str, str] = {}  # TERMINATED trials: the state their status.json says
         self.signalled: str | None = None  # SIGINT/SIGTERM received by the driver
         # trials finished before this run (a resume) stay finished whatever Tune restored
-        self.finished = {s.trial_id: s for s in read_states(storage)
-                         if s.state in ("finished", "damaged")}  # not run again
+        self.finished = {
+            s.trial_id: s for s in read_states(storage) if s.state in ("finished", "damaged")
+        }  # not run again
 
     def initial(self) -> list[TrialState]:
         states = read_states(self.storage)
@@ -532,8 +638,15 @@ class _ViewState:
             if tid in self.finished:
                 states.append(self.finished[tid])
                 continue
-            st = TrialState(tid, plan.group, plan.label, "pending", 0, plan.total_steps,
-                            env=str(plan.config.get("env", "")))
+            st = TrialState(
+                tid,
+                plan.group,
+                plan.label,
+                "pending",
+                0,
+                plan.total_steps,
+                env=str(plan.config.get("env", "")),
+            )
             tt = by_id.get(tid)
             if tt is not None:
                 st.state = _TUNE_STATE.get(tt.status, "pending")
@@ -580,8 +693,12 @@ def _watch_signals() -> None:
     def handler(signum: int, frame: Any) -> None:
         if _VIEW is not None and _VIEW.signalled is None:
             _VIEW.signalled = signal.Signals(signum).name
-            print(f"\n{_VIEW.signalled}: stopping the trials at their last checkpoint "
-                  "(again to stop at once)", file=sys.stderr, flush=True)
+            print(
+                f"\n{_VIEW.signalled}: stopping the trials at their last checkpoint "
+                "(again to stop at once)",
+                file=sys.stderr,
+                flush=True,
+            )
             signal.signal(signal.SIGTERM, _OLD_HANDLERS.get(signal.SIGTERM, signal.SIG_DFL))
             if callable(tune_handler):
                 tune_handler(signal.SIGINT, frame)
@@ -631,6 +748,7 @@ def new_progress_callback() -> Any:
 
 # --- the trainable (runs in a Ray worker) ------------------------------------------------------
 
+
 def ray_trainable(params: dict[str, Any], trials: dict[str, dict[str, Any]]) -> None:
     """One trial: build the agent from its resolved config, train, report every evaluation with
     a checkpoint; restore from Tune's checkpoint when Ray restarts the trial."""
@@ -653,8 +771,11 @@ def ray_trainable(params: dict[str, Any], trials: dict[str, dict[str, Any]]) -> 
     if deadline is not None and not _can_finish(spec, cfg, deadline):
         return  # not started: stays pending (or interrupted) for the next --resume
     reported: dict[str, int | None] = {"mtime": None}
-    stop = None if deadline is None else deadline_check(
-        deadline, cfg.total_steps, spec.get("min_start_s", MIN_START_S))
+    stop = (
+        None
+        if deadline is None
+        else deadline_check(deadline, cfg.total_steps, spec.get("min_start_s", MIN_START_S))
+    )
 
     def on_eval(row: dict[str, Any], ckpt_dir: Path) -> None:
         value = row.get(metric, row.get("eval/return"))
@@ -687,8 +808,9 @@ def ray_trainable(params: dict[str, Any], trials: dict[str, dict[str, Any]]) -> 
         raise
 
 
-def deadline_check(deadline: float, total_steps: int, margin_s: float,
-                   clock: Any = time.time) -> Any:
+def deadline_check(
+    deadline: float, total_steps: int, margin_s: float, clock: Any = time.time
+) -> Any:
     """An ``on_eval`` step for a wall-time limit: at each evaluation, if the next one (as long
     as the last interval, +20%) would end within ``margin_s`` of ``deadline``, raise
     TrialInterrupted("time limit"); run_trial then checkpoints this evaluation and stops."""
@@ -719,8 +841,9 @@ def _can_finish(spec: dict[str, Any], cfg: Any, deadline: float) -> bool:
     rate = own
     if rate is None:
         root = Path(spec.get("trials_root", out.parent))
-        rate = _seconds_per_step([Path(p) for p in spec.get("group_dirs", [])]) or \
-            _seconds_per_step([p for p in root.iterdir() if p.is_dir()] if root.is_dir() else [])
+        rate = _seconds_per_step(
+            [Path(p) for p in spec.get("group_dirs", [])]
+        ) or _seconds_per_step([p for p in root.iterdir() if p.is_dir()] if root.is_dir() else [])
     return rate is None or remaining * rate <= left
 
 
@@ -746,8 +869,7 @@ def _status_steps(out: Path) -> int:
 
 
 def _numeric(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in row.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _finished_row(out: Path, cfg: Any) -> dict[str, Any] | None:
@@ -780,8 +902,7 @@ def _mark_failed(out: Path, cfg: Any, err: BaseException) -> None:
         return
     if isinstance(err, KeyboardInterrupt | SystemExit):  # stopped, not failed
         if status:
-            status.update(state="interrupted", interrupted=type(err).__name__,
-                          updated=time.time())
+            status.update(state="interrupted", interrupted=type(err).__name__, updated=time.time())
             write_json(path, status)
         return
     scores: dict[str, Any] = {"random": None, "reference": None}
@@ -792,9 +913,13 @@ def _mark_failed(out: Path, cfg: Any, err: BaseException) -> None:
         scores = {"random": spec.random_score, "reference": spec.reference_score}
     except Exception:  # the env itself may be what failed
         pass
-    status.update(state="failed", error=f"{type(err).__name__}: {err}",
-                  env_steps=int(status.get("env_steps") or 0), planned_steps=cfg.total_steps,
-                  updated=time.time())
+    status.update(
+        state="failed",
+        error=f"{type(err).__name__}: {err}",
+        env_steps=int(status.get("env_steps") or 0),
+        planned_steps=cfg.total_steps,
+        updated=time.time(),
+    )
     status.setdefault("env_scores", scores)
     out.mkdir(parents=True, exist_ok=True)
     write_json(path, status)

@@ -101,6 +101,7 @@ MAX_VALUE_LEN = 32
 
 # --- errors ------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a sweep file, at a YAML key path (and line, when known)."""
@@ -124,6 +125,7 @@ class SweepError(ValueError):
 
 
 # --- the schema --------------------------------------------------------------------------------
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -159,11 +161,15 @@ class FinalScore(_Strict):
     def _one_rule(self) -> FinalScore:
         window = self.from_ is not None or self.to is not None
         if self.last is not None and window:
-            raise ValueError("give either `last` (a number of evaluations) or `from`/`to` "
-                             "(an env-step range), not both")
+            raise ValueError(
+                "give either `last` (a number of evaluations) or `from`/`to` "
+                "(an env-step range), not both"
+            )
         if self.last is None and not window:
-            raise ValueError("give `last: N` (the last N evaluations) or `from: STEP` and "
-                             "`to: STEP` (the evaluations in that env-step range)")
+            raise ValueError(
+                "give `last: N` (the last N evaluations) or `from: STEP` and "
+                "`to: STEP` (the evaluations in that env-step range)"
+            )
         if window and (self.from_ is None or self.to is None):
             raise ValueError("an env-step range needs both `from` and `to`")
         if window and self.from_ > self.to:
@@ -175,8 +181,9 @@ class AnalysisSpec(_Strict):
     """How `sweep report` scores this sweep, declared before running (``analysis:``)."""
 
     final: FinalScore = Field(default_factory=lambda: FinalScore(last=3))
-    auc: bool = Field(False, description="the normalised AUC of the eval curve is a declared "
-                                         "score too")
+    auc: bool = Field(
+        False, description="the normalised AUC of the eval curve is a declared score too"
+    )
     threshold: float | None = Field(None, description="steps-to-threshold value")
 
     @field_validator("threshold", mode="before")
@@ -192,14 +199,20 @@ class AnalysisSpec(_Strict):
         return {"final": final, "auc": self.auc, "threshold": self.threshold}
 
 
-def parse_analysis(data: Any, where: tuple = ("analysis",), doc: Any = None,
-                   base: AnalysisSpec | None = None) -> tuple[AnalysisSpec | None, list[Problem]]:
+def parse_analysis(
+    data: Any, where: tuple = ("analysis",), doc: Any = None, base: AnalysisSpec | None = None
+) -> tuple[AnalysisSpec | None, list[Problem]]:
     """Validate an ``analysis:`` mapping (its keys replace those of ``base``); problems carry the
     YAML path ``where`` + key and, with the round-trip ``doc``, the line."""
     if not isinstance(data, dict):
-        return None, [Problem(_show(where), "must be a mapping of keys (final, auc, threshold), "
-                              f"got {_kind(data) if isinstance(data, list) else repr(data)}",
-                              _line(doc, where))]
+        return None, [
+            Problem(
+                _show(where),
+                "must be a mapping of keys (final, auc, threshold), "
+                f"got {_kind(data) if isinstance(data, list) else repr(data)}",
+                _line(doc, where),
+            )
+        ]
     merged = dict(base.model_dump(by_alias=True, exclude_none=True)) if base else {}
     if base is not None:
         merged["final"] = base.final.model_dump(by_alias=True, exclude_none=True)
@@ -214,14 +227,25 @@ def parse_analysis(data: Any, where: tuple = ("analysis",), doc: Any = None,
             loc = (*where, *(p for p in e["loc"] if p != "[key]"))
             msg = e["msg"].removeprefix("Value error, ")
             if e["type"] == "extra_forbidden":
-                known = ["last", "from", "to"] if "final" in loc[len(where):-1] else \
-                    ["final", "auc", "threshold"]
+                known = (
+                    ["last", "from", "to"]
+                    if "final" in loc[len(where) : -1]
+                    else ["final", "auc", "threshold"]
+                )
                 from init_schemes import suggest
 
                 hint = suggest(str(loc[-1]), known)
                 msg = f"unknown key{hint} (known: {', '.join(known)})"
-            elif e["type"] in ("int_type", "float_type", "bool_type", "model_type", "dict_type",
-                               "int_from_float", "greater_than", "greater_than_equal"):
+            elif e["type"] in (
+                "int_type",
+                "float_type",
+                "bool_type",
+                "model_type",
+                "dict_type",
+                "int_from_float",
+                "greater_than",
+                "greater_than_equal",
+            ):
                 msg = _type_message(e["type"], msg, e.get("input"), loc)
             problems.append(Problem(_show(loc), msg, _line(doc, loc)))
         return None, problems
@@ -269,8 +293,10 @@ class SweepSpec(_Strict):
     @classmethod
     def _grid(cls, v: dict[str, list[Any]] | None) -> dict[str, list[Any]]:
         if not v:
-            raise ValueError("empty grid: give at least one key with a list of values, or leave "
-                             "`grid` out for a single configuration")
+            raise ValueError(
+                "empty grid: give at least one key with a list of values, or leave "
+                "`grid` out for a single configuration"
+            )
         return v
 
     @field_validator("seeds", mode="before")
@@ -289,9 +315,11 @@ class SweepSpec(_Strict):
     @classmethod
     def _metric(cls, v: str) -> str:
         if not v.startswith(METRIC_NAMESPACES):
-            raise ValueError(f"'{v}' is not a namespaced metric key (e.g. eval/return, "
-                             f"train/return, loss/critic; namespaces: "
-                             f"{', '.join(METRIC_NAMESPACES)})")
+            raise ValueError(
+                f"'{v}' is not a namespaced metric key (e.g. eval/return, "
+                f"train/return, loss/critic; namespaces: "
+                f"{', '.join(METRIC_NAMESPACES)})"
+            )
         return v
 
 
@@ -314,6 +342,7 @@ def parse_seeds(v: Any) -> list[int]:
 
 
 # --- resolved sweeps ---------------------------------------------------------------------------
+
 
 def seeds_text(seeds: list[int] | tuple[int, ...]) -> str:
     """[0, 1, 2] -> '0-2'; [3, 7] -> '3+7'; [2] -> '2'."""
@@ -389,13 +418,20 @@ class Sweep:
 
     def _resolved(self) -> dict[str, Any]:
         return {
-            "name": self.name, "budget": self.budget, "metric": self.spec.metric,
-            "mode": self.spec.mode, "seeds": self.seeds, "grid": self.grid,
-            "varying_keys": self.varying_keys, "source": str(self.file),
-            "resources": self.spec.resources.model_dump(), "max_failures": self.spec.max_failures,
+            "name": self.name,
+            "budget": self.budget,
+            "metric": self.spec.metric,
+            "mode": self.spec.mode,
+            "seeds": self.seeds,
+            "grid": self.grid,
+            "varying_keys": self.varying_keys,
+            "source": str(self.file),
+            "resources": self.spec.resources.model_dump(),
+            "max_failures": self.spec.max_failures,
             **({"analysis": self.analysis.resolved()} if self.analysis is not None else {}),
-            "trials": [{"trial_id": t.trial_id, "group": t.group, "config": t.config}
-                       for t in self.trials],
+            "trials": [
+                {"trial_id": t.trial_id, "group": t.group, "config": t.config} for t in self.trials
+            ],
         }
 
 
@@ -409,8 +445,16 @@ def find_sweep_file(name: str | Path) -> Path:
             return path
         if path.is_dir():
             inside = sorted(p.name for p in path.glob("*.yaml"))[:3]
-            raise SweepError(text, [Problem("", "is a directory, not a sweep file" + (
-                f" (it holds {', '.join(inside)})" if inside else ""))])
+            raise SweepError(
+                text,
+                [
+                    Problem(
+                        "",
+                        "is a directory, not a sweep file"
+                        + (f" (it holds {', '.join(inside)})" if inside else ""),
+                    )
+                ],
+            )
         raise SweepError(text, [Problem("", "no such sweep file")])
     stems = [text] if text.endswith((".yaml", ".yml")) else [f"{text}.yaml", f"{text}.yml", text]
     for base in (SWEEPS_DIR, Path.cwd()):
@@ -419,9 +463,11 @@ def find_sweep_file(name: str | Path) -> Path:
                 return base / stem
     shipped = sorted(p.name for p in SWEEPS_DIR.glob("*.yaml"))
     hint = difflib.get_close_matches(text, shipped, n=1, cutoff=0.5)
-    msg = (f"no such sweep file (looked in {SWEEPS_DIR}/ and the working directory"
-           + (f"; did you mean '{hint[0]}'?" if hint else "")
-           + f"; shipped: {', '.join(shipped) or 'none'})")
+    msg = (
+        f"no such sweep file (looked in {SWEEPS_DIR}/ and the working directory"
+        + (f"; did you mean '{hint[0]}'?" if hint else "")
+        + f"; shipped: {', '.join(shipped) or 'none'})"
+    )
     raise SweepError(text, [Problem("", msg)])
 
 
@@ -430,8 +476,13 @@ MAX_TRIALS = 20_000
 ``--max-trials`` option) allows them."""
 
 
-def load_sweep(name: str | Path, budget: str | None = None, *,
-               check_budgets: bool = True, max_trials: int | None = MAX_TRIALS) -> Sweep:
+def load_sweep(
+    name: str | Path,
+    budget: str | None = None,
+    *,
+    check_budgets: bool = True,
+    max_trials: int | None = MAX_TRIALS,
+) -> Sweep:
     """Parse, validate and expand a sweep file; raise :class:`SweepError` listing every problem.
 
     With ``check_budgets`` every budget is expanded and validated too, so a broken budget is
@@ -456,8 +507,11 @@ def load_sweep(name: str | Path, budget: str | None = None, *,
     if budget is not None and budget not in spec.budgets:
         known = ", ".join(spec.budgets) or "none defined"
         hint = difflib.get_close_matches(budget, list(spec.budgets), n=1, cutoff=0.5)
-        msg = (f"unknown budget '{budget}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
-               + f" (budgets: {known})")
+        msg = (
+            f"unknown budget '{budget}'"
+            + (f"; did you mean '{hint[0]}'?" if hint else "")
+            + f" (budgets: {known})"
+        )
         raise SweepError(file, [Problem("budgets", msg, _line(doc, ("budgets",)))])
     analyses = _analyses(spec, doc, problems)
     to_check = [budget]
@@ -486,14 +540,16 @@ def _analyses(spec: SweepSpec, doc: Any, problems: list[Problem]) -> dict[str | 
         out[None] = top
     for name, budget in spec.budgets.items():
         if "analysis" in budget:
-            parsed, found = parse_analysis(budget["analysis"], ("budgets", name, "analysis"), doc,
-                                           base=top)
+            parsed, found = parse_analysis(
+                budget["analysis"], ("budgets", name, "analysis"), doc, base=top
+            )
             problems += found
             out[name] = parsed
     return out
 
 
 # --- parsing and line numbers ------------------------------------------------------------------
+
 
 def _parse_yaml(text: str, file: str) -> Any:
     from ruamel.yaml import YAML
@@ -504,17 +560,32 @@ def _parse_yaml(text: str, file: str) -> Any:
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise SweepError(file, [Problem("", "invalid YAML: " + _yaml_message(err), line)]) \
-            from None
+        raise SweepError(file, [Problem("", "invalid YAML: " + _yaml_message(err), line)]) from None
     except YAMLError as err:
-        raise SweepError(file, [Problem("", f"invalid YAML: {' '.join(str(err).split())}")]) \
-            from None
+        raise SweepError(
+            file, [Problem("", f"invalid YAML: {' '.join(str(err).split())}")]
+        ) from None
     if doc is None:
-        raise SweepError(file, [Problem("", "the file is empty; a sweep needs at least `name` "
-                                            "and a `base` or `grid`")])
+        raise SweepError(
+            file,
+            [
+                Problem(
+                    "", "the file is empty; a sweep needs at least `name` and a `base` or `grid`"
+                )
+            ],
+        )
     if not isinstance(doc, dict):
-        raise SweepError(file, [Problem("", "the top level must be a mapping of keys (name, "
-                                            f"base, grid, seeds, ...), got a {_kind(doc)}", 1)])
+        raise SweepError(
+            file,
+            [
+                Problem(
+                    "",
+                    "the top level must be a mapping of keys (name, "
+                    f"base, grid, seeds, ...), got a {_kind(doc)}",
+                    1,
+                )
+            ],
+        )
     return doc
 
 
@@ -527,8 +598,10 @@ def _yaml_message(err: Any) -> str:
     if "'\\t'" in problem or "\t" in problem:
         return "a tab character: YAML indents with spaces only"
     if "expected <block end>" in problem or "mapping values are not allowed" in problem:
-        return (f"{problem}: this line's indentation does not match the keys above it (or a "
-                "':' is missing or extra)")
+        return (
+            f"{problem}: this line's indentation does not match the keys above it (or a "
+            "':' is missing or extra)"
+        )
     context = " ".join(str(err.context or "").split())
     return f"{context}: {problem}" if context else problem or "cannot parse"
 
@@ -598,19 +671,37 @@ def _schema_problems(err: ValidationError, doc: Any) -> list[Problem]:
             msg = "empty list of values: the grid would have no trials"
         elif kind == "too_short":
             msg = "must not be empty"
-        elif kind in ("list_type", "dict_type", "string_type", "int_type", "float_type",
-                      "bool_type", "model_type", "literal_error", "int_from_float",
-                      "string_pattern_mismatch", "greater_than", "greater_than_equal",
-                      "string_too_long"):
+        elif kind in (
+            "list_type",
+            "dict_type",
+            "string_type",
+            "int_type",
+            "float_type",
+            "bool_type",
+            "model_type",
+            "literal_error",
+            "int_from_float",
+            "string_pattern_mismatch",
+            "greater_than",
+            "greater_than_equal",
+            "string_too_long",
+        ):
             msg = _type_message(kind, msg, e.get("input"), loc)
         problems.append(Problem(_show(loc), msg, _line(doc, loc)))
     return problems
 
 
 def _type_message(kind: str, msg: str, value: Any, loc: tuple) -> str:
-    expected = {"list_type": "a list", "dict_type": "a mapping of keys", "string_type": "a string",
-                "int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
-                "model_type": "a mapping of keys", "int_from_float": "an integer"}.get(kind)
+    expected = {
+        "list_type": "a list",
+        "dict_type": "a mapping of keys",
+        "string_type": "a string",
+        "int_type": "an integer",
+        "float_type": "a number",
+        "bool_type": "true or false",
+        "model_type": "a mapping of keys",
+        "int_from_float": "an integer",
+    }.get(kind)
     got = f"got {_kind(value) if isinstance(value, (dict, list)) else repr(value)}"
     if expected:
         hint = ""
@@ -647,8 +738,10 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
 
 # --- imports -----------------------------------------------------------------------------------
 
-def _import_modules(spec: SweepSpec, doc: Any, here: Path,
-                    problems: list[Problem]) -> list[tuple[str, str | None]]:
+
+def _import_modules(
+    spec: SweepSpec, doc: Any, here: Path, problems: list[Problem]
+) -> list[tuple[str, str | None]]:
     """Import ``imports`` (the YAML's directory and the working directory on sys.path)."""
     done = []
     for i, name in enumerate(spec.imports):
@@ -659,16 +752,26 @@ def _import_modules(spec: SweepSpec, doc: Any, here: Path,
             if not path.exists() and Path(name).exists():
                 path = Path(name)
             if not path.is_file():
-                problems.append(Problem(_show(where), f"cannot import '{name}': file not found "
-                                        f"(relative to {here})", _line(doc, where)))
+                problems.append(
+                    Problem(
+                        _show(where),
+                        f"cannot import '{name}': file not found (relative to {here})",
+                        _line(doc, where),
+                    )
+                )
                 continue
             module, directory = path.stem, str(path.resolve().parent)
         try:
             import_user_module(module, [directory] if directory else [str(here.resolve())])
         except Exception as err:  # any error of user code: report it, don't crash
             msg = " ".join(str(err).split())
-            problems.append(Problem(_show(where), f"cannot import '{name}': "
-                                    f"{type(err).__name__}: {msg}", _line(doc, where)))
+            problems.append(
+                Problem(
+                    _show(where),
+                    f"cannot import '{name}': {type(err).__name__}: {msg}",
+                    _line(doc, where),
+                )
+            )
             continue
         done.append((module, directory or str(here.resolve())))
     return done
@@ -685,6 +788,7 @@ def import_user_module(module: str, paths: list[str]) -> None:
 
 # --- expansion ---------------------------------------------------------------------------------
 
+
 @dataclass
 class _Combo:
     values: dict[str, Any]  # dotted key -> value (grid values or the include entry)
@@ -694,8 +798,13 @@ class _Combo:
     sampled_where: dict[str, tuple] = field(default_factory=dict)  # their distributions' paths
 
 
-def _flatten(d: dict[str, Any], path: tuple, out: dict[str, Any] | None = None,
-             where: dict[str, tuple] | None = None, prefix: str = "") -> tuple[dict, dict]:
+def _flatten(
+    d: dict[str, Any],
+    path: tuple,
+    out: dict[str, Any] | None = None,
+    where: dict[str, tuple] | None = None,
+    prefix: str = "",
+) -> tuple[dict, dict]:
     """Nested/dotted mapping -> (dotted key -> value, dotted key -> YAML path)."""
     out = {} if out is None else out
     where = {} if where is None else where
@@ -716,6 +825,7 @@ _Report = Callable[[tuple, str], None]
 class _Plan:
     """What the file and its budget ask for, before the cross product: the base keys, the grid
     axes, the seeds, the budget's last-word keys (``overlay``) and where each came from."""
+
     base: dict[str, Any]
     base_where: dict[str, tuple]
     grid: dict[str, list[Any]]
@@ -727,8 +837,15 @@ class _Plan:
     search_overlay: dict[str, int] = field(default_factory=dict)  # budget's search.samples/.seed
 
 
-def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None,
-            problems: list[Problem], max_trials: int | None = None) -> Sweep:
+def _expand(
+    spec: SweepSpec,
+    doc: Any,
+    path: Path,
+    text: str,
+    budget: str | None,
+    problems: list[Problem],
+    max_trials: int | None = None,
+) -> Sweep:
     """The sweep file -> its trials, as a pipeline: budget -> seed-key checks -> cross product
     (refused early if too large) -> include/exclude -> random search -> overrides and one
     ``build_config`` per combination -> trial names and seed chunks. Every step reports its
@@ -748,15 +865,24 @@ def _expand(spec: SweepSpec, doc: Any, path: Path, text: str, budget: str | None
     combos = _combinations(spec, plan, budget, problem)
     search = None
     if spec.search is not None:
-        combos, search = _sample_combos(spec.search, plan.search_overlay, combos, plan.base,
-                                        plan.grid, plan.overlay, budget, problem)
+        combos, search = _sample_combos(
+            spec.search,
+            plan.search_overlay,
+            combos,
+            plan.base,
+            plan.grid,
+            plan.overlay,
+            budget,
+            problem,
+        )
     resolved = _resolve_configs(spec, plan, combos, budget, problem)
     if len(problems) > n_before:
         empty.search = search
         return empty
     varying, trials = _name_trials(spec, plan, resolved, problem)
-    return Sweep(spec.name, path, text, spec, budget, plan.seeds, plan.grid, varying, trials,
-                 search=search)
+    return Sweep(
+        spec.name, path, text, spec, budget, plan.seeds, plan.grid, varying, trials, search=search
+    )
 
 
 def _plan(spec: SweepSpec) -> _Plan:
@@ -789,8 +915,9 @@ def _apply_budget(spec: SweepSpec, budget: str, plan: _Plan, problem: _Report) -
                 axes += [(k, v, (*where, k)) for k, v in value.items()]
     for axis, value, where in axes:
         if not isinstance(value, list) or not value:
-            problem(where, f"must be a non-empty list of values for the '{axis}' axis, "
-                           f"got {value!r}")
+            problem(
+                where, f"must be a non-empty list of values for the '{axis}' axis, got {value!r}"
+            )
             continue
         plan.grid[axis], plan.grid_where[axis] = list(value), where
         plan.restricted[axis] = list(value)
@@ -798,8 +925,11 @@ def _apply_budget(spec: SweepSpec, budget: str, plan: _Plan, problem: _Report) -
         if key in ("seeds", "grid", "search", "analysis") or key.startswith(("grid.", "search.")):
             continue
         if key in ("include", "exclude", "overrides", "budgets"):
-            problem(("budgets", budget, key), f"a budget cannot set '{key}'; it sets seeds, "
-                    "grid (or grid.<key>), base, or trial config keys (e.g. total_steps)")
+            problem(
+                ("budgets", budget, key),
+                f"a budget cannot set '{key}'; it sets seeds, "
+                "grid (or grid.<key>), base, or trial config keys (e.g. total_steps)",
+            )
             continue
         if key == "base":  # overlays base: grid values, include entries and overrides win
             if not isinstance(value, dict):
@@ -814,8 +944,9 @@ def _apply_budget(spec: SweepSpec, budget: str, plan: _Plan, problem: _Report) -
             plan.overlay_where.update(fwhere)
         for k in flat:
             if k in plan.grid:
-                problem(fwhere[k], f"'{k}' is a grid key; write grid.{k}: [...] to restrict "
-                                   "its values")
+                problem(
+                    fwhere[k], f"'{k}' is a grid key; write grid.{k}: [...] to restrict its values"
+                )
 
 
 def _check_seed_keys(spec: SweepSpec, plan: _Plan, problem: _Report) -> None:
@@ -830,24 +961,30 @@ def _check_seed_keys(spec: SweepSpec, plan: _Plan, problem: _Report) -> None:
                 problem(("include", i, key), "set seeds with the top-level `seeds` key")
 
 
-def _within_limit(spec: SweepSpec, plan: _Plan, max_trials: int | None,
-                  problem: _Report) -> bool:
+def _within_limit(spec: SweepSpec, plan: _Plan, max_trials: int | None, problem: _Report) -> bool:
     """Count the trials before building them, so a huge grid is refused in no time instead of
     filling the memory."""
     keys = list(plan.grid)
-    n_trials = (math.prod(len(plan.grid[k]) for k in keys) + len(spec.include)) \
-        * len(plan.seeds) * (spec.search.samples if spec.search is not None else 1)
+    n_trials = (
+        (math.prod(len(plan.grid[k]) for k in keys) + len(spec.include))
+        * len(plan.seeds)
+        * (spec.search.samples if spec.search is not None else 1)
+    )
     if max_trials is None or n_trials <= max_trials:
         return True
-    problem(("grid",), f"expands to {n_trials:,} trials (grid "
-            + " x ".join(f"{len(plan.grid[k])} {k}" for k in keys)
-            + f" x {len(plan.seeds)} seeds), more than the limit of {max_trials:,}; pass "
-            f"--max-trials {n_trials} to expand it anyway")
+    problem(
+        ("grid",),
+        f"expands to {n_trials:,} trials (grid "
+        + " x ".join(f"{len(plan.grid[k])} {k}" for k in keys)
+        + f" x {len(plan.seeds)} seeds), more than the limit of {max_trials:,}; pass "
+        f"--max-trials {n_trials} to expand it anyway",
+    )
     return False
 
 
-def _combinations(spec: SweepSpec, plan: _Plan, budget: str | None,
-                  problem: _Report) -> list[_Combo]:
+def _combinations(
+    spec: SweepSpec, plan: _Plan, budget: str | None, problem: _Report
+) -> list[_Combo]:
     """The grid's cross product, less the excluded combinations, plus the included ones (an
     include whose value a budget's narrowed axis does not hold is left out)."""
     grid, keys = plan.grid, list(plan.grid)
@@ -872,8 +1009,9 @@ def _combinations(spec: SweepSpec, plan: _Plan, budget: str | None,
     return combos
 
 
-def _resolve_configs(spec: SweepSpec, plan: _Plan, combos: list[_Combo], budget: str | None,
-                     problem: _Report) -> list[tuple[_Combo, dict[str, Any], int]]:
+def _resolve_configs(
+    spec: SweepSpec, plan: _Plan, combos: list[_Combo], budget: str | None, problem: _Report
+) -> list[tuple[_Combo, dict[str, Any], int]]:
     """One trial config per combination: base, its values, the matching overrides, a search's
     draw, then the budget's last word; validated by ``build_config`` (problems name the YAML
     place that set the bad key). Returns (combination, config, seeds per trial)."""
@@ -899,8 +1037,11 @@ def _resolve_configs(spec: SweepSpec, plan: _Plan, combos: list[_Combo], budget:
         raw = flat.pop("seeds_per_trial", 1)
         per_trial = _seeds_per_trial(raw, len(plan.seeds))
         if per_trial is None:
-            problem(_origin("seeds_per_trial", where), "must be a positive number of seeds "
-                    f"trained together in one trial, or 'vectorized' (all the seeds), got {raw!r}")
+            problem(
+                _origin("seeds_per_trial", where),
+                "must be a positive number of seeds "
+                f"trained together in one trial, or 'vectorized' (all the seeds), got {raw!r}",
+            )
             continue
         first = plan.seeds[:per_trial]
         flat.update(seed=first[0], seeds_per_trial=len(first))
@@ -921,9 +1062,12 @@ def _resolve_configs(spec: SweepSpec, plan: _Plan, combos: list[_Combo], budget:
     return resolved
 
 
-def _name_trials(spec: SweepSpec, plan: _Plan,
-                 resolved: list[tuple[_Combo, dict[str, Any], int]],
-                 problem: _Report) -> tuple[list[str], list[Trial]]:
+def _name_trials(
+    spec: SweepSpec,
+    plan: _Plan,
+    resolved: list[tuple[_Combo, dict[str, Any], int]],
+    problem: _Report,
+) -> tuple[list[str], list[Trial]]:
     """The keys that vary across combinations, and the trials: one per combination and chunk of
     seeds, named ``t<group>_<varying values>[_r<draw>]_s<seeds>``; a combination that repeats
     another's config is a problem, not a second trial."""
@@ -944,9 +1088,11 @@ def _name_trials(spec: SweepSpec, plan: _Plan,
             fingerprint += f"|draw {combo.draw}"
         if fingerprint in seen:
             first = next(iter(combo.where.values()), ("grid",))
-            problem(first[:2] if first[0] == "include" else ("grid",),
-                    f"combination {group} ({_brief(values)}) repeats {seen[fingerprint]}: "
-                    "the same config twice")
+            problem(
+                first[:2] if first[0] == "include" else ("grid",),
+                f"combination {group} ({_brief(values)}) repeats {seen[fingerprint]}: "
+                "the same config twice",
+            )
             continue
         seen[fingerprint] = group
         label = " ".join(_slug(v) for v in values.values()) or spec.name
@@ -955,15 +1101,14 @@ def _name_trials(spec: SweepSpec, plan: _Plan,
             label, stem = f"{label} r{combo.draw}", f"{stem}_r{combo.draw}"
             values = {**values, **{k: flat.get(k) for k in combo.sampled}}
         for j in range(0, len(seeds), per_trial):
-            chunk = seeds[j:j + per_trial]
+            chunk = seeds[j : j + per_trial]
             suffix = f"_s{seeds_text(chunk)}"
             trial_id = stem[: MAX_ID_LEN - len(suffix)].rstrip("_.-") + suffix
             config = {**cfg, "seed": chunk[0], "seeds_per_trial": len(chunk)}
             config.pop("seeds", None)
             if len(chunk) > 1:
                 config["seeds"] = list(chunk)
-            trials.append(Trial(trial_id, group, label, list(chunk), values, config,
-                                combo.draw))
+            trials.append(Trial(trial_id, group, label, list(chunk), values, config, combo.draw))
     return varying, trials
 
 
@@ -981,8 +1126,12 @@ def _hint(key: str, msg: str) -> str:
     from agent.config import TrialConfig
 
     last = key.rsplit(".", 1)[-1]
-    if msg.startswith("unknown key") and "did you mean" not in msg and "." in key \
-            and last in TrialConfig.model_fields:
+    if (
+        msg.startswith("unknown key")
+        and "did you mean" not in msg
+        and "." in key
+        and last in TrialConfig.model_fields
+    ):
         return f"unknown key; did you mean '{last}' (a top-level key)?"
     return msg
 
@@ -1026,8 +1175,11 @@ def _slug(v: Any) -> str:
         text = "-".join(f"{k}{_slug(x)}" for k, x in v.items())
     else:
         text = str(v)
-    text = re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-") if not isinstance(v, str) else \
-        re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-")
+    text = (
+        re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-")
+        if not isinstance(v, str)
+        else re.sub(r"[^A-Za-z0-9_.+-]+", "-", text).strip("-")
+    )
     return text[:MAX_VALUE_LEN] or "x"
 
 
@@ -1109,20 +1261,27 @@ def parse_distribution(value: Any) -> Distribution:
     match = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*", value, re.S)
     if not match:
         cut = re.fullmatch(r"\s*[A-Za-z_]\w*\s*\([^)]*", value)
-        hint = ("; inside a {...} mapping YAML splits it at the comma: quote it, e.g. "
-                "{sac.lr: \"loguniform(1.0e-4, 3.0e-3)\"}" if cut else "")
+        hint = (
+            "; inside a {...} mapping YAML splits it at the comma: quote it, e.g. "
+            '{sac.lr: "loguniform(1.0e-4, 3.0e-3)"}'
+            if cut
+            else ""
+        )
         raise ValueError(f"must be a distribution, {_DIST_FORMS}, got {value!r}{hint}")
     name, inner = match.groups()
     if name not in DISTRIBUTIONS:
-        raise ValueError(f"unknown distribution '{name}'{suggest(name, list(DISTRIBUTIONS))} "
-                         f"(known: {_DIST_FORMS})")
+        raise ValueError(
+            f"unknown distribution '{name}'{suggest(name, list(DISTRIBUTIONS))} "
+            f"(known: {_DIST_FORMS})"
+        )
     try:
         from ruamel.yaml import YAML
 
         args = YAML(typ="safe", pure=True).load(f"[{inner}]")
     except Exception:  # any YAML error: the arguments are not a list of values
-        raise ValueError(f"cannot read the arguments of {value!r}: write "
-                         f"{DISTRIBUTIONS[name]}") from None
+        raise ValueError(
+            f"cannot read the arguments of {value!r}: write {DISTRIBUTIONS[name]}"
+        ) from None
     usage = f"{value!r}: write {DISTRIBUTIONS[name]}"
     if name == "choice":
         if len(args) != 1 or not isinstance(args[0], list):
@@ -1145,8 +1304,9 @@ def parse_distribution(value: Any) -> Distribution:
     return Distribution(name, (low, high))
 
 
-def _budget_search(spec: SweepSpec, key: str, value: Any, where: tuple,
-                   problem: Any) -> dict[str, int]:
+def _budget_search(
+    spec: SweepSpec, key: str, value: Any, where: tuple, problem: Any
+) -> dict[str, int]:
     """A budget's ``search.samples`` / ``search.seed`` (or ``search: {samples: 4}``)."""
     from init_schemes import suggest
 
@@ -1163,18 +1323,25 @@ def _budget_search(spec: SweepSpec, key: str, value: Any, where: tuple,
     out = {}
     for name, v, at in items:
         if name not in ("samples", "seed"):
-            problem(at, f"unknown key{suggest(name, ['samples', 'seed'])} (a budget sets "
-                        "search.samples or search.seed)")
+            problem(
+                at,
+                f"unknown key{suggest(name, ['samples', 'seed'])} (a budget sets "
+                "search.samples or search.seed)",
+            )
         elif isinstance(v, bool) or not isinstance(v, int) or v < (name == "samples"):
-            problem(at, f"must be {'a positive' if name == 'samples' else 'a non-negative'} "
-                        f"integer, got {v!r}")
+            problem(
+                at,
+                f"must be {'a positive' if name == 'samples' else 'a non-negative'} "
+                f"integer, got {v!r}",
+            )
         else:
             out[name] = v
     return out
 
 
-def _search_space(space: dict[str, Any], at: tuple, grid: dict[str, list[Any]],
-                  problem: Any) -> dict[str, tuple[Distribution, tuple]]:
+def _search_space(
+    space: dict[str, Any], at: tuple, grid: dict[str, list[Any]], problem: Any
+) -> dict[str, tuple[Distribution, tuple]]:
     """A ``space`` mapping -> dotted key -> (distribution, YAML path); problems for bad entries."""
     flat, where = _flatten(space, at)
     out = {}
@@ -1183,12 +1350,17 @@ def _search_space(space: dict[str, Any], at: tuple, grid: dict[str, list[Any]],
         if split and value is None and key.endswith(")"):
             continue
         if key in _NOT_SEARCHABLE:
-            problem(where[key], f"'{key}' cannot be searched (seeds come from the top-level "
-                                "`seeds` key, and every seed of a configuration shares its draw)")
+            problem(
+                where[key],
+                f"'{key}' cannot be searched (seeds come from the top-level "
+                "`seeds` key, and every seed of a configuration shares its draw)",
+            )
             continue
         if key in grid:
-            problem(where[key], f"'{key}' is a grid key: a key is either searched or a grid "
-                                "axis, not both")
+            problem(
+                where[key],
+                f"'{key}' is a grid key: a key is either searched or a grid axis, not both",
+            )
             continue
         try:
             out[key] = (parse_distribution(value), where[key])
@@ -1198,10 +1370,16 @@ def _search_space(space: dict[str, Any], at: tuple, grid: dict[str, list[Any]],
     return out
 
 
-def _sample_combos(search: Search, budget_search: dict[str, int], combos: list[_Combo],
-                   base: dict[str, Any], grid: dict[str, list[Any]],
-                   overlay: dict[str, Any], budget: str | None,
-                   problem: Any) -> tuple[list[_Combo], dict[str, Any]]:
+def _sample_combos(
+    search: Search,
+    budget_search: dict[str, int],
+    combos: list[_Combo],
+    base: dict[str, Any],
+    grid: dict[str, list[Any]],
+    overlay: dict[str, Any],
+    budget: str | None,
+    problem: Any,
+) -> tuple[list[_Combo], dict[str, Any]]:
     """Each combination with a search space -> ``samples`` combinations holding their draws.
 
     Returns the combinations and the search's record for sweep_resolved.json."""
@@ -1211,12 +1389,16 @@ def _sample_combos(search: Search, budget_search: dict[str, int], combos: list[_
     scoped = []
     for j, entry in enumerate(search.scoped):
         when, _ = _flatten(entry.when, ())
-        scoped.append((when, _search_space(entry.space, ("search", "scoped", j, "space"), grid,
-                                           problem)))
+        scoped.append(
+            (when, _search_space(entry.space, ("search", "scoped", j, "space"), grid, problem))
+        )
     for key, (_, at) in [*common.items(), *(i for _, s in scoped for i in s.items())]:
         if key in overlay:
-            problem(at, f"'{key}' is searched here and set by budget '{budget}': a budget "
-                        "cannot set a searched key")
+            problem(
+                at,
+                f"'{key}' is searched here and set by budget '{budget}': a budget "
+                "cannot set a searched key",
+            )
     used = [False] * len(scoped)
     out: list[_Combo] = []
     distributions: dict[str, list[str]] = {}
@@ -1229,8 +1411,11 @@ def _sample_combos(search: Search, budget_search: dict[str, int], combos: list[_
                 space.update(entry)
         clash = [k for k in space if k in combo.values]
         for key in clash:
-            problem(space[key][1], f"'{key}' is searched and also set by "
-                                   f"{_show(combo.where[key])}: a key is either searched or set")
+            problem(
+                space[key][1],
+                f"'{key}' is searched and also set by "
+                f"{_show(combo.where[key])}: a key is either searched or set",
+            )
         if not space or clash:
             out.append(combo)
             continue
@@ -1240,15 +1425,23 @@ def _sample_combos(search: Search, budget_search: dict[str, int], combos: list[_
             if dist.text not in distributions[key]:
                 distributions[key].append(dist.text)
         for r in range(samples):
-            drawn = {k: d.draw(random.Random(f"{seed}|{r}|{k}|{cell}"))
-                     for k, (d, _) in space.items()}
-            out.append(_Combo(combo.values, combo.where, r, drawn,
-                              {k: at for k, (_, at) in space.items()}))
+            drawn = {
+                k: d.draw(random.Random(f"{seed}|{r}|{k}|{cell}")) for k, (d, _) in space.items()
+            }
+            out.append(
+                _Combo(combo.values, combo.where, r, drawn, {k: at for k, (_, at) in space.items()})
+            )
     if budget is None:
         for j, u in enumerate(used):
             if not u:
-                problem(("search", "scoped", j, "when"),
-                        f"matches no combination ({_brief(scoped[j][0])})")
-    record = {"samples": samples, "seed": seed, "draws": search.draws,
-              "distributions": distributions}
+                problem(
+                    ("search", "scoped", j, "when"),
+                    f"matches no combination ({_brief(scoped[j][0])})",
+                )
+    record = {
+        "samples": samples,
+        "seed": seed,
+        "draws": search.draws,
+        "distributions": distributions,
+    }
     return out, record

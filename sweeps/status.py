@@ -42,13 +42,15 @@ class TrialState:
     env: str = ""
     stale: str | None = None  # why a "running" trial is not running any more
 
+
 def read_resolved(sweep_dir: Path) -> dict[str, Any]:
     path = Path(sweep_dir) / RESOLVED_FILE
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{sweep_dir}: not a sweep directory (no sweep_resolved.json)") \
-            from None
+        raise FileNotFoundError(
+            f"{sweep_dir}: not a sweep directory (no sweep_resolved.json)"
+        ) from None
     except ValueError as err:
         raise ValueError(f"{path}: unreadable ({err})") from None
 
@@ -87,8 +89,15 @@ def read_states(sweep_dir: Path, resolved: dict[str, Any] | None = None) -> list
     for t in resolved["trials"]:
         tid, cfg = t["trial_id"], t["config"]
         d = trial_path(sweep_dir, tid)
-        st = TrialState(tid, t.get("group", tid), labels.get(tid, tid), "pending", 0,
-                        int(cfg.get("total_steps", 0)), env=str(cfg.get("env", "")))
+        st = TrialState(
+            tid,
+            t.get("group", tid),
+            labels.get(tid, tid),
+            "pending",
+            0,
+            int(cfg.get("total_steps", 0)),
+            env=str(cfg.get("env", "")),
+        )
         check = check_trial(d, cfg)
         status = check.status
         if status:
@@ -103,8 +112,11 @@ def read_states(sweep_dir: Path, resolved: dict[str, Any] | None = None) -> list
         rows = check.rows or []
         if rows and not check.damaged:  # a seed-batched trial: the mean over its seeds
             last = max(int(r["env_step"]) for r in rows)
-            values = [v for r in rows if int(r["env_step"]) == last
-                      and (v := _float(r.get(metric))) is not None]
+            values = [
+                v
+                for r in rows
+                if int(r["env_step"]) == last and (v := _float(r.get(metric))) is not None
+            ]
             st.value = sum(values) / len(values) if values else None
             if status is None:  # metrics but no status yet: the first evaluation is running
                 st.state = "running"
@@ -138,8 +150,12 @@ def live_writer(status: dict[str, Any]) -> int | None:
     (a worker of a killed sweep that has not exited yet), else None. A live process that started
     after the status was last written only reuses the pid: not the writer."""
     pid, host = status.get("pid"), status.get("host")
-    if status.get("state") != "running" or not isinstance(pid, int) or pid == os.getpid() \
-            or host != socket.gethostname():
+    if (
+        status.get("state") != "running"
+        or not isinstance(pid, int)
+        or pid == os.getpid()
+        or host != socket.gethostname()
+    ):
         return None
     started = process_start_time(pid)
     updated = _float(status.get("updated"))
@@ -157,8 +173,11 @@ def process_start_time(pid: int) -> float | None:
     if info is None or info[2] in ("Z", "X"):
         return None
     try:
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
     except (OSError, StopIteration, ValueError, IndexError):
         return None
     return boot + info[1] / os.sysconf("SC_CLK_TCK")
@@ -177,19 +196,23 @@ def _labels(resolved: dict[str, Any]) -> dict[str, str]:
 
 # --- summaries ---------------------------------------------------------------------------------
 
+
 def counts(states: list[TrialState]) -> Counter:
     c = Counter(s.state for s in states)
     return Counter({k: c.get(k, 0) for k in STATES})
 
 
 def steps(states: list[TrialState]) -> tuple[int, int]:
-    done = sum(s.planned_steps if s.state == "finished" else min(s.env_steps, s.planned_steps)
-               for s in states)
+    done = sum(
+        s.planned_steps if s.state == "finished" else min(s.env_steps, s.planned_steps)
+        for s in states
+    )
     return done, sum(s.planned_steps for s in states)
 
 
-def best_groups(states: list[TrialState], mode: str = "max",
-                top: int | None = None) -> list[tuple[str, float, int, int]]:
+def best_groups(
+    states: list[TrialState], mode: str = "max", top: int | None = None
+) -> list[tuple[str, float, int, int]]:
     """Groups ranked on comparable values only: (label, mean of the last metric, n seeds
     counted, n seeds), best first, per env (an env's groups together, envs in order).
 
@@ -219,8 +242,9 @@ def best_groups(states: list[TrialState], mode: str = "max",
         groups: dict[str, list[float]] = {}
         for s in chosen:
             groups.setdefault(s.label, []).append(float(s.value))  # type: ignore[arg-type]
-        env_rows = [(label + suffix, sum(v) / len(v), len(v), sizes[label])
-                    for label, v in groups.items()]
+        env_rows = [
+            (label + suffix, sum(v) / len(v), len(v), sizes[label]) for label, v in groups.items()
+        ]
         env_rows.sort(key=lambda r: -r[1] if mode == "max" else r[1])
         rows += env_rows
     return rows[:top] if top else rows
@@ -246,12 +270,18 @@ def text_table(header: list[str], rows: list[list[Any]]) -> str:
 
 def _cell(c: Any) -> str:
     if isinstance(c, float):
-        return f"{c:.4g}" if abs(c) < 1e-3 or abs(c) >= 1e5 else f"{c:.1f}" if abs(c) >= 10 \
+        return (
+            f"{c:.4g}"
+            if abs(c) < 1e-3 or abs(c) >= 1e5
+            else f"{c:.1f}"
+            if abs(c) >= 10
             else f"{c:.3f}"
+        )
     return "" if c is None else str(c)
 
 
 # --- sweep status ------------------------------------------------------------------------------
+
 
 def format_status(sweep_dir: Path, now: float | None = None) -> str:
     resolved = read_resolved(sweep_dir)
@@ -274,8 +304,9 @@ def format_status(sweep_dir: Path, now: float | None = None) -> str:
             state = f"stale ({s.stale}; resume it with sweep run ... --resume)"
         elif state == "running" and s.updated and now - s.updated > STALE_S:
             state = f"stale? (no news for {fmt_duration(now - s.updated)})"
-        rows.append([s.trial_id, state, f"{s.env_steps:,}/{s.planned_steps:,}", s.value,
-                     s.restores or ""])
+        rows.append(
+            [s.trial_id, state, f"{s.env_steps:,}/{s.planned_steps:,}", s.value, s.restores or ""]
+        )
     lines.append(text_table(["trial", "state", "steps", metric, "restores"], rows))
     best = best_groups(states, mode, top=5)
     if best:
@@ -304,12 +335,15 @@ def cmd_status(args: Any) -> int:
     print_safely(format_status(sweep_dir))
     damaged = [s for s in read_states(sweep_dir) if s.state == "damaged"]
     if damaged and getattr(args, "strict", False):
-        raise ValueError(f"--strict: {len(damaged)} damaged trial(s) in {sweep_dir}: "
-                         + "; ".join(f"{s.trial_id}: {s.error}" for s in damaged[:3]))
+        raise ValueError(
+            f"--strict: {len(damaged)} damaged trial(s) in {sweep_dir}: "
+            + "; ".join(f"{s.trial_id}: {s.error}" for s in damaged[:3])
+        )
     return 0
 
 
 # --- the live view of sweep run ----------------------------------------------------------------
+
 
 class LiveView:
     """Trials done/running/pending/failed, best so far per group, ETA.
@@ -318,8 +352,16 @@ class LiveView:
     trial finishes or fails, and at most every ``interval`` seconds in between.
     """
 
-    def __init__(self, name: str, metric: str, mode: str, *, interval: float = 30.0,
-                 stream: Any = None, tty: bool | None = None):
+    def __init__(
+        self,
+        name: str,
+        metric: str,
+        mode: str,
+        *,
+        interval: float = 30.0,
+        stream: Any = None,
+        tty: bool | None = None,
+    ):
         self.name, self.metric, self.mode = name, metric, mode
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty
@@ -338,8 +380,9 @@ class LiveView:
             from rich.live import Live
 
             console = Console(file=self.stream)
-            self._live = Live(self._renderable(), console=console, refresh_per_second=2,
-                              transient=False)
+            self._live = Live(
+                self._renderable(), console=console, refresh_per_second=2, transient=False
+            )
             self._live.start()
 
     def stop(self) -> None:
@@ -362,8 +405,11 @@ class LiveView:
     def eta(self) -> float | None:
         """Steps still to run (failed trials run no more) at this run's average rate so far."""
         done = steps(self.states)[0]
-        left = sum(max(s.planned_steps - s.env_steps, 0) for s in self.states
-                   if s.state in ("pending", "running"))
+        left = sum(
+            max(s.planned_steps - s.env_steps, 0)
+            for s in self.states
+            if s.state in ("pending", "running")
+        )
         gained, elapsed = done - (self.steps0 or 0), time.time() - self.t0
         if gained <= 0 or elapsed <= 0:
             return None
@@ -373,10 +419,12 @@ class LiveView:
         c = counts(self.states)
         done, planned = steps(self.states)
         elapsed = fmt_duration(time.time() - self.t0)
-        return (f"{c['finished']}/{len(self.states)} finished, {c['running']} running, "
-                f"{c['pending']} pending, {c['failed']} failed; env steps {done:,}/{planned:,} "
-                f"({100 * done / max(planned, 1):.0f}%); elapsed {elapsed}, "
-                f"ETA {fmt_duration(self.eta())}")
+        return (
+            f"{c['finished']}/{len(self.states)} finished, {c['running']} running, "
+            f"{c['pending']} pending, {c['failed']} failed; env steps {done:,}/{planned:,} "
+            f"({100 * done / max(planned, 1):.0f}%); elapsed {elapsed}, "
+            f"ETA {fmt_duration(self.eta())}"
+        )
 
     def _print_line(self, force: bool = False) -> None:
         """A line when a trial finishes or fails, or every ``interval`` s; at the end only if
@@ -386,8 +434,9 @@ class LiveView:
         key = (tuple(c.values()), steps(self.states)[0], best[:1])
         now = time.time()
         finished_or_failed = (c["finished"], c["failed"]) != self._last_counts
-        if key == self._last_text or not (force or finished_or_failed
-                                           or now - self._last_line >= self.interval):
+        if key == self._last_text or not (
+            force or finished_or_failed or now - self._last_line >= self.interval
+        ):
             return
         self._last_counts, self._last_line, self._last_text = (c["finished"], c["failed"]), now, key
         tail = f"; best {best[0][0]}: {best[0][1]:.2f}" if best else ""
@@ -401,15 +450,23 @@ class LiveView:
         c = counts(self.states)
         head = Text.assemble(
             (f"{self.name}  ", "bold"),
-            (f"{c['finished']} done  ", "green"), (f"{c['running']} running  ", "cyan"),
-            (f"{c['pending']} pending  ", "white"), (f"{c['failed']} failed", "red"),
+            (f"{c['finished']} done  ", "green"),
+            (f"{c['running']} running  ", "cyan"),
+            (f"{c['pending']} pending  ", "white"),
+            (f"{c['failed']} failed", "red"),
         )
         done, planned = steps(self.states)
-        line = Text(f"env steps {done:,}/{planned:,} ({100 * done / max(planned, 1):.0f}%)   "
-                    f"elapsed {fmt_duration(time.time() - self.t0)}   "
-                    f"ETA {fmt_duration(self.eta())}")
-        table = Table(title=f"best so far: {self.metric} (last eval, mean over seeds)",
-                      title_justify="left", box=None, pad_edge=False)
+        line = Text(
+            f"env steps {done:,}/{planned:,} ({100 * done / max(planned, 1):.0f}%)   "
+            f"elapsed {fmt_duration(time.time() - self.t0)}   "
+            f"ETA {fmt_duration(self.eta())}"
+        )
+        table = Table(
+            title=f"best so far: {self.metric} (last eval, mean over seeds)",
+            title_justify="left",
+            box=None,
+            pad_edge=False,
+        )
         table.add_column("group")
         table.add_column(self.metric, justify="right")
         table.add_column("seeds", justify="right")

@@ -74,6 +74,7 @@ _TEXT_COLUMNS = ("eval/episode_returns",)
 
 # --- atomic writes -----------------------------------------------------------------------------
 
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a kill at any moment leaves the old file or the new.
 
@@ -94,8 +95,9 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def atomic_write_json(path: str | Path, obj: Any,
-                      default: Callable[[Any], Any] | None = None) -> None:
+def atomic_write_json(
+    path: str | Path, obj: Any, default: Callable[[Any], Any] | None = None
+) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, default=default))
 
 
@@ -126,6 +128,7 @@ def _fsync_dir(directory: Path) -> None:
 
 # --- configs -----------------------------------------------------------------------------------
 
+
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in d.items():
@@ -136,8 +139,13 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def config_diff(old: Mapping[str, Any], new: Mapping[str, Any],
-                ignore: tuple[str, ...] = (), *, common_only: bool = True) -> list[str]:
+def config_diff(
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    ignore: tuple[str, ...] = (),
+    *,
+    common_only: bool = True,
+) -> list[str]:
     """Dotted keys whose values differ between two nested configs, as ``key: old -> new``.
 
     ``common_only``: compare only keys both configs have. A key that one lacks was added to
@@ -162,6 +170,7 @@ def _show(v: Any) -> str:
 
 
 # --- reading and validating a trial directory --------------------------------------------------
+
 
 @dataclass
 class TrialCheck:
@@ -263,8 +272,7 @@ def read_metrics(path: Path, defects: list[str]) -> list[dict[str, str]] | None:
     bad = len(defects)
     for i, cells in enumerate(table[1:], start=1):
         if len(cells) != len(header):
-            defects.append(f"metrics.csv row {i} has {len(cells)} fields, the header "
-                           f"{len(header)}")
+            defects.append(f"metrics.csv row {i} has {len(cells)} fields, the header {len(header)}")
             continue
         row = dict(zip(header, cells))
         problem = _row_problem(row)
@@ -273,7 +281,7 @@ def read_metrics(path: Path, defects: list[str]) -> list[dict[str, str]] | None:
             continue
         rows.append(row)
     if len(defects) > bad + 3:  # a wholly garbled file: the first few rows say enough
-        defects[bad + 3:] = [f"... and {len(defects) - bad - 3} more bad rows"]
+        defects[bad + 3 :] = [f"... and {len(defects) - bad - 3} more bad rows"]
     _check_order(rows, defects)
     return rows
 
@@ -308,12 +316,15 @@ def _check_order(rows: list[dict[str, str]], defects: list[str]) -> None:
         if seed in last and step == last[seed]:
             dup[(seed, step)] = dup.get((seed, step), 1) + 1
         elif seed in last and step < last[seed]:
-            defects.append(f"metrics.csv env_step goes back from {last[seed]} to {step} "
-                           f"(seed {seed or '?'}, data row {i}): rows duplicated or mixed")
+            defects.append(
+                f"metrics.csv env_step goes back from {last[seed]} to {step} "
+                f"(seed {seed or '?'}, data row {i}): rows duplicated or mixed"
+            )
         last[seed] = max(step, last.get(seed, step))
     for (seed, step), n in list(dup.items())[:3]:
-        defects.append(f"metrics.csv has duplicated rows: seed {seed or '?'} env_step {step} "
-                       f"appears {n} times")
+        defects.append(
+            f"metrics.csv has duplicated rows: seed {seed or '?'} env_step {step} appears {n} times"
+        )
 
 
 def config_seeds(config: Mapping[str, Any]) -> list[int] | None:
@@ -354,8 +365,11 @@ def check_trial(trial_dir: str | Path, planned: Mapping[str, Any] | None = None)
     if config is not None and planned is not None:
         diff = config_diff(planned, config, ignore=("threads",))
         if diff:
-            defects.append("config.json differs from the sweep's plan (sweep_resolved.json): "
-                           + "; ".join(diff[:4]) + (" ..." if len(diff) > 4 else ""))
+            defects.append(
+                "config.json differs from the sweep's plan (sweep_resolved.json): "
+                + "; ".join(diff[:4])
+                + (" ..." if len(diff) > 4 else "")
+            )
     rows = read_metrics(d / METRICS_FILE, defects)
     check.rows = rows
     diag = read_json_file(d / INIT_DIAGNOSTICS_FILE, INIT_DIAGNOSTICS_FILE, defects)
@@ -382,8 +396,9 @@ def _check_consistency(check: TrialCheck, config: Mapping[str, Any]) -> None:
     steps = status.get("env_steps") if isinstance(status.get("env_steps"), int) else 0
     if rows is None:
         if state == "finished" or (state in STATES and steps and not defects):
-            defects.append(f"metrics.csv is missing but status.json says {state} at "
-                           f"{steps} env steps")
+            defects.append(
+                f"metrics.csv is missing but status.json says {state} at {steps} env steps"
+            )
         return
     if not rows:
         return
@@ -392,8 +407,10 @@ def _check_consistency(check: TrialCheck, config: Mapping[str, Any]) -> None:
         found = sorted({int(r["seed"]) for r in rows})
         foreign = [s for s in found if s not in seeds]
         if foreign:
-            defects.append(f"metrics.csv has rows of seed(s) {foreign} but the trial trains "
-                           f"{seeds} (mixed seeds)")
+            defects.append(
+                f"metrics.csv has rows of seed(s) {foreign} but the trial trains "
+                f"{seeds} (mixed seeds)"
+            )
         missing = [s for s in seeds if s not in found]
         if missing and not foreign:
             defects.append(f"metrics.csv has no rows of seed(s) {missing} of {seeds}")
@@ -402,16 +419,19 @@ def _check_consistency(check: TrialCheck, config: Mapping[str, Any]) -> None:
         per_seed[r.get("seed", "")] = max(per_seed.get(r.get("seed", ""), 0), int(r["env_step"]))
     last = min(per_seed.values())
     if len(set(per_seed.values())) > 1:
-        defects.append("metrics.csv seeds stop at different env steps: "
-                       + ", ".join(f"seed {s} at {v}" for s, v in sorted(per_seed.items())))
+        defects.append(
+            "metrics.csv seeds stop at different env steps: "
+            + ", ".join(f"seed {s} at {v}" for s, v in sorted(per_seed.items()))
+        )
     if isinstance(steps, int) and steps > last:
         defects.append(f"status.json says {steps} env steps but metrics.csv stops at {last}")
     planned = config.get("total_steps")
     if not isinstance(planned, int):
         planned = status.get("planned_steps")
     if state == "finished" and isinstance(planned, int) and last < planned:
-        defects.append(f"status.json says finished but metrics.csv stops at env step {last} of "
-                       f"{planned}")
+        defects.append(
+            f"status.json says finished but metrics.csv stops at env step {last} of {planned}"
+        )
 
 
 def is_finite_number(text: str) -> bool:

@@ -28,9 +28,13 @@ def start(driver_pid: int | None = None) -> subprocess.Popen | None:
     if not (PROC / "self" / "stat").exists():
         return None
     pid = os.getpid() if driver_pid is None else driver_pid
-    return subprocess.Popen([sys.executable, "-m", "sweeps.watchdog", str(pid)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeps.watchdog", str(pid)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _stat(pid: int) -> tuple[int, int, str] | None:
@@ -39,7 +43,7 @@ def _stat(pid: int) -> tuple[int, int, str] | None:
         text = (PROC / str(pid) / "stat").read_text()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "
     return int(fields[1]), int(fields[19]), fields[0]
 
 

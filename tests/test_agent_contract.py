@@ -48,6 +48,7 @@ NAMES = agents.names()
 
 # --- helpers ---------------------------------------------------------------------------------
 
+
 def smoke(name: str) -> dict[str, Any]:
     """The agent's smoke config, or a failure saying how to add one."""
     cls = agents.get(name)
@@ -59,7 +60,9 @@ def smoke(name: str) -> dict[str, Any]:
             "= {'env': 'Pendulum-v1', 'total_steps': 300, 'eval_every': 100, "
             f"'{cls.sections[0] if cls.sections else name}.hidden': [32, 32], ...}}` (dotted "
             "overrides; a run of a few seconds on one CPU thread, with at least 3 evaluations "
-            "after step 0)", pytrace=False)
+            "after step 0)",
+            pytrace=False,
+        )
     return dict(settings)
 
 
@@ -96,8 +99,11 @@ def status(out: Path) -> dict[str, Any]:
 
 def train_keys(row: dict[str, Any]) -> set[str]:
     """The columns training wrote (not evaluation, init diagnostics, timings or bookkeeping)."""
-    return {k for k in row if not _timing(k) and k not in ("env_step", "seed")
-            and not k.startswith(("eval/", "init/"))}
+    return {
+        k
+        for k in row
+        if not _timing(k) and k not in ("env_step", "seed") and not k.startswith(("eval/", "init/"))
+    }
 
 
 def all_modules(a: Any) -> dict[str, nn.Module]:
@@ -106,8 +112,11 @@ def all_modules(a: Any) -> dict[str, nn.Module]:
 
 
 def params(modules: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
-    return {f"{name}.{k}": v.detach().clone() for name, m in modules.items()
-            for k, v in m.state_dict().items()}
+    return {
+        f"{name}.{k}": v.detach().clone()
+        for name, m in modules.items()
+        for k, v in m.state_dict().items()
+    }
 
 
 def real_observations(a: Any, n: int, steps: int, seed: int) -> list[Any]:
@@ -124,7 +133,7 @@ def real_observations(a: Any, n: int, steps: int, seed: int) -> list[Any]:
         if term or trunc:
             obs, _ = env.reset()
     env.close()
-    return [stack_obs(seen[i * n:(i + 1) * n]) for i in range(steps)]
+    return [stack_obs(seen[i * n : (i + 1) * n]) for i in range(steps)]
 
 
 def roundtrip(state: dict[str, Any]) -> dict[str, Any]:
@@ -136,6 +145,7 @@ def roundtrip(state: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- fixtures --------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module", params=NAMES)
 def name(request) -> str:
@@ -151,17 +161,20 @@ def full_run(name, tmp_path_factory) -> tuple[list[dict[str, Any]], Path]:
 
 # --- the smoke config itself -----------------------------------------------------------------
 
+
 def test_smoke_config_is_a_valid_small_plain_trial(name):
     cfg = config(name)
     assert not cfg.seed_batched, "a smoke config trains one seed"
     assert cfg.total_steps >= 3 * cfg.eval_every, (
         f"{name}.smoke: total_steps must allow 3 evaluations after step 0 (the resume test "
         f"stops at the first and the second); got total_steps={cfg.total_steps}, "
-        f"eval_every={cfg.eval_every}")
+        f"eval_every={cfg.eval_every}"
+    )
     assert cfg.checkpoint_every == 1 and cfg.threads == 1
 
 
 # --- 1. exact resume -------------------------------------------------------------------------
+
 
 def test_resume_from_checkpoints_continues_the_curve_exactly(name, full_run, tmp_path):
     """Three calls, two restores: a run of one evaluation interval, extended to the full budget
@@ -172,7 +185,7 @@ def test_resume_from_checkpoints_continues_the_curve_exactly(name, full_run, tmp
     out = tmp_path / "trial"
 
     first = run_trial(config(name, {"total_steps": every}), out)
-    assert curve(first) == curve(rows[:len(first)])
+    assert curve(first) == curve(rows[: len(first)])
 
     def stop_at_second_eval(row: dict[str, Any], ckpt_dir: Path) -> None:
         if row["env_step"] == 2 * every:
@@ -195,6 +208,7 @@ def test_resume_from_checkpoints_continues_the_curve_exactly(name, full_run, tmp
 
 # --- 2. determinism --------------------------------------------------------------------------
 
+
 def test_same_seed_gives_the_same_curve_and_another_seed_another(name, full_run, tmp_path):
     rows, _ = full_run
     cfg = config(name)
@@ -206,16 +220,19 @@ def test_same_seed_gives_the_same_curve_and_another_seed_another(name, full_run,
     assert curve(again) == curve(rows)
 
     step = 2 * cfg.eval_every  # the other seed's run stops there (a shorter budget)
-    other = run_trial(config(name, {"seed": cfg.seed + 1, "total_steps": step}),
-                      tmp_path / "other_seed")
+    other = run_trial(
+        config(name, {"seed": cfg.seed + 1, "total_steps": step}), tmp_path / "other_seed"
+    )
     last, other_last = curve(rows)[evals.index(step)], curve(other)[-1]
     shared = train_keys(last) & train_keys(other_last)
     assert shared, f"{name}: train() reported no metric by env step {step}"
     assert [k for k in sorted(shared) if last[k] != other_last[k]], (
-        f"{name}: seeds {cfg.seed} and {cfg.seed + 1} trained identically")
+        f"{name}: seeds {cfg.seed} and {cfg.seed + 1} trained identically"
+    )
 
 
 # --- 3. every layer initialised by role ------------------------------------------------------
+
 
 def test_initialise_gives_every_layer_a_role_and_redraws_every_weight(name):
     cls = agents.get(name)
@@ -235,8 +252,9 @@ def test_initialise_gives_every_layer_a_role_and_redraws_every_weight(name):
             if not own:
                 continue
             layer = f"{net_name}.{mod_name}"
-            matrices = isinstance(mod, nn.Linear | nn.modules.conv._ConvNd | nn.RNNCellBase) \
-                or any(p.ndim >= 2 for p in own.values())
+            matrices = isinstance(mod, nn.Linear | nn.modules.conv._ConvNd | nn.RNNCellBase) or any(
+                p.ndim >= 2 for p in own.values()
+            )
             if getattr(mod, "role", None) is None:
                 # only vector parameters (e.g. LayerNorm's affine) may keep their defaults
                 assert not matrices, f"{layer} ({type(mod).__name__}) has no role"
@@ -247,8 +265,9 @@ def test_initialise_gives_every_layer_a_role_and_redraws_every_weight(name):
             if matrices:
                 for pname, p in own.items():
                     if p.ndim >= 2:
-                        assert not torch.equal(p, before[f"{layer}.{pname}"]), \
+                        assert not torch.equal(p, before[f"{layer}.{pname}"]), (
                             f"{layer}.{pname} kept its construction-time values"
+                        )
     assert set(by_layer) == expected, f"records of no layer: {sorted(set(by_layer) - expected)}"
 
     # modules outside networks() (target networks) are copies of a network after after_init
@@ -258,14 +277,20 @@ def test_initialise_gives_every_layer_a_role_and_redraws_every_weight(name):
         if id(module) in inside or not any(p.ndim >= 2 for p in module.parameters()):
             continue
         state = {k.split(".", 1)[1]: v for k, v in params({attr: module}).items()}
-        copies = [n for n, p in net_params.items()
-                  if {k.split(".", 1)[1] for k in p} == set(state)
-                  and all(torch.equal(v, state[k.split(".", 1)[1]]) for k, v in p.items())]
-        assert copies, (f"{name}: agent.{attr} is outside networks() and no copy of a network "
-                        "after initialise(): the init spec never reaches it")
+        copies = [
+            n
+            for n, p in net_params.items()
+            if {k.split(".", 1)[1] for k in p} == set(state)
+            and all(torch.equal(v, state[k.split(".", 1)[1]]) for k, v in p.items())
+        ]
+        assert copies, (
+            f"{name}: agent.{attr} is outside networks() and no copy of a network "
+            "after initialise(): the init spec never reaches it"
+        )
 
 
 # --- 4. checkpoint round trip ----------------------------------------------------------------
+
 
 def test_state_dict_round_trip_acts_and_trains_identically(name):
     cfg = config(name)
@@ -274,8 +299,9 @@ def test_state_dict_round_trip_acts_and_trains_identically(name):
     state = roundtrip(source.state_dict())
     target = make_agent(name, init_seed=1)  # other initial weights
     nets_before = params(target.networks())
-    assert any(not torch.equal(v, params(source.networks())[k]) for k, v in nets_before.items()), \
+    assert any(not torch.equal(v, params(source.networks())[k]) for k, v in nets_before.items()), (
         "differently seeded agents start with the same weights"
+    )
     target.load_state_dict(state)
     target.env_steps = source.env_steps
 
@@ -303,6 +329,7 @@ def test_state_dict_round_trip_acts_and_trains_identically(name):
 
 # --- 5. clear errors -------------------------------------------------------------------------
 
+
 def _typo(fields: list[str]) -> tuple[str, str]:
     """(a misspelt field, the field) such that the field is the closest match."""
     for field in fields:
@@ -320,8 +347,9 @@ def test_an_unknown_key_in_each_section_is_named_with_a_suggestion(name):
         with pytest.raises(ConfigError) as err:
             config(name, {f"{section}.{typo}": 1})
         assert [k for k, _ in err.value.problems] == [f"{section}.{typo}"]
-        assert re.search(rf"{section}\.{typo}: unknown key; did you mean '{field}'",
-                         str(err.value)), str(err.value)
+        assert re.search(
+            rf"{section}\.{typo}: unknown key; did you mean '{field}'", str(err.value)
+        ), str(err.value)
 
 
 def test_a_non_finite_metric_fails_the_trial_naming_it(name, tmp_path, monkeypatch):
@@ -344,8 +372,9 @@ def test_a_non_finite_metric_fails_the_trial_naming_it(name, tmp_path, monkeypat
     with pytest.raises(TrialError) as err:
         run_trial(cfg, tmp_path)
     key = poisoned[0]
-    assert re.search(rf"non-finite {re.escape(key)}\b.*at env step {2 * cfg.eval_every}",
-                     str(err.value)), str(err.value)
+    assert re.search(
+        rf"non-finite {re.escape(key)}\b.*at env step {2 * cfg.eval_every}", str(err.value)
+    ), str(err.value)
     failed = status(tmp_path)
     assert failed["state"] == "failed" and key in failed["error"]
     kept = torch.load(tmp_path / "checkpoints" / "state.pt", weights_only=False)

@@ -171,8 +171,12 @@ def test_no_metrics_yet_is_an_error(tmp_path):
 def test_up_to_and_out_write_an_early_budget_report_elsewhere(tmp_path):
     root = _write(tmp_path / "early", seeds=(0, 1, 2, 3), diagnostics=False)
     out = tmp_path / "at3k"
-    assert report.main([str(root), "--no-progress", "--reps", "200", "--up-to", "3000",
-                        "--out", str(out)]) == 0
+    assert (
+        report.main(
+            [str(root), "--no-progress", "--reps", "200", "--up-to", "3000", "--out", str(out)]
+        )
+        == 0
+    )
     md = (out / "report.md").read_text()
     assert "only evaluations at env steps <= 3,000 are used" in md
     assert (out / "report.html").is_file() and (out / "report" / "metrics.parquet").is_file()
@@ -208,9 +212,27 @@ def test_png_only_report_drops_svgs_and_records_its_command(tmp_path, capsys):
 
     inline_size = (root / "report.html").stat().st_size
     assert "data:image/png;base64," in (root / "report.html").read_text()
-    assert report.main([str(root), "--no-progress", "--reps", "200", "--formats", "png",
-                        "--dpi", "80", "--group", "init.scheme", "--up-to", "4000",
-                        "--html-images", "link"]) == 0
+    assert (
+        report.main(
+            [
+                str(root),
+                "--no-progress",
+                "--reps",
+                "200",
+                "--formats",
+                "png",
+                "--dpi",
+                "80",
+                "--group",
+                "init.scheme",
+                "--up-to",
+                "4000",
+                "--html-images",
+                "link",
+            ]
+        )
+        == 0
+    )
     page = (root / "report.html").read_text()
     assert "data:image" not in page and (root / "report.html").stat().st_size < inline_size / 5
     srcs = re.findall(r'<img [^>]*src="([^"]+)"', page)

@@ -20,17 +20,37 @@ from agent.policy import POLICY_FILE, PolicyError, load_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
-    "sac": {"agent": "sac", "total_steps": 300, "eval_every": 150, "eval_episodes": 2,
-            "sac.learning_starts": 100, "sac.batch_size": 32, "sac.hidden": [32, 32],
-            "diag_states": 50},
-    "ppo": {"agent": "ppo", "total_steps": 512, "eval_every": 256, "eval_episodes": 2,
-            "ppo.n_steps": 64, "ppo.num_envs": 2, "ppo.hidden": [16, 16], "diag_states": 50},
+    "sac": {
+        "agent": "sac",
+        "total_steps": 300,
+        "eval_every": 150,
+        "eval_episodes": 2,
+        "sac.learning_starts": 100,
+        "sac.batch_size": 32,
+        "sac.hidden": [32, 32],
+        "diag_states": 50,
+    },
+    "ppo": {
+        "agent": "ppo",
+        "total_steps": 512,
+        "eval_every": 256,
+        "eval_episodes": 2,
+        "ppo.n_steps": 64,
+        "ppo.num_envs": 2,
+        "ppo.hidden": [16, 16],
+        "diag_states": 50,
+    },
 }
 
 
 def sweep(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "sweeps.cli", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "sweeps.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +67,13 @@ def trials(tmp_path_factory):
 
 # --- TensorBoard ---------------------------------------------------------------------------------
 
+
 def _accumulators(tb_dir: Path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = []
     for f in sorted(tb_dir.glob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(f), size_guidance={"scalars": 0, "histograms": 0,
-                                                      "tensors": 0})
+        acc = EventAccumulator(str(f), size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
         acc.Reload()
         out.append(acc)
     return out
@@ -66,8 +86,9 @@ def test_tensorboard_events_have_env_steps_init_histograms_and_hparams(trials):
     scalars = {tag: acc.Scalars(tag) for acc in accs for tag in acc.Tags()["scalars"]}
     # the x axis is env steps: the same steps and values as metrics.csv
     assert [e.step for e in scalars["eval/return"]] == list(metrics["env_step"])
-    np.testing.assert_allclose([e.value for e in scalars["eval/return"]],
-                               metrics["eval/return"], rtol=1e-5)
+    np.testing.assert_allclose(
+        [e.value for e in scalars["eval/return"]], metrics["eval/return"], rtol=1e-5
+    )
     for tag in ("init/action_clip_frac", "init/action_coverage", "init/entropy"):
         assert [e.step for e in scalars[tag]] == [0]
         assert scalars[tag][0].value == pytest.approx(metrics[tag].iloc[0], rel=1e-5)
@@ -77,11 +98,16 @@ def test_tensorboard_events_have_env_steps_init_histograms_and_hparams(trials):
     (event,) = hists["init/actions/dim0"]
     assert event.step == 0 and event.histogram_value.num == cfg.diag_states
     diag = json.loads((path / "init_diagnostics.json").read_text())[str(cfg.seed)]
-    np.testing.assert_allclose(np.asarray(event.histogram_value.bucket) / cfg.diag_states,
-                               diag["hist"][0], atol=1e-9)
+    np.testing.assert_allclose(
+        np.asarray(event.histogram_value.bucket) / cfg.diag_states, diag["hist"][0], atol=1e-9
+    )
     # hparams: the resolved config with the final metric (mean of the last 3 evaluations)
-    final = [e.value for acc in accs if "hparams/eval/return" in acc.Tags()["scalars"]
-             for e in acc.Scalars("hparams/eval/return")]
+    final = [
+        e.value
+        for acc in accs
+        if "hparams/eval/return" in acc.Tags()["scalars"]
+        for e in acc.Scalars("hparams/eval/return")
+    ]
     assert final == [pytest.approx(metrics["eval/return"].iloc[-3:].mean(), rel=1e-5)]
     from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
@@ -100,6 +126,7 @@ def test_tensorboard_events_have_env_steps_init_histograms_and_hparams(trials):
 
 
 # --- the final policy and sweep eval ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["sac", "ppo"])
 def test_policy_file_is_weights_only_and_replays_the_final_evaluation(trials, name):
@@ -136,8 +163,9 @@ def test_policy_errors_name_the_problem(trials, tmp_path):
 def test_sweep_eval_prints_returns_and_writes_a_video(trials, tmp_path):
     _, path, _ = trials["ppo"]
     gif = tmp_path / "pendulum.gif"
-    out = sweep("eval", str(path), "--episodes", "2", "--seed", "3", "--stochastic",
-                "--video", str(gif))
+    out = sweep(
+        "eval", str(path), "--episodes", "2", "--seed", "3", "--stochastic", "--video", str(gif)
+    )
     assert out.returncode == 0, out.stderr
     assert "2 stochastic episodes" in out.stdout and "+-" in out.stdout
     import imageio.v2 as imageio
@@ -159,6 +187,7 @@ def test_sweep_eval_prints_returns_and_writes_a_video(trials, tmp_path):
 
 
 # --- presets --------------------------------------------------------------------------------------
+
 
 def test_preset_applies_under_explicit_keys_and_is_recorded():
     cfg = build_config({"agent": "ppo", "env": "Walker2d-v5", "ppo.lr": 1e-3})
@@ -221,14 +250,18 @@ def test_a_stored_sweep_still_resumes(tmp_path):
 
 # --- the CLI --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("command", [None, "train", "run", "report", "eval", "keys"])
 def test_help_imports_no_torch(command):
-    code = (f"import sys, sweeps.cli as c; p = c.build_parser({command!r}); p.format_help(); "
-            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('torch', 'seaborn', 'matplotlib', 'ray', 'pandas', 'gymnasium')); "
-            "assert not heavy, heavy")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, timeout=120)
+    code = (
+        f"import sys, sweeps.cli as c; p = c.build_parser({command!r}); p.format_help(); "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'seaborn', 'matplotlib', 'ray', 'pandas', 'gymnasium')); "
+        "assert not heavy, heavy"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert out.returncode == 0, out.stderr
 
 
@@ -248,8 +281,11 @@ def test_version_help_and_global_flags_after_the_command():
 def test_sweep_keys_lists_types_defaults_and_descriptions():
     out = sweep("keys", "agent=ppo")
     assert out.returncode == 0, out.stderr
-    rows = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines()
-            if line.startswith("  ")}
+    rows = {
+        line.split()[0]: line.split()[1:]
+        for line in out.stdout.splitlines()
+        if line.startswith("  ")
+    }
     assert rows["ppo.lr"][:2] == ["float", "0.0003"]
     assert rows["ppo.num_envs"][:2] == ["int", "4"]
     assert "parallel envs" in " ".join(rows["ppo.num_envs"])
@@ -261,6 +297,7 @@ def test_sweep_keys_lists_types_defaults_and_descriptions():
 
 
 # --- the analysis names ------------------------------------------------------------------------
+
 
 def test_analysis_load_is_callable_and_still_the_module():
     import analysis
@@ -274,12 +311,13 @@ def test_analysis_load_is_callable_and_still_the_module():
 
 # --- the README's examples ----------------------------------------------------------------------
 
+
 def _readme_examples() -> list[str]:
     import re
 
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Daily tools"):]
-    section = section[:section.index("\n## ", 1)]
+    section = text[text.index("## Daily tools") :]
+    section = section[: section.index("\n## ", 1)]
     return re.findall(r"```python\n(.*?)```", section, re.S)
 
 
@@ -295,7 +333,10 @@ def test_readme_python_examples_run(trials, tmp_path, monkeypatch):
     assert scope["returns"].shape == (3,) and scope["action"].shape == (1,)
     scope = {}
     exec(compile(api_example, "README API example", "exec"), scope)
-    assert scope["analysis"].rank_groups(scope["table"], "iqm") == \
-        ["fanin", "kaiming", "orthogonal"]  # IQM of the 15 stored runs of each scheme
+    assert scope["analysis"].rank_groups(scope["table"], "iqm") == [
+        "fanin",
+        "kaiming",
+        "orthogonal",
+    ]  # IQM of the 15 stored runs of each scheme
     for name in ("intervals.png", "curves.png"):
         assert (tmp_path / name).stat().st_size > 10_000

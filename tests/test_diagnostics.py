@@ -18,7 +18,7 @@ def test_histogram_coverage_and_clip_on_hand_built_actions():
     assert edges.shape == (21,) and mass.shape == (1, 20)
     assert mass.sum() == pytest.approx(1.0)
     assert mass[0, 19] == pytest.approx(0.5)  # the bound lands in the last bin
-    assert mass[0, 0] == pytest.approx(0.1)   # -0.95 in [-1, -0.9)
+    assert mass[0, 0] == pytest.approx(0.1)  # -0.95 in [-1, -0.9)
     assert coverage(mass)[0] == pytest.approx(6 / 20)
     assert clip_fraction(a)[0] == pytest.approx(0.5)
     # within 1% of the range (0.02) counts as clipped, 0.97 does not
@@ -33,8 +33,16 @@ def test_uniform_actions_cover_everything_and_rarely_clip():
 
 
 def _agent(scheme="fanin", scenario="small_outputs"):
-    cfg = build_config({"agent": "sac", "env": "Pendulum-v1", "init.scheme": scheme,
-                        "init.scenario": scenario, "total_steps": 100, "seed": 0})
+    cfg = build_config(
+        {
+            "agent": "sac",
+            "env": "Pendulum-v1",
+            "init.scheme": scheme,
+            "init.scenario": scenario,
+            "total_steps": 100,
+            "seed": 0,
+        }
+    )
     seed_everything(0)
     agent = SAC(cfg)
     agent.initialise()

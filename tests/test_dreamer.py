@@ -103,17 +103,34 @@ def test_critic_loss_by_hand_and_targets_are_constants():
 
 # --- the agent -------------------------------------------------------------------------------
 
-TINY = {"world_model.deter": 16, "world_model.stoch": 4, "world_model.hidden": 16,
-        "world_model.seq_len": 16, "world_model.batch_size": 4, "world_model.eval_horizons": [1, 3],
-        "dreamer.hidden": [16, 16], "dreamer.prefill": 100, "dreamer.explore_steps": 50,
-        "dreamer.model_updates": 2, "dreamer.behaviour_updates": 2,
-        "dreamer.start_sequences": 4, "dreamer.start_length": 8, "dreamer.imagine_batch": 16,
-        "dreamer.imagine_horizon": 5}
+TINY = {
+    "world_model.deter": 16,
+    "world_model.stoch": 4,
+    "world_model.hidden": 16,
+    "world_model.seq_len": 16,
+    "world_model.batch_size": 4,
+    "world_model.eval_horizons": [1, 3],
+    "dreamer.hidden": [16, 16],
+    "dreamer.prefill": 100,
+    "dreamer.explore_steps": 50,
+    "dreamer.model_updates": 2,
+    "dreamer.behaviour_updates": 2,
+    "dreamer.start_sequences": 4,
+    "dreamer.start_length": 8,
+    "dreamer.imagine_batch": 16,
+    "dreamer.imagine_horizon": 5,
+}
 
 
 def make_agent(steps: int = 100, **overrides) -> Dreamer:
-    cfg = build_config({"agent": "dreamer", "total_steps": 1000, **TINY,
-                        **{f"dreamer.{k}": v for k, v in overrides.items()}})
+    cfg = build_config(
+        {
+            "agent": "dreamer",
+            "total_steps": 1000,
+            **TINY,
+            **{f"dreamer.{k}": v for k, v in overrides.items()},
+        }
+    )
     seed_everything(0)
     agent = Dreamer(cfg)
     agent.initialise()
@@ -156,10 +173,9 @@ def test_reinforce_does_not_backprop_through_the_model():
     assert len(fed) == agent.c.imagine_horizon
     assert not any(x.requires_grad for x in fed)  # the imagined trajectory is data
     actor = list(agent.actor.parameters())
-    grads = torch.autograd.grad(loss_pi, actor + list(agent.model.parameters()),
-                                allow_unused=True)
-    assert all(g is not None and g.abs().sum() > 0 for g in grads[:len(actor)])  # score function
-    assert all(g is None for g in grads[len(actor):])
+    grads = torch.autograd.grad(loss_pi, actor + list(agent.model.parameters()), allow_unused=True)
+    assert all(g is not None and g.abs().sum() > 0 for g in grads[: len(actor)])  # score function
+    assert all(g is None for g in grads[len(actor) :])
 
 
 def test_behaviour_phase_moves_actor_critic_and_slow_target_but_not_the_model():
@@ -172,11 +188,18 @@ def test_behaviour_phase_moves_actor_critic_and_slow_target_but_not_the_model():
     assert agent.updates == updates + 1
     assert all(torch.equal(a, b) for a, b in zip(model, agent.model.parameters()))
     assert all(not torch.equal(a, b) for a, b in zip(actor, agent.actor.parameters()))
-    for old, new, online in zip(target, agent.critic_target.parameters(),
-                                agent.critic.parameters()):
+    for old, new, online in zip(
+        target, agent.critic_target.parameters(), agent.critic.parameters()
+    ):
         assert torch.allclose(new, old + 0.25 * (online - old), atol=1e-6)
-    assert {"loss/actor", "loss/critic", "train/entropy", "imagine/return",
-            "imagine/value_error", "imagine/return_scale"} <= set(metrics)
+    assert {
+        "loss/actor",
+        "loss/critic",
+        "train/entropy",
+        "imagine/return",
+        "imagine/value_error",
+        "imagine/return_scale",
+    } <= set(metrics)
     assert all(math.isfinite(float(v)) for v in metrics.values())
 
 
@@ -201,16 +224,19 @@ def test_return_normaliser_tracks_the_imagined_returns():
 
 
 def test_every_layer_has_a_role_the_init_spec_reaches():
-    cfg = build_config({"agent": "dreamer", **TINY, "init.scheme": "orthogonal",
-                        "init.scenario": "small_outputs"})
+    cfg = build_config(
+        {"agent": "dreamer", **TINY, "init.scheme": "orthogonal", "init.scenario": "small_outputs"}
+    )
     agent = Dreamer(cfg)
     records = agent.initialise()
     roles = {r["role"] for r in records if not r["layer"].startswith("world_model.")}
     assert roles == {"hidden", "policy_mean", "policy_std", "value"}
     assert agent.critic[-1].weight.abs().max() <= 3e-3  # small critic output
     assert agent.actor.mean.weight.abs().max() <= 3e-3
-    assert all(torch.equal(a, b) for a, b in zip(agent.critic.parameters(),
-                                                 agent.critic_target.parameters()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(agent.critic.parameters(), agent.critic_target.parameters())
+    )
 
 
 def test_config_errors_name_the_key():
@@ -228,13 +254,29 @@ def test_run_trial_logs_the_behaviour_and_model_metrics(tmp_path):
     """(Exact resume of every registered agent: tests/test_agent_contract.py.)"""
 
     def config(total_steps):
-        return build_config({"agent": "dreamer", "total_steps": total_steps, "eval_every": 100,
-                             "eval_episodes": 1, "diag_states": 50, **TINY})
+        return build_config(
+            {
+                "agent": "dreamer",
+                "total_steps": total_steps,
+                "eval_every": 100,
+                "eval_episodes": 1,
+                "diag_states": 50,
+                **TINY,
+            }
+        )
 
     rows = run_trial(config(300), tmp_path / "full")
     assert rows[-1]["env_step"] == 300
-    for key in ("loss/actor", "loss/critic", "train/entropy", "imagine/return",
-                "imagine/value_error", "model/kl", "loss/model", "init/critic_scale"):
+    for key in (
+        "loss/actor",
+        "loss/critic",
+        "train/entropy",
+        "imagine/return",
+        "imagine/value_error",
+        "model/kl",
+        "loss/model",
+        "init/critic_scale",
+    ):
         assert any(key in r for r in rows), key
 
 
@@ -242,8 +284,17 @@ def test_run_trial_logs_the_behaviour_and_model_metrics(tmp_path):
 def test_dreamer_learns_pendulum(tmp_path):
     """The initial policy scores about -1000 (random play -1200); Dreamer with the PENDULUM
     settings passes -400 by 5k env steps (about -100 from 4k on for seed 0)."""
-    cfg = build_config({"agent": "dreamer", "env": "Pendulum-v1", "seed": 0, "total_steps": 5000,
-                        "eval_every": 1000, "eval_episodes": 5, **PENDULUM})
+    cfg = build_config(
+        {
+            "agent": "dreamer",
+            "env": "Pendulum-v1",
+            "seed": 0,
+            "total_steps": 5000,
+            "eval_every": 1000,
+            "eval_episodes": 5,
+            **PENDULUM,
+        }
+    )
     rows = run_trial(cfg, tmp_path)
     assert rows[0]["eval/return"] < -900
     assert rows[-1]["eval/return"] >= -400, [r["eval/return"] for r in rows]

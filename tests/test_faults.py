@@ -30,10 +30,12 @@ TRIAL = "Pendulum-v1-fanin-small_out-s0"  # a finished single-seed trial of the 
 
 # --- helpers -----------------------------------------------------------------------------------
 
+
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` by relative path (to prove nothing was changed)."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def sweep(tmp_path: Path) -> Path:
@@ -48,6 +50,7 @@ def edit_metrics(fn):
     def damage(trial: Path) -> None:
         path = trial / "metrics.csv"
         path.write_text("".join(fn(lines(path))))
+
     return damage
 
 
@@ -63,6 +66,7 @@ def edit_json(name: str, fn):
     def damage(trial: Path) -> None:
         path = trial / name
         path.write_text(fn(path.read_text()))
+
     return damage
 
 
@@ -73,63 +77,107 @@ def patch_json(name: str, **values):
 # name -> (damage applied to the trial directory, a phrase the named defect must contain)
 DAMAGES = {
     # metrics.csv
-    "truncated mid-line": (edit_metrics(lambda r: ["".join(r)[:-17]]),
-                           "metrics.csv is truncated mid-line"),
-    "finished but short": (edit_metrics(lambda r: r[:-2]),
-                           "says finished but metrics.csv stops at env step 6000 of 10000"),
-    "empty metrics": (lambda t: (t / "metrics.csv").write_bytes(b""),
-                      "metrics.csv is empty (0 bytes)"),
+    "truncated mid-line": (
+        edit_metrics(lambda r: ["".join(r)[:-17]]),
+        "metrics.csv is truncated mid-line",
+    ),
+    "finished but short": (
+        edit_metrics(lambda r: r[:-2]),
+        "says finished but metrics.csv stops at env step 6000 of 10000",
+    ),
+    "empty metrics": (
+        lambda t: (t / "metrics.csv").write_bytes(b""),
+        "metrics.csv is empty (0 bytes)",
+    ),
     "header only": (edit_metrics(lambda r: r[:1]), "metrics.csv has a header but no rows"),
-    "binary garbage": (lambda t: (t / "metrics.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe"),
-                       "metrics.csv is not UTF-8 text"),
-    "zeroed block": (lambda t: (t / "metrics.csv").write_bytes(
-        (t / "metrics.csv").read_bytes()[:100] + b"\x00" * 64 + b"\n"), "NUL bytes"),
-    "metric not a number": (edit_metrics(lambda r: set_cell(r, 3, "eval/return", "abc")),
-                            "metrics.csv row 3: eval/return 'abc' is not a number"),
-    "env_step not an integer": (edit_metrics(lambda r: set_cell(r, 2, "env_step", "2e3x")),
-                                "env_step '2e3x' is not an integer"),
-    "negative env_step": (edit_metrics(lambda r: set_cell(r, 2, "env_step", "-2000")),
-                          "env_step '-2000' is negative"),
-    "extra field": (edit_metrics(lambda r: [*r[:2], r[2].rstrip("\n") + ",9\n", *r[3:]]),
-                    "metrics.csv row 2 has 11 fields, the header 10"),
-    "no env_step column": (edit_metrics(lambda r: [x.split(",", 1)[1] for x in r]),
-                           "metrics.csv has no 'env_step' column"),
-    "duplicated row": (edit_metrics(lambda r: [*r[:3], r[2], *r[3:]]),
-                       "duplicated rows: seed 0 env_step 2000 appears 2 times"),
-    "file appended twice": (edit_metrics(lambda r: r + r),
-                            "env_step 'env_step' is not an integer"),
-    "rows out of order": (edit_metrics(lambda r: [r[0], r[1], r[3], r[2], *r[4:]]),
-                          "env_step goes back from 4000 to 2000"),
-    "mixed seeds": (edit_metrics(lambda r: r[:4] + [x.replace(",0,", ",7,", 1) for x in r[4:]]),
-                    "rows of seed(s) [7] but the trial trains [0] (mixed seeds)"),
-    "metrics missing": (lambda t: (t / "metrics.csv").unlink(),
-                        "metrics.csv is missing but status.json says finished"),
+    "binary garbage": (
+        lambda t: (t / "metrics.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe"),
+        "metrics.csv is not UTF-8 text",
+    ),
+    "zeroed block": (
+        lambda t: (t / "metrics.csv").write_bytes(
+            (t / "metrics.csv").read_bytes()[:100] + b"\x00" * 64 + b"\n"
+        ),
+        "NUL bytes",
+    ),
+    "metric not a number": (
+        edit_metrics(lambda r: set_cell(r, 3, "eval/return", "abc")),
+        "metrics.csv row 3: eval/return 'abc' is not a number",
+    ),
+    "env_step not an integer": (
+        edit_metrics(lambda r: set_cell(r, 2, "env_step", "2e3x")),
+        "env_step '2e3x' is not an integer",
+    ),
+    "negative env_step": (
+        edit_metrics(lambda r: set_cell(r, 2, "env_step", "-2000")),
+        "env_step '-2000' is negative",
+    ),
+    "extra field": (
+        edit_metrics(lambda r: [*r[:2], r[2].rstrip("\n") + ",9\n", *r[3:]]),
+        "metrics.csv row 2 has 11 fields, the header 10",
+    ),
+    "no env_step column": (
+        edit_metrics(lambda r: [x.split(",", 1)[1] for x in r]),
+        "metrics.csv has no 'env_step' column",
+    ),
+    "duplicated row": (
+        edit_metrics(lambda r: [*r[:3], r[2], *r[3:]]),
+        "duplicated rows: seed 0 env_step 2000 appears 2 times",
+    ),
+    "file appended twice": (edit_metrics(lambda r: r + r), "env_step 'env_step' is not an integer"),
+    "rows out of order": (
+        edit_metrics(lambda r: [r[0], r[1], r[3], r[2], *r[4:]]),
+        "env_step goes back from 4000 to 2000",
+    ),
+    "mixed seeds": (
+        edit_metrics(lambda r: r[:4] + [x.replace(",0,", ",7,", 1) for x in r[4:]]),
+        "rows of seed(s) [7] but the trial trains [0] (mixed seeds)",
+    ),
+    "metrics missing": (
+        lambda t: (t / "metrics.csv").unlink(),
+        "metrics.csv is missing but status.json says finished",
+    ),
     # status.json
-    "status truncated": (edit_json("status.json", lambda s: s[: len(s) // 2]),
-                         "status.json is not valid JSON"),
+    "status truncated": (
+        edit_json("status.json", lambda s: s[: len(s) // 2]),
+        "status.json is not valid JSON",
+    ),
     "status empty": (edit_json("status.json", lambda s: ""), "status.json is empty"),
-    "status wrong type": (edit_json("status.json", lambda s: "[1, 2]"),
-                          "status.json holds a list, not an object"),
-    "status unknown state": (patch_json("status.json", state="done"),
-                             "status.json state 'done' is none of"),
-    "status steps wrong type": (patch_json("status.json", env_steps="lots"),
-                                "status.json env_steps is 'lots'"),
-    "status ahead of metrics": (patch_json("status.json", env_steps=20_000),
-                                "status.json says 20000 env steps but metrics.csv stops at"),
+    "status wrong type": (
+        edit_json("status.json", lambda s: "[1, 2]"),
+        "status.json holds a list, not an object",
+    ),
+    "status unknown state": (
+        patch_json("status.json", state="done"),
+        "status.json state 'done' is none of",
+    ),
+    "status steps wrong type": (
+        patch_json("status.json", env_steps="lots"),
+        "status.json env_steps is 'lots'",
+    ),
+    "status ahead of metrics": (
+        patch_json("status.json", env_steps=20_000),
+        "status.json says 20000 env steps but metrics.csv stops at",
+    ),
     # config.json, init_diagnostics.json
-    "config truncated": (edit_json("config.json", lambda s: s[:10]),
-                         "config.json is not valid JSON"),
-    "config wrong type": (edit_json("config.json", lambda s: '"sac"'),
-                          "config.json holds a str"),
-    "config not the plan": (patch_json("config.json", sac={"lr": 0.1, "hidden": [64, 64]}),
-                            "config.json differs from the sweep's plan (sweep_resolved.json): "
-                            "sac.lr: 0.0003 -> 0.1"),
-    "diagnostics truncated": (edit_json("init_diagnostics.json", lambda s: s[:-5]),
-                              "init_diagnostics.json is not valid JSON"),
+    "config truncated": (
+        edit_json("config.json", lambda s: s[:10]),
+        "config.json is not valid JSON",
+    ),
+    "config wrong type": (edit_json("config.json", lambda s: '"sac"'), "config.json holds a str"),
+    "config not the plan": (
+        patch_json("config.json", sac={"lr": 0.1, "hidden": [64, 64]}),
+        "config.json differs from the sweep's plan (sweep_resolved.json): sac.lr: 0.0003 -> 0.1",
+    ),
+    "diagnostics truncated": (
+        edit_json("init_diagnostics.json", lambda s: s[:-5]),
+        "init_diagnostics.json is not valid JSON",
+    ),
 }
 
 
 # --- every reader names the damage, uses none of its numbers, changes nothing ------------------
+
 
 @pytest.mark.parametrize("name", list(DAMAGES))
 def test_every_reader_names_a_damaged_trial_and_keeps_it_out(tmp_path, name):
@@ -207,7 +255,7 @@ def test_damaged_trials_section_in_the_report_and_strict(tmp_path):
     root = sweep(tmp_path)
     DAMAGES["truncated mid-line"][0](root / "trials" / TRIAL)
     md = write_report(root, progress=False, reps=200, curve_reps=50, formats=("png",)).read_text()
-    section = md[md.index("### Damaged trials (1, excluded from the statistics)"):]
+    section = md[md.index("### Damaged trials (1, excluded from the statistics)") :]
     assert f"{root / 'trials' / TRIAL}" in section
     assert "metrics.csv is truncated mid-line" in section
     with pytest.raises(AnalysisError, match="damaged"):
@@ -242,11 +290,22 @@ torch = pytest.importorskip("torch")
 def cfg(total: int = 400, **extra):
     from agent.config import build_config
 
-    return build_config({"agent": "sac", "env": "Pendulum-v1", "preset": "none", "seed": 3,
-                         "total_steps": total,
-                         "eval_every": 100, "eval_episodes": 1, "diag_states": 20,
-                         "sac.hidden": [16, 16], "sac.batch_size": 32,
-                         "sac.learning_starts": 100, **extra})
+    return build_config(
+        {
+            "agent": "sac",
+            "env": "Pendulum-v1",
+            "preset": "none",
+            "seed": 3,
+            "total_steps": total,
+            "eval_every": 100,
+            "eval_episodes": 1,
+            "diag_states": 20,
+            "sac.hidden": [16, 16],
+            "sac.batch_size": 32,
+            "sac.learning_starts": 100,
+            **extra,
+        }
+    )
 
 
 def curve(rows: list[dict]) -> list[tuple]:
@@ -262,9 +321,14 @@ def reference(tmp_path_factory):
     return curve(run_trial(cfg(), tmp_path_factory.mktemp("reference")))
 
 
-@pytest.mark.parametrize("change,key", [({"seed": 4}, "seed: 3 -> 4"),
-                                        ({"sac.lr": 1e-3}, "sac.lr: 0.0003 -> 0.001"),
-                                        ({"init.scheme": "orthogonal"}, "init.scheme")])
+@pytest.mark.parametrize(
+    "change,key",
+    [
+        ({"seed": 4}, "seed: 3 -> 4"),
+        ({"sac.lr": 1e-3}, "sac.lr: 0.0003 -> 0.001"),
+        ({"init.scheme": "orthogonal"}, "init.scheme"),
+    ],
+)
 def test_resume_with_another_config_is_refused_and_writes_nothing(tmp_path, change, key):
     from agent.trial import ResumeMismatch, run_trial
 
@@ -286,9 +350,18 @@ def test_sweep_train_resume_mismatch_exits_2_naming_the_key(tmp_path, capsys):
     from sweeps.cli import main
 
     out = tmp_path / "t"
-    args = ["agent=sac", "env=Pendulum-v1", "preset=none", "total_steps=200", "eval_every=100",
-            "eval_episodes=1", "diag_states=20", "sac.hidden=[16,16]", "sac.batch_size=32",
-            "sac.learning_starts=100"]
+    args = [
+        "agent=sac",
+        "env=Pendulum-v1",
+        "preset=none",
+        "total_steps=200",
+        "eval_every=100",
+        "eval_episodes=1",
+        "diag_states=20",
+        "sac.hidden=[16,16]",
+        "sac.batch_size=32",
+        "sac.learning_starts=100",
+    ]
     assert main(["train", *args, "seed=3", "--out", str(out)]) == 0
     before = snapshot(out)
     assert main(["train", *args, "seed=4", "--out", str(out), "--resume"]) == 2
@@ -319,8 +392,9 @@ def _flip(p: Path) -> None:
     with zipfile.ZipFile(p) as z:
         info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
     data = bytearray(p.read_bytes())
-    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:
-                                                    info.header_offset + 30])
+    name_len, extra_len = struct.unpack(
+        "<HH", data[info.header_offset + 26 : info.header_offset + 30]
+    )
     start = info.header_offset + 30 + name_len + extra_len
     data[start + info.file_size // 2] ^= 0x01
     p.write_bytes(bytes(data))
@@ -331,10 +405,12 @@ def _not_a_checkpoint(p: Path) -> None:
     p.with_name(p.name + ".sha256").unlink()
 
 
-CKPT_DAMAGES = {"truncated": (_truncate, "cannot be loaded"),
-                "bit flip": (_flip, "sha256 differs from state.pt.sha256"),
-                "empty": (lambda p: p.write_bytes(b""), "empty (0 bytes)"),
-                "not a checkpoint": (_not_a_checkpoint, "not a trial checkpoint")}
+CKPT_DAMAGES = {
+    "truncated": (_truncate, "cannot be loaded"),
+    "bit flip": (_flip, "sha256 differs from state.pt.sha256"),
+    "empty": (lambda p: p.write_bytes(b""), "empty (0 bytes)"),
+    "not a checkpoint": (_not_a_checkpoint, "not a trial checkpoint"),
+}
 
 
 @pytest.mark.parametrize("name", list(CKPT_DAMAGES))
@@ -349,8 +425,10 @@ def test_a_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path, reference
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["restored_from_step"] == 200
     assert status["restored_from"].endswith("state.prev.pt")
-    assert f"checkpoint {tmp_path / 'checkpoints' / 'state.pt'} is damaged ({phrase}" in \
-        status["warnings"][0]
+    assert (
+        f"checkpoint {tmp_path / 'checkpoints' / 'state.pt'} is damaged ({phrase}"
+        in status["warnings"][0]
+    )
 
 
 def test_no_intact_checkpoint_is_an_error_naming_each_file(tmp_path):
@@ -386,7 +464,8 @@ def test_kill_during_a_checkpoint_write_leaves_one_intact(tmp_path, reference):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_at_an_evaluation_checkpoints_first_and_resume_loses_nothing(
-        tmp_path, reference, sig):
+    tmp_path, reference, sig
+):
     """checkpoint_every=3: the evaluation at 200 is not normally checkpointed; a signal there
     saves it before stopping, marks the trial interrupted (not failed), and resume redoes
     nothing."""
@@ -412,10 +491,19 @@ def test_ctrl_c_during_sweep_train_exits_130_saying_how_to_resume(tmp_path, caps
     from sweeps.cli import main
 
     out = tmp_path / "t"
-    args = ["agent=sac", "env=Pendulum-v1", "preset=none", "seed=3", "total_steps=100000",
-            "eval_every=100",
-            "eval_episodes=1", "diag_states=20", "sac.hidden=[16,16]", "sac.batch_size=32",
-            "sac.learning_starts=100"]
+    args = [
+        "agent=sac",
+        "env=Pendulum-v1",
+        "preset=none",
+        "seed=3",
+        "total_steps=100000",
+        "eval_every=100",
+        "eval_episodes=1",
+        "diag_states=20",
+        "sac.hidden=[16,16]",
+        "sac.batch_size=32",
+        "sac.learning_starts=100",
+    ]
 
     def interrupt_after_the_first_evaluation():
         deadline = time.time() + 120
@@ -434,20 +522,25 @@ def test_ctrl_c_during_sweep_train_exits_130_saying_how_to_resume(tmp_path, caps
 
 # --- sweep files ---------------------------------------------------------------------------------
 
+
 def test_a_huge_grid_is_counted_and_refused_before_expanding(tmp_path, capsys):
     from sweeps.cli import main
 
     values = ", ".join(str(i) for i in range(1, 101))
     path = tmp_path / "huge.yaml"
-    path.write_text("name: huge\nseeds: 100\nbase: {agent: sac}\ngrid:\n"
-                    f"  sac.batch_size: [{values}]\n  sac.utd: [{values}]\n"
-                    f"  eval_episodes: [{values}]\n")
+    path.write_text(
+        "name: huge\nseeds: 100\nbase: {agent: sac}\ngrid:\n"
+        f"  sac.batch_size: [{values}]\n  sac.utd: [{values}]\n"
+        f"  eval_episodes: [{values}]\n"
+    )
     started = time.perf_counter()
     assert main(["validate", str(path)]) == 2
     assert time.perf_counter() - started < 60  # not minutes, not gigabytes
     err = capsys.readouterr().err
-    assert "expands to 100,000,000 trials (grid 100 sac.batch_size x 100 sac.utd x 100 " \
-           "eval_episodes x 100 seeds), more than the limit of 20,000" in err
+    assert (
+        "expands to 100,000,000 trials (grid 100 sac.batch_size x 100 sac.utd x 100 "
+        "eval_episodes x 100 seeds), more than the limit of 20,000" in err
+    )
     assert "--max-trials 100000000" in err
     small = tmp_path / "small.yaml"
     small.write_text("name: small\nseeds: 3\nbase: {agent: sac}\ngrid:\n  sac.utd: [1, 2]\n")
@@ -471,10 +564,12 @@ def test_watchdog_kills_what_a_killed_driver_leaves(tmp_path):
     GCS and raylet) leaves no orphans: the watchdog kills the descendants it saw."""
     from sweeps import watchdog
 
-    code = ("import subprocess, time\n"
-            "procs = [subprocess.Popen(['sleep', '300']) for _ in range(2)]\n"
-            "print(' '.join(str(p.pid) for p in procs), flush=True)\n"
-            "time.sleep(300)\n")
+    code = (
+        "import subprocess, time\n"
+        "procs = [subprocess.Popen(['sleep', '300']) for _ in range(2)]\n"
+        "print(' '.join(str(p.pid) for p in procs), flush=True)\n"
+        "time.sleep(300)\n"
+    )
     driver = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     children = [int(p) for p in driver.stdout.readline().split()]
     dog = watchdog.start(driver.pid)

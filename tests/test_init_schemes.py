@@ -25,16 +25,28 @@ def _theory(name: str, gain: float, scale: float, fan_in: int, fan_out: int):
         "kaiming": (gain / math.sqrt(fan_in), None),
         "kaiming_normal": (gain / math.sqrt(fan_in), None),
         "kaiming_uniform": (gain / math.sqrt(fan_in), gain * math.sqrt(3 / fan_in)),
-        "xavier": (gain * math.sqrt(2 / (fan_in + fan_out)),
-                   gain * math.sqrt(6 / (fan_in + fan_out))),
+        "xavier": (
+            gain * math.sqrt(2 / (fan_in + fan_out)),
+            gain * math.sqrt(6 / (fan_in + fan_out)),
+        ),
         "xavier_normal": (gain * math.sqrt(2 / (fan_in + fan_out)), None),
         "small_uniform": (scale / math.sqrt(3), scale),
         "zeros": (0.0, None),
     }[name]
 
 
-BUILTIN = ["pytorch_default", "fanin", "orthogonal", "kaiming", "kaiming_normal",
-           "kaiming_uniform", "xavier", "xavier_normal", "small_uniform", "zeros"]
+BUILTIN = [
+    "pytorch_default",
+    "fanin",
+    "orthogonal",
+    "kaiming",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "xavier",
+    "xavier_normal",
+    "small_uniform",
+    "zeros",
+]
 
 
 @pytest.mark.parametrize("name", BUILTIN)
@@ -127,9 +139,12 @@ def test_ensemble_members_are_initialised_independently():
 
 def test_per_role_gain_and_scheme_overrides():
     actor = SquashedGaussianActor(3, 1, [64, 64], "relu")
-    cfg = InitConfig(scheme="orthogonal", scenario="no_small",
-                     gains={"policy_mean": "tanh", "hidden": 1.0},
-                     roles={"policy_std": "zeros"})
+    cfg = InitConfig(
+        scheme="orthogonal",
+        scenario="no_small",
+        gains={"policy_mean": "tanh", "hidden": 1.0},
+        roles={"policy_std": "zeros"},
+    )
     recs = {r["role"]: r for r in apply_init(actor, cfg)}
     assert recs["policy_mean"]["gain"] == pytest.approx(5 / 3)
     assert recs["hidden"]["gain"] == 1.0
@@ -141,8 +156,10 @@ def test_per_role_gain_and_scheme_overrides():
 
 def test_default_gain_follows_each_layers_activation():
     actor = SquashedGaussianActor(3, 1, [64], "elu")
-    recs = {r["role"]: r for r in apply_init(actor, InitConfig(scheme="orthogonal",
-                                                              scenario="no_small"))}
+    recs = {
+        r["role"]: r
+        for r in apply_init(actor, InitConfig(scheme="orthogonal", scenario="no_small"))
+    }
     assert recs["hidden"]["gain"] == pytest.approx(math.sqrt(2))  # elu -> relu's gain
     assert recs["policy_mean"]["gain"] == pytest.approx(5 / 3)  # tanh squash follows
     assert recs["policy_std"]["gain"] == pytest.approx(1.0)  # linear
@@ -168,13 +185,16 @@ def test_untagged_layer_is_an_error():
         apply_init(net, InitConfig())
 
 
-@pytest.mark.parametrize("field,value,msg", [
-    ("scheme", "orthogonl", "did you mean 'orthogonal'"),
-    ("scenario", "small_stdd", "did you mean 'small_std'"),
-    ("gains", {"polcy_mean": "tanh"}, "unknown layer role 'polcy_mean'"),
-    ("gains", {"policy_mean": "tanhh"}, "unknown gain 'tanhh'"),
-    ("roles", {"q": "kaimin"}, "unknown init scheme 'kaimin'"),
-])
+@pytest.mark.parametrize(
+    "field,value,msg",
+    [
+        ("scheme", "orthogonl", "did you mean 'orthogonal'"),
+        ("scenario", "small_stdd", "did you mean 'small_std'"),
+        ("gains", {"polcy_mean": "tanh"}, "unknown layer role 'polcy_mean'"),
+        ("gains", {"policy_mean": "tanhh"}, "unknown gain 'tanhh'"),
+        ("roles", {"q": "kaimin"}, "unknown init scheme 'kaimin'"),
+    ],
+)
 def test_unknown_names_give_one_line_errors_listing_valid_names(field, value, msg):
     with pytest.raises(ValueError) as info:
         InitConfig(**{field: value})
@@ -188,14 +208,16 @@ def test_registering_twice_is_an_error():
 
 
 def test_a_module_outside_the_package_registers_a_usable_scheme(tmp_path):
-    (tmp_path / "my_inits.py").write_text(textwrap.dedent("""
+    (tmp_path / "my_inits.py").write_text(
+        textwrap.dedent("""
         import torch
         import init_schemes
 
         @init_schemes.register("constant_half", "every weight 0.5", uses_gain=False)
         def constant_half(tensor, *, fan_in, fan_out, gain, scale):
             torch.nn.init.constant_(tensor, 0.5)
-    """))
+    """)
+    )
     code = textwrap.dedent("""
         import torch
         import init_schemes
@@ -211,10 +233,16 @@ def test_a_module_outside_the_package_registers_a_usable_scheme(tmp_path):
         assert agent.actor.log_std.weight.abs().max() <= 3e-3
         print("ok")
     """)
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
-    listed = subprocess.run([sys.executable, "-m", "sweeps.cli", "--import", "my_inits", "list",
-                             "inits"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    listed = subprocess.run(
+        [sys.executable, "-m", "sweeps.cli", "--import", "my_inits", "list", "inits"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "constant_half" in listed.stdout and "every weight 0.5" in listed.stdout

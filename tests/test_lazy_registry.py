@@ -15,8 +15,13 @@ HEAVY = ("torch", "ray", "seaborn")
 
 
 def run_python(code: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
 
 
 def test_configs_and_sweep_files_validate_without_torch_ray_or_seaborn():
@@ -56,8 +61,11 @@ def test_configs_and_sweep_files_validate_without_torch_ray_or_seaborn():
 
 
 def test_unknown_agent_suggests_and_a_known_one_resolves_to_its_class():
-    with pytest.raises(RegistryError, match=r"unknown agent 'sacc'; did you mean 'sac'\? "
-                       r"\(known: .*td3"):
+    with pytest.raises(
+        RegistryError,
+        match=r"unknown agent 'sacc'; did you mean 'sac'\? "
+        r"\(known: .*td3",
+    ):
         agents.get("sacc")
     with pytest.raises(RegistryError, match="did you mean 'world_model'"):
         agents.info("world_modl")
@@ -92,7 +100,8 @@ def test_every_in_tree_agent_is_listed_without_importing_it():
 
 
 def test_a_user_agent_registered_eagerly_is_listed_and_validated(tmp_path):
-    (tmp_path / "my_agents.py").write_text(textwrap.dedent("""
+    (tmp_path / "my_agents.py").write_text(
+        textwrap.dedent("""
         from pydantic import BaseModel, ConfigDict
         from agent.registry import register
 
@@ -104,12 +113,19 @@ def test_a_user_agent_registered_eagerly_is_listed_and_validated(tmp_path):
         class Echo:
             Config = EchoConfig
             sections = ("echo",)
-    """))
-    listed = subprocess.run([sys.executable, "-m", "sweeps.cli", "--import", "my_agents", "list",
-                             "agents"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    """)
+    )
+    listed = subprocess.run(
+        [sys.executable, "-m", "sweeps.cli", "--import", "my_agents", "list", "agents"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listed.returncode == 0, listed.stderr
     assert "does nothing, loudly" in listed.stdout and "sac " in listed.stdout
-    out = run_python("""
+    out = run_python(
+        """
         import my_agents
         from agent.config import ConfigError, build_config
         assert build_config({"agent": "echo", "echo.width": 5}).echo.width == 5
@@ -120,18 +136,22 @@ def test_a_user_agent_registered_eagerly_is_listed_and_validated(tmp_path):
         else:
             raise AssertionError("no error")
         print("ok")
-    """, cwd=tmp_path)
+    """,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
 
 
 def test_lazy_registry_declares_loads_and_refuses_duplicates(tmp_path, monkeypatch):
-    (tmp_path / "lazy_things.py").write_text(textwrap.dedent("""
+    (tmp_path / "lazy_things.py").write_text(
+        textwrap.dedent("""
         from tests_lazy_registry_target import things
 
         @things.register("widget")
         def widget():
             "a widget"
-    """))
+    """)
+    )
     reg: Registry = Registry("thing")
     target = type(sys)("tests_lazy_registry_target")
     target.things = reg
@@ -183,8 +203,16 @@ def test_old_import_paths_still_work():
 
 # --- the CLI: a subcommand whose module cannot be imported -------------------------------------
 
-@pytest.mark.parametrize("argv", [["report", "some_dir"], ["report", "--help"],
-                                  ["run", "init_ablation.yaml"], ["validate", "--help"]])
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "some_dir"],
+        ["report", "--help"],
+        ["run", "init_ablation.yaml"],
+        ["validate", "--help"],
+    ],
+)
 def test_a_command_whose_module_fails_to_import_says_so(argv, monkeypatch, capsys):
     import sweeps.cli as cli
 

@@ -11,9 +11,19 @@ from agent.sac import SAC
 
 
 def trained_sac(**extra) -> SAC:
-    cfg = build_config({"agent": "sac", "env": "Pendulum-v1", "seed": 0, "total_steps": 2000,
-                        "sac.hidden": [32, 24], "sac.batch_size": 64, "preset": "none",
-                        "sac.learning_starts": 100, **extra})
+    cfg = build_config(
+        {
+            "agent": "sac",
+            "env": "Pendulum-v1",
+            "seed": 0,
+            "total_steps": 2000,
+            "sac.hidden": [32, 24],
+            "sac.batch_size": 64,
+            "preset": "none",
+            "sac.learning_starts": 100,
+            **extra,
+        }
+    )
     seed_everything(0)
     agent = SAC(cfg)
     agent.initialise()
@@ -34,11 +44,17 @@ def autograd_grads(agent: SAC, batch) -> tuple[dict[str, torch.Tensor], torch.Te
     return {n: p.grad.clone() for n, p in params(agent)}, stats
 
 
-@pytest.mark.parametrize("extra", [
-    {}, {"sac.activation": "tanh"}, {"sac.activation": "elu", "sac.hidden": [16, 16, 16]},
-    {"sac.activation": "leaky_relu", "sac.alpha": 0.2}, {"sac.hidden": [48]},
-    {"env": "Walker2d-v5"},  # 17-dim observations, 6-dim actions
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"sac.activation": "tanh"},
+        {"sac.activation": "elu", "sac.hidden": [16, 16, 16]},
+        {"sac.activation": "leaky_relu", "sac.alpha": 0.2},
+        {"sac.hidden": [48]},
+        {"env": "Walker2d-v5"},  # 17-dim observations, 6-dim actions
+    ],
+)
 def test_manual_gradients_equal_autograd(extra):
     agent = trained_sac(**extra)
     batch = agent.buffer.sample(64)
@@ -103,8 +119,9 @@ def test_switching_paths_and_resuming_keep_one_adam_state():
     moments = [st["exp_avg"].clone() for st in agent.opt.state.values()]
     agent.update()
     assert steps_in_adam(agent) == {204} and agent.updates == 204
-    assert all(not torch.equal(m, st["exp_avg"])
-               for m, st in zip(moments, agent.opt.state.values()))
+    assert all(
+        not torch.equal(m, st["exp_avg"]) for m, st in zip(moments, agent.opt.state.values())
+    )
 
 
 def test_backward_matches_autograd_for_a_plain_mlp():
@@ -125,8 +142,14 @@ def test_backward_matches_autograd_for_a_plain_mlp():
     assert torch.equal(xr.grad[6:], torch.zeros(4, 5))  # rows past `rows` were not in the loss
 
 
-@pytest.mark.parametrize("extra", [{"sac.hidden": [64, 64]}, {"sac.hidden": [32, 32, 32]},
-                                   {"env": "Walker2d-v5", "sac.hidden": [64, 64]}])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"sac.hidden": [64, 64]},
+        {"sac.hidden": [32, 32, 32]},
+        {"env": "Walker2d-v5", "sac.hidden": [64, 64]},
+    ],
+)
 def test_bf16_gradients_follow_float32(extra):
     """sac.bf16 on the hand-written path: the hidden-to-hidden matmuls run on bf16 copies, the
     first layers and heads in float32. Every gradient points where autograd's float32 one does

@@ -13,18 +13,37 @@ from agent.config import ConfigError
 from agent.mb_ppo import MBPPO, PENDULUM, PPOBatch
 from agent.model_based import ModelBasedAgent
 
-TINY = {"world_model.deter": 32, "world_model.stoch": 4, "world_model.hidden": 32,
-        "world_model.seq_len": 16, "world_model.batch_size": 8,
-        "world_model.eval_horizons": [1, 3], "world_model.eval_batch": 4,
-        "mb_ppo.hidden": [32, 32], "mb_ppo.prefill": 100, "mb_ppo.explore_steps": 50,
-        "mb_ppo.model_updates": 2, "mb_ppo.num_sequences": 4, "mb_ppo.sequence_length": 8,
-        "mb_ppo.minibatch_size": 16, "mb_ppo.updates_per_iteration": 2,
-        "mb_ppo.imagine_horizon": 5}
+TINY = {
+    "world_model.deter": 32,
+    "world_model.stoch": 4,
+    "world_model.hidden": 32,
+    "world_model.seq_len": 16,
+    "world_model.batch_size": 8,
+    "world_model.eval_horizons": [1, 3],
+    "world_model.eval_batch": 4,
+    "mb_ppo.hidden": [32, 32],
+    "mb_ppo.prefill": 100,
+    "mb_ppo.explore_steps": 50,
+    "mb_ppo.model_updates": 2,
+    "mb_ppo.num_sequences": 4,
+    "mb_ppo.sequence_length": 8,
+    "mb_ppo.minibatch_size": 16,
+    "mb_ppo.updates_per_iteration": 2,
+    "mb_ppo.imagine_horizon": 5,
+}
 
 
 def tiny(total_steps: int = 1000, **extra) -> MBPPO:
-    cfg = build_config({"agent": "mb_ppo", "env": "Pendulum-v1", "seed": 0,
-                        "total_steps": total_steps, **TINY, **extra})
+    cfg = build_config(
+        {
+            "agent": "mb_ppo",
+            "env": "Pendulum-v1",
+            "seed": 0,
+            "total_steps": total_steps,
+            **TINY,
+            **extra,
+        }
+    )
     seed_everything(0)
     agent = MBPPO(cfg)
     agent.initialise()
@@ -41,6 +60,7 @@ def trained() -> MBPPO:
 
 
 # --- imagination ---------------------------------------------------------------------------------
+
 
 def test_start_states_and_imagination_shapes(trained):
     agent = trained
@@ -90,12 +110,15 @@ def test_policy_gradient_reaches_the_actor_only_through_log_probs(trained):
     out = agent.ppo_losses(batch)
     actor = list(agent.actor.parameters())
     model = list(agent.model.parameters())
-    g = torch.autograd.grad(out["policy_loss"], actor + model, allow_unused=True,
-                            retain_graph=True)
-    g_actor, g_model = g[:len(actor)], g[len(actor):]
+    g = torch.autograd.grad(out["policy_loss"], actor + model, allow_unused=True, retain_graph=True)
+    g_actor, g_model = g[: len(actor)], g[len(actor) :]
     assert all(x is None for x in g_model)
-    assert all(x is None for x in torch.autograd.grad(
-        out["policy_loss"], list(agent.critic.parameters()), allow_unused=True))
+    assert all(
+        x is None
+        for x in torch.autograd.grad(
+            out["policy_loss"], list(agent.critic.parameters()), allow_unused=True
+        )
+    )
     # at ratio 1 (no clipping) the surrogate's gradient is -mean(w A_norm grad log pi(a|f))
     assert torch.allclose(out["ratio"], torch.ones(80), atol=1e-5)
     adv = (batch.adv - batch.adv.mean()) / (batch.adv.std() + 1e-8)
@@ -106,16 +129,16 @@ def test_policy_gradient_reaches_the_actor_only_through_log_probs(trained):
         assert torch.allclose(a, b, atol=1e-6)
     assert sum(float(x.abs().sum()) for x in g_actor) > 0
     # the value loss moves the critic only
-    g = torch.autograd.grad(out["value_loss"], actor + list(agent.critic.parameters()),
-                            allow_unused=True)
-    assert all(x is None for x in g[:len(actor)]) and all(x is not None for x in g[len(actor):])
+    g = torch.autograd.grad(
+        out["value_loss"], actor + list(agent.critic.parameters()), allow_unused=True
+    )
+    assert all(x is None for x in g[: len(actor)]) and all(x is not None for x in g[len(actor) :])
 
 
 def test_every_update_imagines_on_policy(trained):
     """Epoch 1 of every update sees ratio 1 (fresh imagination with the current policy); the
     second epoch on the same batch sees the policy the first epoch moved."""
-    agent = tiny(**{"mb_ppo.epochs": 2, "mb_ppo.updates_per_iteration": 3,
-                    "mb_ppo.actor_lr": 1e-2})
+    agent = tiny(**{"mb_ppo.epochs": 2, "mb_ppo.updates_per_iteration": 3, "mb_ppo.actor_lr": 1e-2})
     agent.load_state_dict(trained.state_dict())
     ratios: list[torch.Tensor] = []
     losses = agent.ppo_losses
@@ -138,6 +161,7 @@ def test_every_update_imagines_on_policy(trained):
 
 # --- the loop, acting, config --------------------------------------------------------------------
 
+
 def test_schedule_runs_rounds_at_prefill_and_every_explore_steps():
     agent = tiny()
     agent.train(99)
@@ -146,9 +170,17 @@ def test_schedule_runs_rounds_at_prefill_and_every_explore_steps():
     assert agent.model_updates_done == 4 * 2 and agent.updates == 4 * 2
     assert agent.replay.size == 260 + 2  # + the first step of each of the two episodes begun
     assert agent.replay.episodes == 2 and agent.completed_returns
-    assert {"loss/model", "model/kl", "loss/policy", "loss/value", "imagine/return",
-            "model/open_loop/obs_h3", "perf/model_updates_per_s", "perf/updates_per_s",
-            "train/return"} <= set(metrics)
+    assert {
+        "loss/model",
+        "model/kl",
+        "loss/policy",
+        "loss/value",
+        "imagine/return",
+        "model/open_loop/obs_h3",
+        "perf/model_updates_per_s",
+        "perf/updates_per_s",
+        "train/return",
+    } <= set(metrics)
     assert metrics["train/updates"] == 8 and all(math.isfinite(v) for v in metrics.values())
 
 
@@ -170,8 +202,9 @@ def test_act_filters_the_posterior_mode_and_is_deterministic(trained):
     first = torch.zeros(3, 4, dtype=torch.bool)
     first[:, 0] = True
     with torch.no_grad():
-        posts, _ = agent.model.observe(torch.from_numpy(np.stack(obs, 1)), prev, first,
-                                       sample=False)
+        posts, _ = agent.model.observe(
+            torch.from_numpy(np.stack(obs, 1)), prev, first, sample=False
+        )
         want = agent.mode_action(agent.model.features(posts[:, -1]))
     assert torch.allclose(posts.deter[:, -1], state["latent"].deter, atol=1e-5)
     assert torch.allclose(acts[:, -1], want, atol=1e-5)
@@ -179,16 +212,28 @@ def test_act_filters_the_posterior_mode_and_is_deterministic(trained):
 
 def test_knobs_are_validated_with_their_keys():
     with pytest.raises(ConfigError, match=r"mb_ppo\.minibatch_size.*exceeds the start states"):
-        build_config({"agent": "mb_ppo", "mb_ppo.num_sequences": 4,
-                      "mb_ppo.sequence_length": 8, "mb_ppo.minibatch_size": 33})
+        build_config(
+            {
+                "agent": "mb_ppo",
+                "mb_ppo.num_sequences": 4,
+                "mb_ppo.sequence_length": 8,
+                "mb_ppo.minibatch_size": 33,
+            }
+        )
     with pytest.raises(ConfigError, match=r"mb_ppo\.return_estimator"):
         build_config({"agent": "mb_ppo", "mb_ppo.return_estimator": "gea"})
     with pytest.raises(ConfigError, match=r"mb_ppo\.updates_per_iter.*did you mean"):
         build_config({"agent": "mb_ppo", "mb_ppo.updates_per_iter": 3})
     with pytest.raises(ConfigError, match=r"mb_ppo\.activation.*did you mean 'elu'"):
         build_config({"agent": "mb_ppo", "mb_ppo.activation": "eluu"})
-    for key, bad in (("epochs", 0), ("imagine_horizon", 0), ("explore_steps", 0),
-                     ("clip", 0.0), ("lam", 1.5), ("gamma", 0.0)):
+    for key, bad in (
+        ("epochs", 0),
+        ("imagine_horizon", 0),
+        ("explore_steps", 0),
+        ("clip", 0.0),
+        ("lam", 1.5),
+        ("gamma", 0.0),
+    ):
         with pytest.raises(ConfigError, match=rf"mb_ppo\.{key}"):
             build_config({"agent": "mb_ppo", f"mb_ppo.{key}": bad})
     with pytest.raises(ConfigError, match=r"world_model\.proprio.*has no proprio target"):
@@ -209,8 +254,15 @@ def test_init_spec_reaches_every_layer_and_small_outputs_stay_small():
     agent = tiny(**{"init.scheme": "orthogonal", "init.scenario": "small_outputs"})
     records = agent.initialise()
     roles = {r["role"] for r in records}
-    assert {"policy_mean", "policy_std", "value", "hidden", "encoder", "dynamics",
-            "reward_head"} <= roles
+    assert {
+        "policy_mean",
+        "policy_std",
+        "value",
+        "hidden",
+        "encoder",
+        "dynamics",
+        "reward_head",
+    } <= roles
     assert {r["layer"].split(".")[0] for r in records} == {"world_model", "actor", "critic"}
     for layer in (agent.actor.mean, agent.actor.log_std, agent.critic[-1]):
         assert layer.weight.abs().max() <= 3e-3
@@ -222,9 +274,17 @@ def test_run_trial_logs_the_imagination_and_counts_the_updates(tmp_path):
     """(Exact resume of every registered agent: tests/test_agent_contract.py.)"""
 
     def config(total_steps):
-        return build_config({"agent": "mb_ppo", "total_steps": total_steps, "eval_every": 100,
-                             "eval_episodes": 2, "diag_states": 50, **TINY,
-                             "world_model.proprio": ["ee_pos"]})
+        return build_config(
+            {
+                "agent": "mb_ppo",
+                "total_steps": total_steps,
+                "eval_every": 100,
+                "eval_episodes": 2,
+                "diag_states": 50,
+                **TINY,
+                "world_model.proprio": ["ee_pos"],
+            }
+        )
 
     rows = run_trial(config(300), tmp_path / "full")
     assert rows[-1]["env_step"] == 300 and "init/action_coverage" in rows[0]
@@ -233,13 +293,24 @@ def test_run_trial_logs_the_imagination_and_counts_the_updates(tmp_path):
 
 # --- learning -----------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_mb_ppo_learns_pendulum(tmp_path):
     """Random and initial policies score about -1200 to -1500 on Pendulum; the shipped defaults
     pass -600 within 3000 env steps (a swing-up found in imagination)."""
-    cfg = build_config({"agent": "mb_ppo", "env": "Pendulum-v1", "seed": 0,
-                        "total_steps": 3000, "eval_every": 1500, "eval_episodes": 5,
-                        "checkpoint_every": 0, "diag_states": 0, **PENDULUM})
+    cfg = build_config(
+        {
+            "agent": "mb_ppo",
+            "env": "Pendulum-v1",
+            "seed": 0,
+            "total_steps": 3000,
+            "eval_every": 1500,
+            "eval_episodes": 5,
+            "checkpoint_every": 0,
+            "diag_states": 0,
+            **PENDULUM,
+        }
+    )
     rows = run_trial(cfg, tmp_path)
     assert rows[0]["eval/return"] < -900
     assert rows[-1]["eval/return"] >= -600, [r["eval/return"] for r in rows]

@@ -27,9 +27,12 @@ from agent.mb_sac import (
 def test_real_transitions_stay_inside_episodes_by_hand():
     T = 5
     feat = torch.arange(2 * T, dtype=torch.float32).reshape(2, T, 1)  # f = 5 b + t
-    batch = {"action": -feat, "reward": feat[..., 0] * 10,
-             "is_first": torch.tensor([[1, 0, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool),
-             "is_terminal": torch.tensor([[0, 0, 0, 0, 1], [0, 0, 0, 0, 0]], dtype=torch.bool)}
+    batch = {
+        "action": -feat,
+        "reward": feat[..., 0] * 10,
+        "is_first": torch.tensor([[1, 0, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool),
+        "is_terminal": torch.tensor([[0, 0, 0, 0, 1], [0, 0, 0, 0, 0]], dtype=torch.bool),
+    }
     tr = real_transitions(feat, batch)
     # sequence 0: 0->1, (1->2 starts an episode), 2->3, 3->4 (terminal); sequence 1: 4 steps
     assert tr["feat"][:, 0].tolist() == [0, 2, 3, 5, 6, 7, 8]
@@ -53,9 +56,13 @@ def test_imagined_transitions_by_hand():
 
 
 def pool(value: float, n: int) -> dict:
-    return {"feat": torch.full((n, 2), value), "action": torch.full((n, 1), value),
-            "reward": torch.full((n,), value), "next_feat": torch.full((n, 2), value),
-            "done": torch.zeros(n)}
+    return {
+        "feat": torch.full((n, 2), value),
+        "action": torch.full((n, 1), value),
+        "reward": torch.full((n,), value),
+        "next_feat": torch.full((n, 2), value),
+        "done": torch.zeros(n),
+    }
 
 
 def test_mixed_batch_takes_the_real_share_and_falls_back_to_one_pool():
@@ -79,16 +86,34 @@ def test_soft_return_by_hand():
 
 # --- the agent -------------------------------------------------------------------------------
 
-TINY = {"world_model.deter": 16, "world_model.stoch": 4, "world_model.hidden": 16,
-        "world_model.seq_len": 16, "world_model.batch_size": 4, "world_model.eval_horizons": [1, 3],
-        "mb_sac.hidden": [16, 16], "mb_sac.prefill": 100, "mb_sac.explore_steps": 50,
-        "mb_sac.model_updates": 2, "mb_sac.sac_updates": 3, "mb_sac.start_sequences": 4,
-        "mb_sac.start_length": 8, "mb_sac.batch_size": 32, "mb_sac.imagine_horizon": 3}
+TINY = {
+    "world_model.deter": 16,
+    "world_model.stoch": 4,
+    "world_model.hidden": 16,
+    "world_model.seq_len": 16,
+    "world_model.batch_size": 4,
+    "world_model.eval_horizons": [1, 3],
+    "mb_sac.hidden": [16, 16],
+    "mb_sac.prefill": 100,
+    "mb_sac.explore_steps": 50,
+    "mb_sac.model_updates": 2,
+    "mb_sac.sac_updates": 3,
+    "mb_sac.start_sequences": 4,
+    "mb_sac.start_length": 8,
+    "mb_sac.batch_size": 32,
+    "mb_sac.imagine_horizon": 3,
+}
 
 
 def make_agent(steps: int = 100, **overrides) -> MBSAC:
-    cfg = build_config({"agent": "mb_sac", "total_steps": 1000, **TINY,
-                        **{f"mb_sac.{k}": v for k, v in overrides.items()}})
+    cfg = build_config(
+        {
+            "agent": "mb_sac",
+            "total_steps": 1000,
+            **TINY,
+            **{f"mb_sac.{k}": v for k, v in overrides.items()},
+        }
+    )
     seed_everything(0)
     agent = MBSAC(cfg)
     agent.initialise()
@@ -139,8 +164,9 @@ def test_behaviour_phase_trains_sac_on_the_mix_and_leaves_the_model_alone():
     assert all(torch.equal(a, b) for a, b in zip(model, agent.model.parameters()))
     assert all(not torch.equal(a, b) for a, b in zip(critic, agent.critic.parameters()))
     assert agent.log_alpha.item() != log_alpha
-    assert {*STATS, "train/alpha", "imagine/return", "imagine/q",
-            "imagine/value_error"} <= set(metrics)
+    assert {*STATS, "train/alpha", "imagine/return", "imagine/q", "imagine/value_error"} <= set(
+        metrics
+    )
     assert all(math.isfinite(float(v)) for v in metrics.values())
 
 
@@ -152,16 +178,24 @@ def test_fixed_temperature_is_not_learned():
 
 
 def test_every_layer_has_a_role_the_init_spec_reaches():
-    cfg = build_config({"agent": "mb_sac", **TINY, "init.scheme": "orthogonal",
-                        "init.scenario": "small_critic_std"})
+    cfg = build_config(
+        {
+            "agent": "mb_sac",
+            **TINY,
+            "init.scheme": "orthogonal",
+            "init.scenario": "small_critic_std",
+        }
+    )
     agent = MBSAC(cfg)
     records = agent.initialise()
     roles = {r["role"] for r in records if not r["layer"].startswith("world_model.")}
     assert roles == {"hidden", "policy_mean", "policy_std", "q"}
     assert agent.critic[-1].weight.abs().max() <= 3e-3  # small Q outputs, both heads
     assert agent.actor.mean.weight.abs().max() > 3e-3  # the mean is orthogonal here
-    assert all(torch.equal(a, b) for a, b in zip(agent.critic.parameters(),
-                                                 agent.critic_target.parameters()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(agent.critic.parameters(), agent.critic_target.parameters())
+    )
 
 
 def test_config_errors_name_the_key():
@@ -179,13 +213,28 @@ def test_run_trial_logs_the_behaviour_and_model_metrics(tmp_path):
     """(Exact resume of every registered agent: tests/test_agent_contract.py.)"""
 
     def config(total_steps):
-        return build_config({"agent": "mb_sac", "total_steps": total_steps, "eval_every": 100,
-                             "eval_episodes": 1, "diag_states": 50, **TINY})
+        return build_config(
+            {
+                "agent": "mb_sac",
+                "total_steps": total_steps,
+                "eval_every": 100,
+                "eval_episodes": 1,
+                "diag_states": 50,
+                **TINY,
+            }
+        )
 
     rows = run_trial(config(300), tmp_path / "full")
     assert rows[-1]["env_step"] == 300
-    for key in ("loss/actor", "loss/critic", "train/entropy", "imagine/return",
-                "imagine/value_error", "model/kl", "init/critic_scale"):
+    for key in (
+        "loss/actor",
+        "loss/critic",
+        "train/entropy",
+        "imagine/return",
+        "imagine/value_error",
+        "model/kl",
+        "init/critic_scale",
+    ):
         assert any(key in r for r in rows), key
 
 
@@ -193,8 +242,17 @@ def test_run_trial_logs_the_behaviour_and_model_metrics(tmp_path):
 def test_mb_sac_learns_pendulum(tmp_path):
     """The initial policy scores about -1000 (random play -1200); MB-SAC with the PENDULUM
     settings passes -400 by 6k env steps (about -130 from 5k on for seed 0)."""
-    cfg = build_config({"agent": "mb_sac", "env": "Pendulum-v1", "seed": 0, "total_steps": 6000,
-                        "eval_every": 1000, "eval_episodes": 5, **PENDULUM})
+    cfg = build_config(
+        {
+            "agent": "mb_sac",
+            "env": "Pendulum-v1",
+            "seed": 0,
+            "total_steps": 6000,
+            "eval_every": 1000,
+            "eval_episodes": 5,
+            **PENDULUM,
+        }
+    )
     rows = run_trial(cfg, tmp_path)
     assert rows[0]["eval/return"] < -900
     assert rows[-1]["eval/return"] >= -400, [r["eval/return"] for r in rows]

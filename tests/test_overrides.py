@@ -9,7 +9,11 @@ from sweeps.overrides import OverrideError, parse_or_exit, parse_overrides
 
 def test_values_are_yaml_scalars_and_lists_only_with_multi():
     assert parse_overrides(["sac.lr=3e-4", "sac.bf16=true", "env=Pendulum-v1", "a=x,y"]) == {
-        "sac.lr": 3e-4, "sac.bf16": True, "env": "Pendulum-v1", "a": "x,y"}
+        "sac.lr": 3e-4,
+        "sac.bf16": True,
+        "env": "Pendulum-v1",
+        "a": "x,y",
+    }
     assert parse_overrides(["a=x,y"], multi=True) == {"a": ["x", "y"]}
 
 

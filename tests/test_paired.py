@@ -32,8 +32,13 @@ def _runs(seeds_a, seeds_b, effect, seed_sd, noise_sd, rng_seed=0, runs_per_seed
         for s in seeds:
             for i, level in enumerate(levels):
                 score = seed_effect[s] + shift + 10.0 * i + rng.normal(0, noise_sd)
-                row = {"trial_id": f"{arm}-{level}-s{s}", "seed": s, "env": "E", "arm": arm,
-                       "score": score}
+                row = {
+                    "trial_id": f"{arm}-{level}-s{s}",
+                    "seed": s,
+                    "env": "E",
+                    "arm": arm,
+                    "score": score,
+                }
                 if level is not None:
                     row["scenario"] = level
                 rows.append(row)
@@ -135,14 +140,28 @@ def _tidy(values_by_trial):
     rows = []
     for trial, (seed, values) in values_by_trial.items():
         for step, v in zip((0, 500, 1000), values, strict=True):
-            rows.append({"trial_id": trial, "seed": seed, "env": "E", "env_step": step,
-                         "eval/return": v, "perf/steps_per_s": np.random.rand()})
+            rows.append(
+                {
+                    "trial_id": trial,
+                    "seed": seed,
+                    "env": "E",
+                    "env_step": step,
+                    "eval/return": v,
+                    "perf/steps_per_s": np.random.rand(),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def test_identical_runs_found_and_timings_ignored():
-    df = _tidy({"t0": (0, [1.0, 2.0, 3.0]), "t1": (0, [1.0, 2.0, 3.0]), "t2": (1, [1.0, 2.0, 3.0]),
-                "t3": (0, [1.0, 2.0, 3.5])})
+    df = _tidy(
+        {
+            "t0": (0, [1.0, 2.0, 3.0]),
+            "t1": (0, [1.0, 2.0, 3.0]),
+            "t2": (1, [1.0, 2.0, 3.0]),
+            "t3": (0, [1.0, 2.0, 3.5]),
+        }
+    )
     twins = stats.identical_runs(df)
     assert twins[["trial_id", "seed", "same_as_trial"]].values.tolist() == [["t1", 0, "t0"]]
     # with init records: equal numbers but different inits are not the same run
@@ -209,8 +228,15 @@ def test_declared_score_recorded_and_a_budget_replaces_it(tmp_path):
 
 
 SHIPPED_WITH_RESULTS = (
-    "init_ablation", "init_output_gain", "init_ppo", "mb_ppo_knobs", "model_based",
-    "proprio_aux", "proprio_model", "return_estimator", "world_model_init",
+    "init_ablation",
+    "init_output_gain",
+    "init_ppo",
+    "mb_ppo_knobs",
+    "model_based",
+    "proprio_aux",
+    "proprio_model",
+    "return_estimator",
+    "world_model_init",
 )
 
 
@@ -307,10 +333,26 @@ def test_a_consistent_edge_against_the_mean_difference_is_not_supported():
     for s in range(6):
         for level, edge in (("x", 0.1), ("y", 0.1), ("z", -5.0)):
             base = 10.0 * s
-            rows.append({"trial_id": f"A{level}{s}", "seed": s, "env": "E", "arm": "A",
-                         "scenario": level, "score": base + edge})
-            rows.append({"trial_id": f"B{level}{s}", "seed": s, "env": "E", "arm": "B",
-                         "scenario": level, "score": base})
+            rows.append(
+                {
+                    "trial_id": f"A{level}{s}",
+                    "seed": s,
+                    "env": "E",
+                    "arm": "A",
+                    "scenario": level,
+                    "score": base + edge,
+                }
+            )
+            rows.append(
+                {
+                    "trial_id": f"B{level}{s}",
+                    "seed": s,
+                    "env": "E",
+                    "arm": "B",
+                    "scenario": level,
+                    "score": base,
+                }
+            )
     table = stats.paired_poi_table(pd.DataFrame(rows), ["arm"], match=["scenario"], reps=500)
     ab = _row(table, "A", "B")
     assert ab["p"] == pytest.approx(2 / 3) and ab["low"] > 0.5

@@ -26,6 +26,7 @@ def pixel_env(env_id="Walker2d-v5", **obs):
 
 # --- observations ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("env_id", ["Walker2d-v5", "InvertedPendulum-v5"])
 def test_pixel_observations_are_uint8_frames_that_follow_the_state(env_id):
     env = pixel_env(env_id, size=32)
@@ -88,6 +89,7 @@ def test_device_switch():
 
 # --- body-state targets ----------------------------------------------------------------------
 
+
 def _rollout(env_id, steps, seed=0):
     """Random-action rollout; per step (after env.step): targets, a copy of the sim data, and
     the unwrapped env."""
@@ -97,10 +99,16 @@ def _rollout(env_id, steps, seed=0):
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(steps):
-        _, _, _, trunc, _ = env.step(rng.uniform(-1, 1, env.action_space.shape) *
-                                        env.action_space.high)
-        out.append(({k: f(env.unwrapped) for k, f in spec.proprio.items()},
-                    copy.copy(env.unwrapped.data), env.unwrapped))
+        _, _, _, trunc, _ = env.step(
+            rng.uniform(-1, 1, env.action_space.shape) * env.action_space.high
+        )
+        out.append(
+            (
+                {k: f(env.unwrapped) for k, f in spec.proprio.items()},
+                copy.copy(env.unwrapped.data),
+                env.unwrapped,
+            )
+        )
         if trunc:  # past a termination the physics goes on, and so do the targets
             break
     return out
@@ -122,15 +130,15 @@ def test_every_target_matches_the_simulators_own_arrays(env_id):
         vel = np.zeros(6)
         for i, (b, off) in enumerate(zip(bodies, offsets, strict=True)):
             point = data.xpos[b] + data.xmat[b].reshape(3, 3) @ off
-            np.testing.assert_allclose(targets["ee_pos"][3 * i:3 * i + 3], point, atol=1e-5)
+            np.testing.assert_allclose(targets["ee_pos"][3 * i : 3 * i + 3], point, atol=1e-5)
             # the velocity of that same point: MuJoCo's own at the body frame (XBODY), moved by
             # omega x offset
             mujoco.mj_objectVelocity(m, data, mujoco.mjtObj.mjOBJ_XBODY, b, vel, 0)
             expected = vel[3:] + np.cross(vel[:3], point - data.xpos[b])
-            np.testing.assert_allclose(targets["ee_vel"][3 * i:3 * i + 3], expected, atol=1e-4)
+            np.testing.assert_allclose(targets["ee_vel"][3 * i : 3 * i + 3], expected, atol=1e-4)
             if "ee_quat" in targets:
                 q = data.xquat[b] * np.sign(data.xquat[b][0] or 1.0)
-                np.testing.assert_allclose(targets["ee_quat"][4 * i:4 * i + 4], q, atol=1e-5)
+                np.testing.assert_allclose(targets["ee_quat"][4 * i : 4 * i + 4], q, atol=1e-5)
 
 
 @pytest.mark.parametrize("env_id", ["Walker2d-v5", "InvertedPendulum-v5"])
@@ -155,8 +163,9 @@ def test_ee_vel_is_the_derivative_of_ee_pos_along_a_rollout(env_id):
             v = np.zeros(6)
             parts = []
             for b in ("foot", "foot_left"):
-                mujoco.mj_objectVelocity(u.model, data, mujoco.mjtObj.mjOBJ_BODY,
-                                         u.model.body(b).id, v, 0)
+                mujoco.mj_objectVelocity(
+                    u.model, data, mujoco.mjtObj.mjOBJ_BODY, u.model.body(b).id, v, 0
+                )
                 parts.append(v[3:].copy())
             com.append(np.concatenate(parts))
         com = np.stack(com)
@@ -166,29 +175,54 @@ def test_ee_vel_is_the_derivative_of_ee_pos_along_a_rollout(env_id):
 
 # --- pixel world models and agents -------------------------------------------------------------
 
-TINY = {"world_model.deter": 16, "world_model.stoch": 4, "world_model.hidden": 16,
-        "world_model.depth": 4, "world_model.batch_size": 4, "world_model.seq_len": 8,
-        "observation.size": 16, "eval_episodes": 1, "diag_states": 20, "eval_every": 60}
+TINY = {
+    "world_model.deter": 16,
+    "world_model.stoch": 4,
+    "world_model.hidden": 16,
+    "world_model.depth": 4,
+    "world_model.batch_size": 4,
+    "world_model.seq_len": 8,
+    "observation.size": 16,
+    "eval_episodes": 1,
+    "diag_states": 20,
+    "eval_every": 60,
+}
 
 
 @pytest.mark.parametrize("mode", ["pixels", "pixels+state"])
 def test_world_model_agent_on_pixels_runs_probes_and_resumes(tmp_path, mode):
     def config(total):
-        return build_config({"agent": "world_model", "env": "InvertedPendulum-v5",
-                             "total_steps": total, "observation.mode": mode, **TINY,
-                             "world_model.seq_len": 10, "eval_every": 50,
-                             "world_model.prefill": 30,
-                             "world_model.train_every": 10, "world_model.holdout_every": 2,
-                             "world_model.policy": "mixed", "world_model.eval_horizons": [1, 3],
-                             "world_model.probe_sequences": 4, "world_model.proprio": ["ee_vel"],
-                             "device": "cpu"})
+        return build_config(
+            {
+                "agent": "world_model",
+                "env": "InvertedPendulum-v5",
+                "total_steps": total,
+                "observation.mode": mode,
+                **TINY,
+                "world_model.seq_len": 10,
+                "eval_every": 50,
+                "world_model.prefill": 30,
+                "world_model.train_every": 10,
+                "world_model.holdout_every": 2,
+                "world_model.policy": "mixed",
+                "world_model.eval_horizons": [1, 3],
+                "world_model.probe_sequences": 4,
+                "world_model.proprio": ["ee_vel"],
+                "device": "cpu",
+            }
+        )
 
     rows = run_trial(config(100), tmp_path / "full")
     last = rows[-1]
     assert last["env_step"] == 100
-    for key in ("model/loss_obs", "model/recon/obs", "model/open_loop/obs_h3",
-                "model/open_loop/ee_vel_h1", "model/probe/post/joint_pos",
-                "model/probe/prior_h3/ee_vel"):
+    for key in (
+        "model/loss_obs",
+        "model/recon/obs",
+        "model/open_loop/obs_h3",
+        "model/open_loop/ee_vel_h1",
+        "model/probe/post/joint_pos",
+        "model/probe/prior_h3/ee_vel",
+    ):
         assert np.isfinite(last[key]), key
     if mode == "pixels+state":
         assert np.isfinite(last["model/loss_state"]) and "model/open_loop/state_h1" in last
@@ -200,8 +234,11 @@ def test_world_model_agent_on_pixels_runs_probes_and_resumes(tmp_path, mode):
     agent = agents.get("world_model")(cfg)
     assert agent.replay.obs.dtype == np.uint8 and agent.replay.obs.shape[1:] == (3, 16, 16)
     # the data depend on the seed only: another arm (no targets) sees the same frames
-    other = agents.get("world_model")(build_config({**cfg.to_dict(), "world_model": {
-        **cfg.to_dict()["world_model"], "proprio": []}}))
+    other = agents.get("world_model")(
+        build_config(
+            {**cfg.to_dict(), "world_model": {**cfg.to_dict()["world_model"], "proprio": []}}
+        )
+    )
     for a in (agent, other):
         a.initialise()
         a.train(50)
@@ -211,17 +248,27 @@ def test_world_model_agent_on_pixels_runs_probes_and_resumes(tmp_path, mode):
     run_trial(config(50), tmp_path / "half")
     resumed = run_trial(config(100), tmp_path / "half")
     drop = ("wall_time",)
-    assert [{k: v for k, v in r.items() if k not in drop and not k.startswith("perf/")}
-            for r in resumed] == [{k: v for k, v in r.items() if k not in drop
-                                   and not k.startswith("perf/")} for r in rows]
+    assert [
+        {k: v for k, v in r.items() if k not in drop and not k.startswith("perf/")} for r in resumed
+    ] == [{k: v for k, v in r.items() if k not in drop and not k.startswith("perf/")} for r in rows]
 
 
 @pytest.mark.parametrize("agent_name", ["dreamer", "mb_ppo", "mb_sac"])
 def test_model_based_agents_train_and_act_on_pixels(tmp_path, agent_name):
-    cfg = build_config({"agent": agent_name, "env": "InvertedPendulum-v5", "total_steps": 60,
-                        "observation.mode": "pixels", "observation.action_repeat": 2, **TINY,
-                        f"{agent_name}.prefill": 20, f"{agent_name}.explore_steps": 20,
-                        f"{agent_name}.model_updates": 2, "device": "auto"})
+    cfg = build_config(
+        {
+            "agent": agent_name,
+            "env": "InvertedPendulum-v5",
+            "total_steps": 60,
+            "observation.mode": "pixels",
+            "observation.action_repeat": 2,
+            **TINY,
+            f"{agent_name}.prefill": 20,
+            f"{agent_name}.explore_steps": 20,
+            f"{agent_name}.model_updates": 2,
+            "device": "auto",
+        }
+    )
     rows = run_trial(cfg, tmp_path)
     assert rows[-1]["env_step"] == 60 and rows[-1]["train/model_updates"] > 0
     assert np.isfinite(rows[-1]["loss/model"]) and np.isfinite(rows[-1]["eval/return"])
@@ -257,10 +304,10 @@ def test_pixel_world_model_learns_its_body():
     spec = get_env("Walker2d-v5").with_observation(ObservationConfig(mode="pixels", size=16))
     env = spec.make()
     train = _collect(spec, env, 2000, seed=0, buf_seed=0)
-    fit = _collect(spec, env, 500, seed=1, buf_seed=1).sample(24, 16,
-                                                             rng=np.random.default_rng(1))
-    score = _collect(spec, env, 500, seed=2, buf_seed=2).sample(24, 16,
-                                                               rng=np.random.default_rng(2))
+    fit = _collect(spec, env, 500, seed=1, buf_seed=1).sample(24, 16, rng=np.random.default_rng(1))
+    score = _collect(spec, env, 500, seed=2, buf_seed=2).sample(
+        24, 16, rng=np.random.default_rng(2)
+    )
     cfg = WorldModelConfig(deter=32, stoch=8, hidden=32, depth=8, seq_len=16, obs_weight=16.0)
     model = WorldModel((3, 16, 16), 6, cfg, {})
     apply_init(model)

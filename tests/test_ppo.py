@@ -12,13 +12,19 @@ from agent.common.distributions import normal_entropy
 from agent.config import ConfigError
 from agent.ppo import PENDULUM, PPO, PPOConfig
 
-SMALL = {"ppo.hidden": [16, 16], "ppo.num_envs": 2, "ppo.n_steps": 64, "ppo.minibatch_size": 32,
-         "ppo.epochs": 2}
+SMALL = {
+    "ppo.hidden": [16, 16],
+    "ppo.num_envs": 2,
+    "ppo.n_steps": 64,
+    "ppo.minibatch_size": 32,
+    "ppo.epochs": 2,
+}
 
 
 def small_ppo(env: str = "Pendulum-v1", **extra) -> PPO:
-    cfg = build_config({"agent": "ppo", "env": env, "seed": 0, "total_steps": 10_000,
-                        **SMALL, **extra})
+    cfg = build_config(
+        {"agent": "ppo", "env": env, "seed": 0, "total_steps": 10_000, **SMALL, **extra}
+    )
     seed_everything(0)
     agent = PPO(cfg)
     agent.initialise()
@@ -27,8 +33,9 @@ def small_ppo(env: str = "Pendulum-v1", **extra) -> PPO:
 
 def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match=r"ppo\.minibatch_size: 512 exceeds the rollout"):
-        build_config({"agent": "ppo", "ppo.num_envs": 2, "ppo.n_steps": 128,
-                      "ppo.minibatch_size": 512})
+        build_config(
+            {"agent": "ppo", "ppo.num_envs": 2, "ppo.n_steps": 128, "ppo.minibatch_size": 512}
+        )
     with pytest.raises(ConfigError, match=r"ppo\.gae_lamda: unknown key; did you mean"):
         build_config({"agent": "ppo", "ppo.gae_lamda": 0.9})
     assert build_config({"agent": "ppo", **PENDULUM}).ppo.gamma == 0.9
@@ -36,8 +43,7 @@ def test_config_errors_name_the_key():
 
 
 def test_init_roles_log_std_value_and_small_value_head():
-    cfg = build_config({"agent": "ppo", "init.log_std": -0.7, "init.scheme": "orthogonal",
-                        **SMALL})
+    cfg = build_config({"agent": "ppo", "init.log_std": -0.7, "init.scheme": "orthogonal", **SMALL})
     agent = PPO(cfg)
     records = {r["layer"]: r for r in agent.initialise()}
     assert torch.all(agent.actor.log_std.log_std == -0.7)
@@ -105,8 +111,13 @@ def test_train_runs_rollouts_and_updates_with_sane_metrics():
     assert all(not torch.equal(a, b) for a, b in zip(before, agent.params))
     assert 0 <= metrics["train/clip_frac"] <= 1 and metrics["train/approx_kl"] >= 0
     assert metrics["train/entropy"] > 1.0 and np.isfinite(metrics["loss/value"])
-    assert set(metrics) >= {"loss/policy", "loss/value", "train/explained_variance",
-                            "train/std", "train/updates"}
+    assert set(metrics) >= {
+        "loss/policy",
+        "loss/value",
+        "train/explained_variance",
+        "train/std",
+        "train/updates",
+    }
 
 
 def test_target_kl_stops_the_epochs_early():
@@ -153,8 +164,17 @@ def test_checkpoint_mid_rollout_continues_exactly(env):
 @pytest.mark.slow
 def test_ppo_learns_pendulum(tmp_path):
     """Random play scores about -1200; PPO with the Pendulum settings passes -500 by 60k."""
-    cfg = build_config({"agent": "ppo", "env": "Pendulum-v1", "seed": 0, "total_steps": 60_000,
-                        "eval_every": 20_000, "eval_episodes": 5, **PENDULUM})
+    cfg = build_config(
+        {
+            "agent": "ppo",
+            "env": "Pendulum-v1",
+            "seed": 0,
+            "total_steps": 60_000,
+            "eval_every": 20_000,
+            "eval_episodes": 5,
+            **PENDULUM,
+        }
+    )
     rows = run_trial(cfg, tmp_path)
     assert rows[0]["eval/return"] < -700
     assert rows[-1]["eval/return"] >= -500, [r["eval/return"] for r in rows]

@@ -89,11 +89,14 @@ def _batch(B=3, T=12, obs_dim=4, act_dim=2, seed=0):
     is_first = torch.zeros(B, T, dtype=torch.bool)
     is_first[:, 0] = True
     is_first[1, 7] = True  # an episode starts inside sequence 1
-    return {"obs": torch.randn(B, T, obs_dim, generator=g),
-            "action": torch.randn(B, T, act_dim, generator=g),
-            "reward": torch.zeros(B, T), "is_first": is_first,
-            "is_terminal": torch.zeros(B, T, dtype=torch.bool),
-            "proprio": {"joint_pos": torch.randn(B, T, 3, generator=g)}}
+    return {
+        "obs": torch.randn(B, T, obs_dim, generator=g),
+        "action": torch.randn(B, T, act_dim, generator=g),
+        "reward": torch.zeros(B, T),
+        "is_first": is_first,
+        "is_terminal": torch.zeros(B, T, dtype=torch.bool),
+        "proprio": {"joint_pos": torch.randn(B, T, 3, generator=g)},
+    }
 
 
 def test_latent_features_windows_respect_episode_starts():

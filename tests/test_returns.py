@@ -12,8 +12,8 @@ def col(*xs: float) -> torch.Tensor:
 
 
 R = col(1.0, 2.0, 3.0)
-V = col(0.5, 1.0, 1.5)            # V(s_t)
-V_NEXT = col(1.0, 1.5, 2.0)       # V(s_{t+1}), consistent with V inside the episode
+V = col(0.5, 1.0, 1.5)  # V(s_t)
+V_NEXT = col(1.0, 1.5, 2.0)  # V(s_{t+1}), consistent with V inside the episode
 ZERO = col(0.0, 0.0, 0.0)
 GAMMA, LAM = 0.5, 0.5
 
@@ -52,8 +52,9 @@ def test_lambda_return_by_hand_and_equals_gae_plus_values():
 def test_monte_carlo_by_hand():
     assert torch.allclose(monte_carlo(R, ZERO, GAMMA), col(2.75, 3.5, 3.0))
     assert torch.allclose(monte_carlo(R, col(0, 1, 0), GAMMA), col(2.0, 2.0, 3.0))
-    assert torch.allclose(monte_carlo(R, ZERO, GAMMA, last_value=torch.tensor([2.0])),
-                          col(3.0, 4.0, 4.0))
+    assert torch.allclose(
+        monte_carlo(R, ZERO, GAMMA, last_value=torch.tensor([2.0])), col(3.0, 4.0, 4.0)
+    )
 
 
 def _random_segment(t: int = 9, b: int = 4, seed: int = 0):
@@ -151,8 +152,10 @@ def test_estimators_agree_where_they_should_on_random_segments(lam):
         if lam == 0.0:
             assert torch.allclose(estimate("td0", r, v, nxt, cont, 0.9, 0.7, cut)[0], lr)
     # with hard ends the dispatcher matches the plain functions (done cuts, terminated stops)
-    assert torch.allclose(estimate("gae", r, v, v_next, 1.0 - term, 0.9, lam, done)[1],
-                          gae(r, v, v_next, term, 0.9, lam, done))
+    assert torch.allclose(
+        estimate("gae", r, v, v_next, 1.0 - term, 0.9, lam, done)[1],
+        gae(r, v, v_next, term, 0.9, lam, done),
+    )
 
 
 def test_estimate_monte_carlo_is_the_plain_function_bootstrapped():

@@ -12,9 +12,18 @@ from agent.sac import SAC, STATS
 
 
 def small_sac(**extra) -> SAC:
-    cfg = build_config({"agent": "sac", "env": "Pendulum-v1", "seed": 0, "total_steps": 1000,
-                        "sac.hidden": [32, 32], "sac.batch_size": 64,
-                        "sac.learning_starts": 200, **extra})
+    cfg = build_config(
+        {
+            "agent": "sac",
+            "env": "Pendulum-v1",
+            "seed": 0,
+            "total_steps": 1000,
+            "sac.hidden": [32, 32],
+            "sac.batch_size": 64,
+            "sac.learning_starts": 200,
+            **extra,
+        }
+    )
     seed_everything(0)
     agent = SAC(cfg)
     agent.initialise()
@@ -45,8 +54,10 @@ def test_each_loss_reaches_only_its_own_parameters():
 
 def test_update_steps_every_network_and_moves_the_target_by_tau():
     agent = small_sac()
-    before = {n: [p.detach().clone() for p in m.parameters()]
-              for n, m in (("actor", agent.actor), ("critic", agent.critic))}
+    before = {
+        n: [p.detach().clone() for p in m.parameters()]
+        for n, m in (("actor", agent.actor), ("critic", agent.critic))
+    }
     target = [p.clone() for p in agent.target_params]
     log_alpha = agent.log_alpha.item()
     agent.update()
@@ -78,8 +89,9 @@ def test_after_critic_actor_step_sees_the_updated_critic():
     for want, p in zip(grads(actor_loss, actor), after.actor.parameters()):
         assert torch.allclose(p.grad, want, atol=1e-6)
     assert torch.allclose(after.log_alpha.grad, grads(alpha_loss, [fresh.log_alpha])[0])
-    moved = [not torch.allclose(a, b) for a, b in zip(joint.actor.parameters(),
-                                                      after.actor.parameters())]
+    moved = [
+        not torch.allclose(a, b) for a, b in zip(joint.actor.parameters(), after.actor.parameters())
+    ]
     assert any(moved)  # the two orders really step the actor differently
 
 
@@ -148,18 +160,39 @@ def test_replay_restores_exactly_and_into_a_bigger_buffer_oldest_first():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed, bf16, actor_step", [
-    (0, False, "joint"), (1, False, "joint"),
-    pytest.param(0, True, "joint", marks=pytest.mark.skipif(
-        native_bf16() in ("", "unknown"),
-        reason="no amx_bf16/avx512_bf16: bf16 is emulated, too slow here")),
-    (0, False, "after_critic")])
+@pytest.mark.parametrize(
+    "seed, bf16, actor_step",
+    [
+        (0, False, "joint"),
+        (1, False, "joint"),
+        pytest.param(
+            0,
+            True,
+            "joint",
+            marks=pytest.mark.skipif(
+                native_bf16() in ("", "unknown"),
+                reason="no amx_bf16/avx512_bf16: bf16 is emulated, too slow here",
+            ),
+        ),
+        (0, False, "after_critic"),
+    ],
+)
 def test_sac_learns_pendulum(seed, bf16, actor_step, tmp_path):
     """Random play scores about -1200; a learning SAC passes -400 within 6k steps (also with
     the hidden matmuls in bf16, and with the actor stepping after the critic)."""
-    cfg = build_config({"agent": "sac", "env": "Pendulum-v1", "seed": seed, "total_steps": 6000,
-                        "eval_every": 2000, "eval_episodes": 5, "sac.lr": 1e-3,
-                        "sac.bf16": bf16, "sac.actor_step": actor_step})
+    cfg = build_config(
+        {
+            "agent": "sac",
+            "env": "Pendulum-v1",
+            "seed": seed,
+            "total_steps": 6000,
+            "eval_every": 2000,
+            "eval_episodes": 5,
+            "sac.lr": 1e-3,
+            "sac.bf16": bf16,
+            "sac.actor_step": actor_step,
+        }
+    )
     rows = run_trial(cfg, tmp_path)
     assert rows[0]["eval/return"] < -700
     assert rows[-1]["eval/return"] >= -400, [r["eval/return"] for r in rows]

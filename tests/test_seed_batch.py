@@ -24,9 +24,16 @@ from analysis.load import load_sweep as load_results
 from sweeps.cli import main
 from sweeps.schema import SweepError, load_sweep
 
-SMALL = {"agent": "sac", "env": "Pendulum-v1", "eval_every": 100, "eval_episodes": 2,
-         "diag_states": 50, "sac.hidden": [32, 32], "sac.batch_size": 32,
-         "sac.learning_starts": 100}
+SMALL = {
+    "agent": "sac",
+    "env": "Pendulum-v1",
+    "eval_every": 100,
+    "eval_episodes": 2,
+    "diag_states": 50,
+    "sac.hidden": [32, 32],
+    "sac.batch_size": 32,
+    "sac.learning_starts": 100,
+}
 
 
 def config(**extra):
@@ -36,8 +43,11 @@ def config(**extra):
 def numeric(rows: list[dict]) -> pd.DataFrame:
     """The rows' metrics, timings and JSON columns left out, indexed by (seed, env_step)."""
     df = pd.DataFrame(rows)
-    keep = [c for c in df.columns if c not in ("wall_time", "eval/episode_returns")
-            and not c.startswith("perf/")]
+    keep = [
+        c
+        for c in df.columns
+        if c not in ("wall_time", "eval/episode_returns") and not c.startswith("perf/")
+    ]
     return df[keep].set_index(["seed", "env_step"]).sort_index()
 
 
@@ -47,30 +57,41 @@ def assert_same_curve(batched: pd.DataFrame, plain: pd.DataFrame) -> None:
     parameter or a wrong init would differ at the first update, by far more)."""
     assert list(batched.columns) == list(plain.columns)
     assert list(batched.index) == list(plain.index)
-    assert np.allclose(batched.to_numpy(float), plain.to_numpy(float), rtol=1e-4, atol=1e-5,
-                       equal_nan=True)
+    assert np.allclose(
+        batched.to_numpy(float), plain.to_numpy(float), rtol=1e-4, atol=1e-5, equal_nan=True
+    )
 
 
-@pytest.mark.parametrize("extra", [{}, {"sac.layer_norm": True, "sac.alpha": 0.2,
-                                        "sac.warmup": "uniform"},
-                                   {"sac.actor_step": "after_critic"}],
-                         ids=["default", "ln_fixed", "after_critic"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"sac.layer_norm": True, "sac.alpha": 0.2, "sac.warmup": "uniform"},
+        {"sac.actor_step": "after_critic"},
+    ],
+    ids=["default", "ln_fixed", "after_critic"],
+)
 def test_k1_batched_path_gives_the_plain_curve(extra, tmp_path):
     plain = run_trial(config(seed=3, **extra), tmp_path / "plain")
     batched = run_trial(config(seeds=[3], **extra), tmp_path / "batched")
     assert json.loads((tmp_path / "batched" / "config.json").read_text())["seeds"] == [3]
     assert_same_curve(numeric(batched), numeric(plain))
     # the init diagnostics sample the same actions: same RNG stream, same initial weights
-    diag = [json.loads((tmp_path / d / "init_diagnostics.json").read_text())["3"]
-            for d in ("plain", "batched")]
+    diag = [
+        json.loads((tmp_path / d / "init_diagnostics.json").read_text())["3"]
+        for d in ("plain", "batched")
+    ]
     assert diag[0]["hist"] == diag[1]["hist"] and diag[0]["entropy"] == diag[1]["entropy"]
 
 
 @pytest.mark.parametrize("layer_norm", [False, True])
 def test_each_seeds_initial_weights_and_stream_equal_a_plain_runs(layer_norm):
     seeds = [0, 1, 2, 7, 11]  # K=5, not contiguous
-    extra = {"init.scheme": "orthogonal", "init.scenario": "small_std",
-             "sac.layer_norm": layer_norm}
+    extra = {
+        "init.scheme": "orthogonal",
+        "init.scenario": "small_std",
+        "sac.layer_norm": layer_norm,
+    }
     batched = SeedBatchedSAC(config(seeds=seeds, **extra))
     records = batched.initialise()
     assert batched.actor.trunk[0].weight.shape == (5, 32, 3)
@@ -131,12 +152,23 @@ def test_analysis_reads_a_batched_trial_as_one_run_per_seed(tmp_path):
     trial = sweep / "trials" / "t000_s0-2"
     cfg = config(seeds=[0, 1, 2], total_steps=200)
     run_trial(cfg, trial)
-    (sweep / "sweep_resolved.json").write_text(json.dumps({
-        "name": "b", "seeds": [0, 1, 2], "grid": {}, "varying_keys": [],
-        "trials": [{"trial_id": "t000_s0-2", "config": cfg.to_dict()}]}))
+    (sweep / "sweep_resolved.json").write_text(
+        json.dumps(
+            {
+                "name": "b",
+                "seeds": [0, 1, 2],
+                "grid": {},
+                "varying_keys": [],
+                "trials": [{"trial_id": "t000_s0-2", "config": cfg.to_dict()}],
+            }
+        )
+    )
     df = load_results(sweep)
     assert df.groupby(["trial_id", "seed"]).size().to_dict() == {
-        ("t000_s0-2", 0): 3, ("t000_s0-2", 1): 3, ("t000_s0-2", 2): 3}
+        ("t000_s0-2", 0): 3,
+        ("t000_s0-2", 1): 3,
+        ("t000_s0-2", 2): 3,
+    }
 
 
 def test_stacked_layers_keep_members_apart():
@@ -172,8 +204,11 @@ def test_config_and_agent_support_errors():
         build_config({"seeds_per_trial": 3, "seeds": [0, 1]})
     with pytest.raises(ConfigError, match="seed=1 must be the first of seeds"):
         build_config({"seed": 1, "seeds": [0, 1]})
-    with pytest.raises(ConfigError, match=r"seeds_per_trial: agent 'ppo' cannot train seeds "
-                                          r"together.*agents that can: sac"):
+    with pytest.raises(
+        ConfigError,
+        match=r"seeds_per_trial: agent 'ppo' cannot train seeds "
+        r"together.*agents that can: sac",
+    ):
         build_config({"agent": "ppo", "seeds_per_trial": 2})
     with pytest.raises(Exception, match="agent 'ppo' cannot train seeds together"):
         get_batched("ppo")
@@ -195,17 +230,26 @@ def write(tmp_path, text: str, name: str = "sb.yaml"):
 def test_sweep_seeds_per_trial_replaces_single_seed_trials(tmp_path, capsys):
     plain = load_sweep(write(tmp_path, SWEEP))
     assert len(plain.trials) == 10 and all("seeds" not in t.config for t in plain.trials)
-    vec = load_sweep(write(tmp_path, SWEEP + "budgets: {two: {seeds: [3, 8]}}\n"
-                           "overrides:\n  - when: {init.scheme: fanin}\n"
-                           "    set: {seeds_per_trial: vectorized}\n"))
+    vec = load_sweep(
+        write(
+            tmp_path,
+            SWEEP + "budgets: {two: {seeds: [3, 8]}}\n"
+            "overrides:\n  - when: {init.scheme: fanin}\n"
+            "    set: {seeds_per_trial: vectorized}\n",
+        )
+    )
     fanin = [t for t in vec.trials if t.config["init"]["scheme"] == "fanin"]
-    assert [(t.trial_id, t.seeds, t.config["seeds"], t.config["seeds_per_trial"])
-            for t in fanin] == [("t000_fanin_s0-4", [0, 1, 2, 3, 4], [0, 1, 2, 3, 4], 5)]
+    assert [
+        (t.trial_id, t.seeds, t.config["seeds"], t.config["seeds_per_trial"]) for t in fanin
+    ] == [("t000_fanin_s0-4", [0, 1, 2, 3, 4], [0, 1, 2, 3, 4], 5)]
     assert [t.seed for t in vec.trials if t.group == "t001"] == [0, 1, 2, 3, 4]  # plain
     two = load_sweep(vec.file, "two")
     assert [t.trial_id for t in two.trials][:1] == ["t000_fanin_s3+8"]
-    chunks = load_sweep(write(tmp_path, SWEEP.replace("sac.hidden", "seeds_per_trial: 2, "
-                                                                    "sac.hidden"), "chunks.yaml"))
+    chunks = load_sweep(
+        write(
+            tmp_path, SWEEP.replace("sac.hidden", "seeds_per_trial: 2, sac.hidden"), "chunks.yaml"
+        )
+    )
     assert [t.seeds for t in chunks.trials if t.group == "t000"] == [[0, 1], [2, 3], [4]]
     assert "seeds" not in chunks.trials[2].config  # a chunk of one seed is a plain trial
     assert build_config(chunks.trials[0].config).run_seeds() == [0, 1]
@@ -215,23 +259,42 @@ def test_sweep_seeds_per_trial_replaces_single_seed_trials(tmp_path, capsys):
 
 
 def test_sweep_rejects_bad_seeds_per_trial(tmp_path):
-    with pytest.raises(SweepError, match=r"sb.yaml:2: base.seeds_per_trial: must be a positive "
-                                         r"number.*'vectorized'.*got 'all'"):
-        load_sweep(write(tmp_path, SWEEP.replace("sac.hidden", "seeds_per_trial: all, "
-                                                               "sac.hidden")))
+    with pytest.raises(
+        SweepError,
+        match=r"sb.yaml:2: base.seeds_per_trial: must be a positive "
+        r"number.*'vectorized'.*got 'all'",
+    ):
+        load_sweep(write(tmp_path, SWEEP.replace("sac.hidden", "seeds_per_trial: all, sac.hidden")))
     with pytest.raises(SweepError, match=r"base.seeds: set seeds with the top-level `seeds`"):
         load_sweep(write(tmp_path, SWEEP.replace("sac.hidden", "seeds: [1, 2], sac.hidden")))
     with pytest.raises(SweepError, match="agent 'ppo' cannot train seeds together"):
-        load_sweep(write(tmp_path, SWEEP.replace("agent: sac", "agent: ppo, seeds_per_trial: 5")
-                         .replace(", sac.hidden: [16]", "")))
+        load_sweep(
+            write(
+                tmp_path,
+                SWEEP.replace("agent: sac", "agent: ppo, seeds_per_trial: 5").replace(
+                    ", sac.hidden: [16]", ""
+                ),
+            )
+        )
 
 
 @pytest.mark.slow
 def test_batched_sac_learns_pendulum_on_every_seed(tmp_path):
     """Random play scores about -1200; each of 3 seeds trained together passes -500."""
-    cfg = build_config({"agent": "sac", "env": "Pendulum-v1", "seed": 0, "seeds_per_trial": 3,
-                        "total_steps": 5000, "eval_every": 2500, "eval_episodes": 5,
-                        "sac.lr": 1e-3, "sac.hidden": [64, 64], "sac.batch_size": 128})
+    cfg = build_config(
+        {
+            "agent": "sac",
+            "env": "Pendulum-v1",
+            "seed": 0,
+            "seeds_per_trial": 3,
+            "total_steps": 5000,
+            "eval_every": 2500,
+            "eval_episodes": 5,
+            "sac.lr": 1e-3,
+            "sac.hidden": [64, 64],
+            "sac.batch_size": 128,
+        }
+    )
     table = numeric(run_trial(cfg, tmp_path))
     first = table.xs(0, level="env_step")["eval/return"]
     last = table.xs(5000, level="env_step")["eval/return"]

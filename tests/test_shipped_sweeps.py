@@ -24,8 +24,16 @@ def documented_counts(path) -> dict[str, int]:
 
 def test_every_research_question_has_a_sweep():
     names = {p.stem for p in SHIPPED}
-    assert names >= {"init_ablation", "init_output_gain", "init_ppo", "model_based",
-                     "return_estimator", "proprio_aux", "world_model_init", "mb_ppo_knobs"}
+    assert names >= {
+        "init_ablation",
+        "init_output_gain",
+        "init_ppo",
+        "model_based",
+        "return_estimator",
+        "proprio_aux",
+        "world_model_init",
+        "mb_ppo_knobs",
+    }
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)

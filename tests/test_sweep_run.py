@@ -77,10 +77,20 @@ def ray_address():
         pytest.skip("the ray CLI is not installed")
     temp = tempfile.mkdtemp(prefix="rayt", dir="/tmp")  # short: Ray's socket paths are limited
     port = _free_port()
-    cmd = ["ray", "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
-           "--disable-usage-stats", "--include-dashboard=false",
-           f"--dashboard-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
-           f"--temp-dir={temp}", "--node-ip-address=127.0.0.1"]
+    cmd = [
+        "ray",
+        "start",
+        "--head",
+        "--block",
+        f"--port={port}",
+        "--num-cpus=2",
+        "--disable-usage-stats",
+        "--include-dashboard=false",
+        f"--dashboard-port={_free_port()}",
+        f"--dashboard-agent-listen-port={_free_port()}",
+        f"--temp-dir={temp}",
+        "--node-ip-address=127.0.0.1",
+    ]
     # `ray start` enables token auth when ~/.ray/auth_token exists; a driver given an explicit
     # address only sends the token when told to
     old_mode = os.environ.get("RAY_AUTH_MODE")
@@ -155,8 +165,9 @@ def test_end_to_end_2x2_seeds(tmp_path, ray_address, capsys):
     assert (storage / "sweep.yaml").read_text() == path.read_text()
     resolved = json.loads((storage / "sweep_resolved.json").read_text())
     assert resolved["name"] == "e2e" and resolved["metric"] == "eval/return"
-    assert resolved["seeds"] == [0, 1] and resolved["grid"] == {"init.scheme": ["fanin",
-                                                                                "orthogonal"]}
+    assert resolved["seeds"] == [0, 1] and resolved["grid"] == {
+        "init.scheme": ["fanin", "orthogonal"]
+    }
     assert resolved["varying_keys"] == ["init.scheme"]
     ids = [t["trial_id"] for t in resolved["trials"]]
     assert ids == ["t000_fanin_s0", "t000_fanin_s1", "t001_orthogonal_s0", "t001_orthogonal_s1"]
@@ -170,12 +181,20 @@ def test_end_to_end_2x2_seeds(tmp_path, ray_address, capsys):
         rows = _rows(d)
         assert [int(r["env_step"]) for r in rows] == [0, 200, 400]
         assert {r["seed"] for r in rows} == {str(t["config"]["seed"])}
-        for col in ("wall_time", "eval/return", "eval/return_std", "eval/episode_returns",
-                    "loss/critic", "perf/env_steps_per_s", "init/action_clip_frac"):
+        for col in (
+            "wall_time",
+            "eval/return",
+            "eval/return_std",
+            "eval/episode_returns",
+            "loss/critic",
+            "perf/env_steps_per_s",
+            "init/action_clip_frac",
+        ):
             assert col in rows[0]
         assert float(rows[-1]["eval/return"]) < 0  # Pendulum returns are negative
         assert json.loads((d / "init_diagnostics.json").read_text()).keys() == {
-            str(t["config"]["seed"])}
+            str(t["config"]["seed"])
+        }
     # Ray Tune's experiment state and one checkpoint per trial; TensorBoard events only in
     # the trials' own tb/ (env steps on the x axis), none from Tune's loggers under ray/
     ray_dir = storage / "ray"
@@ -201,15 +220,19 @@ def test_end_to_end_2x2_seeds(tmp_path, ray_address, capsys):
 
 def test_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path, ray_address, capsys):
     (tmp_path / "faulty_agents.py").write_text(FAULTY_AGENTS)
-    path = _sweep_file(tmp_path, "faults", "grid:\n  agent: [sac, nan_sac, crash_sac]\n"
-                                           "imports: [faulty_agents]\nmax_failures: 1\n")
+    path = _sweep_file(
+        tmp_path,
+        "faults",
+        "grid:\n  agent: [sac, nan_sac, crash_sac]\nimports: [faulty_agents]\nmax_failures: 1\n",
+    )
     storage = tmp_path / "faults"
     assert main(["run", str(path), "--storage", str(storage), "--address", ray_address]) == 1
     out = capsys.readouterr().out
     assert "finished 1   running 0   pending 0   failed 2" in out
     trials = storage / "trials"
-    ok, nan, crash = (trials / f"t00{i}_{a}_s0" for i, a in enumerate(["sac", "nan_sac",
-                                                                        "crash_sac"]))
+    ok, nan, crash = (
+        trials / f"t00{i}_{a}_s0" for i, a in enumerate(["sac", "nan_sac", "crash_sac"])
+    )
     assert _status(ok)["state"] == "finished"
     nan_status, crash_status = _status(nan), _status(crash)
     assert nan_status["state"] == "failed"
@@ -231,17 +254,24 @@ def test_resume_after_kill_9(tmp_path, capsys, ray_address):
     short = [trials / "t000_400_s0", trials / "t000_400_s1"]
     long = [trials / "t001_2400_s0", trials / "t001_2400_s1"]
     log = open(tmp_path / "run.log", "w")  # noqa: SIM115 (closed in finally)
-    proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "run", str(path), "--storage",
-                             str(storage)], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", "run", str(path), "--storage", str(storage)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        cwd=tmp_path,
+    )
     at_kill: dict[str, int] = {}
     try:
         deadline = time.time() + 240
         while time.time() < deadline:
             states = {d.name: _status(d) for d in short + long if (d / "status.json").exists()}
             finished = [n for n, s in states.items() if s["state"] == "finished"]
-            progressed = [n for n, s in states.items()
-                          if s["state"] == "running" and 600 <= s["env_steps"] < 2400]
+            progressed = [
+                n
+                for n, s in states.items()
+                if s["state"] == "running" and 600 <= s["env_steps"] < 2400
+            ]
             if {d.name for d in short} <= set(finished) and progressed:
                 break
             assert proc.poll() is None, (tmp_path / "run.log").read_text()
@@ -259,8 +289,10 @@ def test_resume_after_kill_9(tmp_path, capsys, ray_address):
     interrupted = [d for d in long if 0 < at_kill.get(d.name, 0) < 2400]
     assert interrupted
 
-    assert main(["run", str(path), "--storage", str(storage), "--resume",
-                 "--address", ray_address]) == 0
+    assert (
+        main(["run", str(path), "--storage", str(storage), "--resume", "--address", ray_address])
+        == 0
+    )
     assert "finished 4   running 0   pending 0   failed 0" in capsys.readouterr().out
     for d in short:  # finished before the kill: never rerun
         assert (d / "metrics.csv").read_bytes() == before[d.name]

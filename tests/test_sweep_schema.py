@@ -64,8 +64,11 @@ def test_malformed_file_gives_its_own_message_and_exit_2(path, tmp_path, capsys,
 
 
 def test_every_problem_is_reported_at_once(tmp_path, capsys):
-    path = write(tmp_path, "name: many\nbase:\n  sac.lrr: 1\n  agent: sac\ngrid:\n"
-                           "  init.scheme: [fanin, orthogonl]\n  env: [Pendulm-v1]\n")
+    path = write(
+        tmp_path,
+        "name: many\nbase:\n  sac.lrr: 1\n  agent: sac\ngrid:\n"
+        "  init.scheme: [fanin, orthogonl]\n  env: [Pendulm-v1]\n",
+    )
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 3, err
@@ -100,10 +103,12 @@ def test_init_ablation_design():
     assert full.varying_keys == ["init.scheme", "init.scenario", "env"]
     walker = [t.config for t in full.trials if t.config["env"] == "Walker2d-v5"]
     pendulum = [t.config for t in full.trials if t.config["env"] == "Pendulum-v1"]
-    assert {c["sac"]["lr"] for c in walker} == {3e-4} and {c["total_steps"] for c in walker} \
-        == {100_000}
-    assert {c["sac"]["lr"] for c in pendulum} == {1e-3} and {c["total_steps"] for c in pendulum} \
-        == {10_000}
+    assert {c["sac"]["lr"] for c in walker} == {3e-4} and {c["total_steps"] for c in walker} == {
+        100_000
+    }
+    assert {c["sac"]["lr"] for c in pendulum} == {1e-3} and {
+        c["total_steps"] for c in pendulum
+    } == {10_000}
     quick = load_sweep("init_ablation", "quick")
     assert len(quick.trials) == 3 * 5 * 2
     assert {t.config["env"] for t in quick.trials} == {"Pendulum-v1"}
@@ -114,7 +119,10 @@ def test_init_ablation_design():
 
 
 def test_expansion_grid_seeds_include_exclude_overrides_budget(tmp_path):
-    path = write(tmp_path, TINY + """\
+    path = write(
+        tmp_path,
+        TINY
+        + """\
 grid:
   init.scheme: [fanin, orthogonal]
   env: [Pendulum-v1, MountainCarContinuous-v0]
@@ -132,16 +140,21 @@ budgets:
     grid.env: [Pendulum-v1]
     seeds: 1
     total_steps: 200
-""")
+""",
+    )
     sweep = load_sweep(path)
     configs = [(t.config["init"]["scheme"], t.config["env"], t.seed) for t in sweep.trials]
     assert configs == [
-        ("fanin", "Pendulum-v1", 3), ("fanin", "Pendulum-v1", 7),
-        ("orthogonal", "Pendulum-v1", 3), ("orthogonal", "Pendulum-v1", 7),
+        ("fanin", "Pendulum-v1", 3),
+        ("fanin", "Pendulum-v1", 7),
+        ("orthogonal", "Pendulum-v1", 3),
+        ("orthogonal", "Pendulum-v1", 7),
         ("orthogonal", "MountainCarContinuous-v0", 3),
         ("orthogonal", "MountainCarContinuous-v0", 7),
-        ("pytorch_default", "Pendulum-v1", 3), ("pytorch_default", "Pendulum-v1", 7),
-        ("xavier", "MountainCarContinuous-v0", 3), ("xavier", "MountainCarContinuous-v0", 7),
+        ("pytorch_default", "Pendulum-v1", 3),
+        ("pytorch_default", "Pendulum-v1", 7),
+        ("xavier", "MountainCarContinuous-v0", 3),
+        ("xavier", "MountainCarContinuous-v0", 7),
     ]
     assert sweep.trials[0].trial_id == "t000_fanin_Pendulum-v1_s3"
     assert sweep.trials[4].trial_id == "t002_orthogonal_MountainCarContinuous-v0_s3"
@@ -153,7 +166,10 @@ budgets:
     # replaces the seeds and has the last word on total_steps
     quick = load_sweep(path, "quick")
     assert [(t.config["init"]["scheme"], t.seed) for t in quick.trials] == [
-        ("fanin", 0), ("orthogonal", 0), ("pytorch_default", 0)]
+        ("fanin", 0),
+        ("orthogonal", 0),
+        ("pytorch_default", 0),
+    ]
     assert {t.config["total_steps"] for t in quick.trials} == {200}
     assert quick.trials[0].trial_id == "t000_fanin_s0"
     # deterministic
@@ -162,14 +178,18 @@ budgets:
 
 def test_trial_ids_are_truncated_and_unique(tmp_path):
     long_env = "MountainCarContinuous-v0"
-    path = write(tmp_path, TINY + f"""\
+    path = write(
+        tmp_path,
+        TINY
+        + f"""\
 grid:
   init.scenario: [small_outputs, small_critic_std, small_mean_critic]
   init.small_scheme: [small_uniform, orthogonal]
   env: [{long_env}]
   sac.hidden: [[32, 32], [64, 64, 64]]
   sac.activation: [relu, tanh]
-""")
+""",
+    )
     sweep = load_sweep(path)
     ids = [t.trial_id for t in sweep.trials]
     assert len(set(ids)) == len(ids) == 24
@@ -178,8 +198,10 @@ grid:
 
 
 def test_duplicate_combination_is_an_error(tmp_path):
-    path = write(tmp_path, TINY + "grid: {init.scheme: [fanin, orthogonal]}\n"
-                                  "include:\n  - {init.scheme: fanin}\n")
+    path = write(
+        tmp_path,
+        TINY + "grid: {init.scheme: [fanin, orthogonal]}\ninclude:\n  - {init.scheme: fanin}\n",
+    )
     with pytest.raises(SweepError, match=r"include\[0\]: combination t002 .* repeats t000"):
         load_sweep(path)
 
@@ -190,9 +212,9 @@ def test_user_module_registers_a_scheme(tmp_path):
         "if 'test_lecun' not in init_schemes.schemes:\n"
         "    @init_schemes.register('test_lecun', 'N(0, 1/fan_in)', uses_gain=False)\n"
         "    def test_lecun(tensor, *, fan_in, fan_out, gain, scale):\n"
-        "        torch.nn.init.normal_(tensor, 0.0, fan_in ** -0.5)\n")
-    path = write(tmp_path, TINY + "grid: {init.scheme: [fanin, test_lecun]}\n"
-                                  "imports: [my_inits]\n")
+        "        torch.nn.init.normal_(tensor, 0.0, fan_in ** -0.5)\n"
+    )
+    path = write(tmp_path, TINY + "grid: {init.scheme: [fanin, test_lecun]}\nimports: [my_inits]\n")
     sweep = load_sweep(path)
     assert [t.config["init"]["scheme"] for t in sweep.trials] == ["fanin", "test_lecun"]
     assert sweep.imports == [("my_inits", str(tmp_path.resolve()))]
@@ -215,8 +237,7 @@ def test_dry_run_prints_the_table_and_writes_nothing(tmp_path, capsys, monkeypat
     assert out[0].split() == ["trial_id", "init.scheme", "init.scenario", "seed", "total_steps"]
     rows = [line for line in out if line.startswith("t0")]
     assert len(rows) == 30
-    assert rows[0].split() == ["t000_fanin_small_outputs_s0", "fanin", "small_outputs", "0",
-                               "4000"]
+    assert rows[0].split() == ["t000_fanin_small_outputs_s0", "fanin", "small_outputs", "0", "4000"]
     assert "init_ablation, budget quick: 30 trials (15 configs x 2 seeds)" in out[-1]
     assert not (tmp_path / "results").exists()
 
@@ -242,14 +263,14 @@ def test_existing_sweep_dir_refuses_without_resume_or_force(tmp_path, capsys):
 
 
 def test_resume_with_a_different_expansion_refuses(tmp_path, capsys):
-    path = write(tmp_path, TINY + "grid: {init.scheme: [fanin, orthogonal]}\n"
-                                  "budgets:\n  quick: {seeds: 2}\n")
+    path = write(
+        tmp_path, TINY + "grid: {init.scheme: [fanin, orthogonal]}\nbudgets:\n  quick: {seeds: 2}\n"
+    )
     storage = tmp_path / "out"
     storage.mkdir()
     sweep = load_sweep(path)
     (storage / "sweep_resolved.json").write_text(json.dumps(sweep.resolved()))
-    assert main(["run", str(path), "--storage", str(storage), "--budget", "quick",
-                 "--resume"]) == 2
+    assert main(["run", str(path), "--storage", str(storage), "--budget", "quick", "--resume"]) == 2
     err = capsys.readouterr().err
     assert "different expansion (2 trials added" in err and "without --budget" in err
 
@@ -261,13 +282,25 @@ def test_sweep_status_reads_trial_dirs(tmp_path, capsys):
     (d / "trials").mkdir(parents=True)
     (d / "sweep_resolved.json").write_text(json.dumps(sweep.resolved()))
     ids = [t.trial_id for t in sweep.trials]
-    statuses = [("finished", 400, None, -900.0), ("failed", 200, "TrialError: non-finite "
-                "loss/critic at env step 200", -1000.0), ("running", 200, None, -1000.0)]
+    statuses = [
+        ("finished", 400, None, -900.0),
+        ("failed", 200, "TrialError: non-finite loss/critic at env step 200", -1000.0),
+        ("running", 200, None, -1000.0),
+    ]
     for tid, (state, steps, error, ret) in zip(ids, statuses):
         (d / "trials" / tid).mkdir()
-        (d / "trials" / tid / "status.json").write_text(json.dumps(
-            {"state": state, "error": error, "env_steps": steps, "planned_steps": 400,
-             "updated": 0, "restores": 1 if state == "running" else 0}))
+        (d / "trials" / tid / "status.json").write_text(
+            json.dumps(
+                {
+                    "state": state,
+                    "error": error,
+                    "env_steps": steps,
+                    "planned_steps": 400,
+                    "updated": 0,
+                    "restores": 1 if state == "running" else 0,
+                }
+            )
+        )
         (d / "trials" / tid / "metrics.csv").write_text(f"env_step,eval/return\n{steps},{ret}\n")
     text = format_status(d, now=100.0)
     assert "finished 1   running 1   pending 1   failed 1" in text
@@ -284,7 +317,10 @@ def test_sweep_status_reads_trial_dirs(tmp_path, capsys):
 
 def test_budget_base_and_grid_forms(tmp_path):
     """The README's form: quick: {base: {...}, grid: {...}, seeds: N}."""
-    path = write(tmp_path, TINY + """\
+    path = write(
+        tmp_path,
+        TINY
+        + """\
 grid:
   init.scheme: [fanin, orthogonal]
   env: [Pendulum-v1, MountainCarContinuous-v0]
@@ -294,17 +330,27 @@ overrides:
 budgets:
   quick: {base: {total_steps: 200, eval_every: 100}, grid: {init.scheme: [fanin]}, seeds: 2}
   bad: {base: {env: Pendulum-v1}}
-""")
+""",
+    )
     with pytest.raises(SweepError) as err:
         load_sweep(path)
     assert [p.path for p in err.value.problems] == ["budgets.bad.base.env"]
     assert "'env' is a grid key; write grid.env: [...]" in str(err.value)
     path.write_text(path.read_text().replace("  bad: {base: {env: Pendulum-v1}}\n", ""))
     quick = load_sweep(path, "quick")
-    steps = {(t.config["env"][:3], t.config["init"]["scheme"], t.seed):
-             (t.config["total_steps"], t.config["eval_every"]) for t in quick.trials}
-    assert steps == {("Pen", "fanin", 0): (200, 100), ("Pen", "fanin", 1): (200, 100),
-                     ("Mou", "fanin", 0): (600, 100), ("Mou", "fanin", 1): (600, 100)}
+    steps = {
+        (t.config["env"][:3], t.config["init"]["scheme"], t.seed): (
+            t.config["total_steps"],
+            t.config["eval_every"],
+        )
+        for t in quick.trials
+    }
+    assert steps == {
+        ("Pen", "fanin", 0): (200, 100),
+        ("Pen", "fanin", 1): (200, 100),
+        ("Mou", "fanin", 0): (600, 100),
+        ("Mou", "fanin", 1): (600, 100),
+    }
 
 
 def test_no_grid_means_one_config_per_seed(tmp_path):
@@ -321,22 +367,25 @@ def test_unreachable_address_fails_fast_and_writes_nothing(tmp_path, capsys):
         port = s.getsockname()[1]
     path = write(tmp_path, TINY + "grid: {init.scheme: [fanin]}\n")
     storage = tmp_path / "out"
-    assert main(["run", str(path), "--storage", str(storage), "--address",
-                 f"127.0.0.1:{port}"]) == 2
+    assert (
+        main(["run", str(path), "--storage", str(storage), "--address", f"127.0.0.1:{port}"]) == 2
+    )
     err = capsys.readouterr().err
     assert f"cannot reach a Ray cluster at 127.0.0.1:{port}" in err and "Traceback" not in err
     assert not storage.exists()
 
 
-@pytest.mark.parametrize("section", ["sac", "td3", "ppo", "mb_ppo", "mb_sac", "dreamer",
-                                     "world_model"])
+@pytest.mark.parametrize(
+    "section", ["sac", "td3", "ppo", "mb_ppo", "mb_sac", "dreamer", "world_model"]
+)
 def test_a_misspelt_activation_fails_validation_in_every_section(tmp_path, capsys, section):
     """`activation: rleu` is caught by `sweep validate` (the file, the key, the known names and a
     suggestion), not inside a trial, in every section that has an activation."""
     agent = "mb_ppo" if section == "world_model" else section
     path = tmp_path / "typo.yaml"
-    path.write_text(f"name: typo\nbase:\n  agent: {agent}\n  env: Pendulum-v1\n"
-                    f"  {section}.activation: rleu\n")
+    path.write_text(
+        f"name: typo\nbase:\n  agent: {agent}\n  env: Pendulum-v1\n  {section}.activation: rleu\n"
+    )
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{section}.activation" in err and "rleu" in err and "relu" in err, err

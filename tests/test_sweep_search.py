@@ -79,8 +79,11 @@ def test_samples_per_cell_with_paired_seeds(tmp_path):
         assert len({m.draw for m in members}) == 1
         assert members[0].trial_id.endswith(f"_r{members[0].draw}_s0")
     # draws differ between configurations of a cell
-    sac_pendulum = [flat(ms[0].config) for ms in by_group.values()
-                    if ms[0].values["agent"] == "sac" and ms[0].values["env"] == "Pendulum-v1"]
+    sac_pendulum = [
+        flat(ms[0].config)
+        for ms in by_group.values()
+        if ms[0].values["agent"] == "sac" and ms[0].values["env"] == "Pendulum-v1"
+    ]
     assert len({c["sac.lr"] for c in sac_pendulum}) == 5
 
 
@@ -129,8 +132,11 @@ def test_draws_are_stable_and_a_budget_runs_a_prefix(tmp_path):
     assert a.resolved() == b.resolved()
     quick = load_sweep(path, "quick")
     assert len(quick.trials) == 2 * 2 * 2  # agents x draws x seeds, Pendulum-v1 only
-    full = {(flat(t.config)["agent"], t.draw, t.seed): t.config for t in a.trials
-            if t.config["env"] == "Pendulum-v1"}
+    full = {
+        (flat(t.config)["agent"], t.draw, t.seed): t.config
+        for t in a.trials
+        if t.config["env"] == "Pendulum-v1"
+    }
     for t in quick.trials:
         assert t.config == full[(t.config["agent"], t.draw, t.seed)]
     # another seed of the search draws other values
@@ -203,18 +209,26 @@ def test_shipped_tuning_cost_searches_every_family():
         knobs = {k for t in trials for k in t.values if k != "agent"}
         assert any(k.startswith(agent + ".") for k in knobs), agent
     mb_ppo = {k for t in sweep.trials if t.config["agent"] == "mb_ppo" for k in t.values}
-    assert {"mb_ppo.num_sequences", "mb_ppo.sequence_length", "mb_ppo.minibatch_size",
-            "mb_ppo.updates_per_iteration", "mb_ppo.imagine_horizon",
-            "world_model.deter"} <= mb_ppo
+    assert {
+        "mb_ppo.num_sequences",
+        "mb_ppo.sequence_length",
+        "mb_ppo.minibatch_size",
+        "mb_ppo.updates_per_iteration",
+        "mb_ppo.imagine_horizon",
+        "world_model.deter",
+    } <= mb_ppo
 
 
-@pytest.mark.parametrize("text,kind,args", [
-    ("loguniform(1e-4, 3e-3)", "loguniform", (1e-4, 3e-3)),
-    (" uniform( -2, 0.5 ) ", "uniform", (-2.0, 0.5)),
-    ("int(1, 10)", "int", (1, 10)),
-    ("choice([relu, elu])", "choice", (("relu", "elu"),)),
-    ("choice([[64, 64], [256, 256]])", "choice", (([64, 64], [256, 256]),)),
-])
+@pytest.mark.parametrize(
+    "text,kind,args",
+    [
+        ("loguniform(1e-4, 3e-3)", "loguniform", (1e-4, 3e-3)),
+        (" uniform( -2, 0.5 ) ", "uniform", (-2.0, 0.5)),
+        ("int(1, 10)", "int", (1, 10)),
+        ("choice([relu, elu])", "choice", (("relu", "elu"),)),
+        ("choice([[64, 64], [256, 256]])", "choice", (([64, 64], [256, 256]),)),
+    ],
+)
 def test_parse_distribution(text, kind, args):
     assert parse_distribution(text) == Distribution(kind, args)
 

@@ -18,8 +18,16 @@ def states(finished: int, running: int, failed: int = 0) -> list[TrialState]:
         elif i < finished + running:
             st = TrialState(f"{group}_s{i % 2}", group, label, "running", 200, 400, -1000.0)
         elif i < finished + running + failed:
-            st = TrialState(f"{group}_s{i % 2}", group, label, "failed", 200, 400, None,
-                            error="TrialError: non-finite loss/critic at env step 200")
+            st = TrialState(
+                f"{group}_s{i % 2}",
+                group,
+                label,
+                "failed",
+                200,
+                400,
+                None,
+                error="TrialError: non-finite loss/critic at env step 200",
+            )
         else:
             st = TrialState(f"{group}_s{i % 2}", group, label, "pending", 0, 400)
         out.append(st)
@@ -49,10 +57,12 @@ def test_best_groups_before_any_finished_trial_compare_equal_steps_per_env():
         TrialState("e_s0", "e", "orthogonal", "finished", 1000, 1000, 1000.0, env="Walker2d-v5"),
     ]
     best = best_groups(running, "max")
-    assert best == [("orthogonal [Pendulum-v1] (at 400 steps)", -150.0, 1, 2),
-                    ("fanin [Pendulum-v1] (at 400 steps)", -200.0, 2, 3),
-                    ("fanin [Walker2d-v5]", 3000.0, 1, 1),
-                    ("orthogonal [Walker2d-v5]", 1000.0, 1, 1)]
+    assert best == [
+        ("orthogonal [Pendulum-v1] (at 400 steps)", -150.0, 1, 2),
+        ("fanin [Pendulum-v1] (at 400 steps)", -200.0, 2, 3),
+        ("fanin [Walker2d-v5]", 3000.0, 1, 1),
+        ("orthogonal [Walker2d-v5]", 1000.0, 1, 1),
+    ]
 
 
 def test_plain_lines_when_trials_finish_or_fail():

@@ -23,9 +23,19 @@ SMALL = {"td3.hidden": [32, 32], "td3.batch_size": 32, "td3.learning_starts": 10
 
 
 def config(**extra):
-    return build_config({"agent": "td3", "env": "Pendulum-v1", "seed": 3, "total_steps": 600,
-                         "eval_every": 100, "eval_episodes": 2, "diag_states": 50, **SMALL,
-                         **extra})
+    return build_config(
+        {
+            "agent": "td3",
+            "env": "Pendulum-v1",
+            "seed": 3,
+            "total_steps": 600,
+            "eval_every": 100,
+            "eval_episodes": 2,
+            "diag_states": 50,
+            **SMALL,
+            **extra,
+        }
+    )
 
 
 def small_td3(**extra) -> TD3:
@@ -37,6 +47,7 @@ def small_td3(**extra) -> TD3:
 
 
 # --- the pure functions ---------------------------------------------------------------------------
+
 
 def test_smoothed_target_action_clips_the_noise_then_the_action():
     mu = torch.tensor([[0.0, 0.9], [-0.5, -0.95]])
@@ -73,15 +84,19 @@ def test_exploration_action_adds_scaled_noise_inside_the_box():
 
 # --- config ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("key,value,needle", [
-    ("td3.policy_delay", 0, "greater than or equal to 1"),
-    ("td3.tau", 1.5, "less than or equal to 1"),
-    ("td3.exploration_noise", -0.1, "greater than or equal to 0"),
-    ("td3.activation", "rellu", "relu"),
-    ("td3.warmup", "random", "'uniform' or 'policy'"),
-    ("td3.target_noise_clip", 0.0, "target_noise: 0"),
-    ("td3.policy_dealy", 2, "policy_delay"),
-])
+
+@pytest.mark.parametrize(
+    "key,value,needle",
+    [
+        ("td3.policy_delay", 0, "greater than or equal to 1"),
+        ("td3.tau", 1.5, "less than or equal to 1"),
+        ("td3.exploration_noise", -0.1, "greater than or equal to 0"),
+        ("td3.activation", "rellu", "relu"),
+        ("td3.warmup", "random", "'uniform' or 'policy'"),
+        ("td3.target_noise_clip", 0.0, "target_noise: 0"),
+        ("td3.policy_dealy", 2, "policy_delay"),
+    ],
+)
 def test_bad_config_values_name_the_key(key, value, needle):
     with pytest.raises(ConfigError) as err:
         build_config({"agent": "td3", key: value})
@@ -89,6 +104,7 @@ def test_bad_config_values_name_the_key(key, value, needle):
 
 
 # --- networks and init ----------------------------------------------------------------------------
+
 
 def test_roles_and_scenarios_on_a_deterministic_policy():
     def init(scenario):
@@ -111,8 +127,10 @@ def test_roles_and_scenarios_on_a_deterministic_policy():
     # without a policy_std layer two pairs of scenarios give the very same networks
     for a, b in (("small_std", "no_small"), ("small_mean_critic", "small_outputs")):
         (x, _), (y, _) = init(a), init(b)
-        for p, q in zip([*x.actor.parameters(), *x.critic.parameters()],
-                        [*y.actor.parameters(), *y.critic.parameters()]):
+        for p, q in zip(
+            [*x.actor.parameters(), *x.critic.parameters()],
+            [*y.actor.parameters(), *y.critic.parameters()],
+        ):
             assert torch.equal(p, q)
 
 
@@ -131,6 +149,7 @@ def test_init_probe_samples_the_actor_plus_exploration_noise():
 
 def test_init_diagnostics_show_a_saturated_actor(tmp_path):
     """A large-gain actor output pins tanh at the bounds: the clip fraction says so."""
+
     def diag(**extra):
         cfg = config(total_steps=100, **{"init.scenario": "no_small", **extra})
         rows = run_trial(cfg, tmp_path / str(len(list(tmp_path.iterdir()))))
@@ -140,12 +159,15 @@ def test_init_diagnostics_show_a_saturated_actor(tmp_path):
     wild = diag(**{"init.gains.policy_mean": 50.0, "init.scheme": "orthogonal"})
     assert calm["init/action_clip_frac"] < 0.05 and calm["init/std"] == 0.1
     assert wild["init/action_clip_frac"] > 0.5 and wild["init/mean_abs_mean"] > 0.9
-    assert wild["init/action_coverage"] < calm["init/action_coverage"] or \
-        wild["init/action_clip_frac"] > calm["init/action_clip_frac"]
+    assert (
+        wild["init/action_coverage"] < calm["init/action_coverage"]
+        or wild["init/action_clip_frac"] > calm["init/action_clip_frac"]
+    )
     assert "init/entropy" not in calm
 
 
 # --- acting and the update ------------------------------------------------------------------------
+
 
 def test_warmup_is_uniform_and_independent_of_the_policy():
     a, b = small_td3(), small_td3(**{"init.scheme": "orthogonal", "init.scenario": "no_small"})
@@ -170,10 +192,11 @@ def test_update_delays_the_actor_and_the_targets():
         assert delayed == (not torch.isnan(stats[2]))
         moved = [not torch.equal(a, b) for a, b in zip(actor, agent.actor.parameters())]
         assert all(moved) if delayed else not any(moved)
-        for old, new, online in zip(t_actor + t_critic,
-                                    [*agent.actor_target.parameters(),
-                                     *agent.critic_target.parameters()],
-                                    [*agent.actor.parameters(), *agent.critic.parameters()]):
+        for old, new, online in zip(
+            t_actor + t_critic,
+            [*agent.actor_target.parameters(), *agent.critic_target.parameters()],
+            [*agent.actor.parameters(), *agent.critic.parameters()],
+        ):
             want = old + agent.c.tau * (online - old) if delayed else old
             assert torch.allclose(new, want, atol=1e-7)
 
@@ -216,13 +239,23 @@ def test_train_reports_means_over_updates_and_actor_steps():
 
 # --- learning -------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_td3_learns_pendulum(tmp_path):
     """Random play scores about -1200; TD3 with its default (tuned) settings passes -400 within
     6k steps (the full bar, >= -250 at 10k for 4 of 5 seeds, is bench/learning.py --agents td3;
     this seed's run there is at -133 at 6k on these 5 eval episodes, -161 on its 10)."""
-    cfg = build_config({"agent": "td3", "env": "Pendulum-v1", "seed": 0, "total_steps": 6000,
-                        "eval_every": 3000, "eval_episodes": 5, "checkpoint_every": 0})
+    cfg = build_config(
+        {
+            "agent": "td3",
+            "env": "Pendulum-v1",
+            "seed": 0,
+            "total_steps": 6000,
+            "eval_every": 3000,
+            "eval_episodes": 5,
+            "checkpoint_every": 0,
+        }
+    )
     rows = run_trial(cfg, tmp_path)
     assert rows[0]["eval/return"] < -700
     assert rows[-1]["eval/return"] >= -400, [r["eval/return"] for r in rows]

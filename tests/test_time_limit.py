@@ -58,8 +58,12 @@ def test_can_finish_uses_the_measured_time_per_step(tmp_path):
 
     cfg = build_config({"agent": "sac", "total_steps": 1000})
     other = _trial(tmp_path, "other", 1000, 100.0)  # 0.1 s per step: the sweep's pace
-    spec = {"out_dir": str(tmp_path / "new"), "group_dirs": [], "trials_root": str(tmp_path),
-            "min_start_s": 5.0}
+    spec = {
+        "out_dir": str(tmp_path / "new"),
+        "group_dirs": [],
+        "trials_root": str(tmp_path),
+        "min_start_s": 5.0,
+    }
     now = time.time()
     assert runner._can_finish(spec, cfg, now + 120)  # 1000 steps x 0.1 s = 100 s fit in 120
     assert not runner._can_finish(spec, cfg, now + 90)
@@ -82,10 +86,22 @@ def test_a_running_trial_stops_at_the_last_evaluation_that_fits(tmp_path):
     from agent.config import build_config
     from agent.trial import TrialInterrupted, run_trial
 
-    cfg = build_config({"agent": "sac", "env": "Pendulum-v1", "preset": "none", "seed": 3,
-                        "total_steps": 600, "eval_every": 100, "eval_episodes": 1,
-                        "diag_states": 20, "sac.hidden": [16, 16], "sac.batch_size": 32,
-                        "sac.learning_starts": 100, "checkpoint_every": 3})
+    cfg = build_config(
+        {
+            "agent": "sac",
+            "env": "Pendulum-v1",
+            "preset": "none",
+            "seed": 3,
+            "total_steps": 600,
+            "eval_every": 100,
+            "eval_episodes": 1,
+            "diag_states": 20,
+            "sac.hidden": [16, 16],
+            "sac.batch_size": 32,
+            "sac.learning_starts": 100,
+            "checkpoint_every": 3,
+        }
+    )
     ticks = iter(range(0, 1000, 10))
     check = runner.deadline_check(45.0, cfg.total_steps, 2.0, clock=lambda: next(ticks))
     with pytest.raises(TrialInterrupted) as err:
@@ -108,12 +124,23 @@ def test_time_limit_path_with_ray(tmp_path, ray_address, capsys, monkeypatch):  
     keeps what finished and still does not start the long one."""
     monkeypatch.setattr(runner, "MIN_START_S", 2.0)  # the margin kept before the limit
     path = tmp_path / "limited.yaml"
-    path.write_text(SWEEP.replace("total_steps: 6000", "total_steps: 1000")
-                    .replace("grid:\n  init.scheme: [fanin, orthogonal]\nseeds: 2",
-                             "grid:\n  total_steps: [1000, 1000000]\nseeds: 1"))
+    path.write_text(
+        SWEEP.replace("total_steps: 6000", "total_steps: 1000").replace(
+            "grid:\n  init.scheme: [fanin, orthogonal]\nseeds: 2",
+            "grid:\n  total_steps: [1000, 1000000]\nseeds: 1",
+        )
+    )
     storage = tmp_path / "limited"
-    args = ["run", str(path), "--storage", str(storage), "--address", ray_address,
-            "--max-concurrent", "1"]
+    args = [
+        "run",
+        str(path),
+        "--storage",
+        str(storage),
+        "--address",
+        ray_address,
+        "--max-concurrent",
+        "1",
+    ]
     assert main([*args, "--time-limit", "60s"]) == runner.EXIT_TIME_LIMIT
     out = capsys.readouterr().out
     assert "time limit 1m00s reached: " in out

@@ -21,16 +21,32 @@ from agent.registry import agents
 # 600 steps cross a Pendulum time limit (200 steps per env) for both agents.
 SETTINGS = {
     "sac": {"sac.hidden": [32, 32], "sac.batch_size": 32, "sac.learning_starts": 100},
-    "ppo": {"ppo.hidden": [16, 16], "ppo.num_envs": 2, "ppo.n_steps": 64,
-            "ppo.minibatch_size": 32, "ppo.epochs": 2, "ppo.value_clip": 0.2},
+    "ppo": {
+        "ppo.hidden": [16, 16],
+        "ppo.num_envs": 2,
+        "ppo.n_steps": 64,
+        "ppo.minibatch_size": 32,
+        "ppo.epochs": 2,
+        "ppo.value_clip": 0.2,
+    },
 }
 STEPS = 600
 
 
 def config(agent: str, total_steps: int = STEPS, **extra):
-    return build_config({"agent": agent, "env": "Pendulum-v1", "seed": 3,
-                         "total_steps": total_steps, "eval_every": 100, "eval_episodes": 2,
-                         "diag_states": 50, **SETTINGS[agent], **extra})
+    return build_config(
+        {
+            "agent": agent,
+            "env": "Pendulum-v1",
+            "seed": 3,
+            "total_steps": total_steps,
+            "eval_every": 100,
+            "eval_episodes": 2,
+            "diag_states": 50,
+            **SETTINGS[agent],
+            **extra,
+        }
+    )
 
 
 @pytest.mark.parametrize("agent", ["sac", "ppo"])
@@ -58,8 +74,10 @@ def test_nan_loss_fails_the_trial_and_keeps_the_last_checkpoint(agent, tmp_path,
     monkeypatch.setattr(cls, "update", update)
     rows = run_trial(config(agent), tmp_path)
     assert rows[-1]["env_step"] == STEPS
-    assert json.loads((tmp_path / "status.json").read_text())["restored_from_step"] == \
-        state["env_steps"]
+    assert (
+        json.loads((tmp_path / "status.json").read_text())["restored_from_step"]
+        == state["env_steps"]
+    )
 
 
 @pytest.mark.parametrize("agent", ["sac", "ppo"])
@@ -76,9 +94,18 @@ def test_discrete_or_unknown_env_is_a_clear_error(agent):
 @pytest.mark.parametrize("agent", ["sac", "ppo"])
 def test_other_box_env_trains_with_actions_in_its_bounds(agent, tmp_path):
     # MountainCarContinuous: a 1-D action in [-1, 1], a 2-D observation; no registry entry
-    cfg = build_config({"agent": agent, "env": "MountainCarContinuous-v0", "seed": 0,
-                        "total_steps": 200, "eval_every": 200, "eval_episodes": 1,
-                        "diag_states": 20, **SETTINGS[agent]})
+    cfg = build_config(
+        {
+            "agent": agent,
+            "env": "MountainCarContinuous-v0",
+            "seed": 0,
+            "total_steps": 200,
+            "eval_every": 200,
+            "eval_episodes": 1,
+            "diag_states": 20,
+            **SETTINGS[agent],
+        }
+    )
     rows = run_trial(cfg, tmp_path)
     assert rows[-1]["env_step"] == 200 and math.isfinite(rows[-1]["eval/return"])
     assert json.loads(Path(tmp_path, "config.json").read_text())["env"] == cfg.env
@@ -106,15 +133,39 @@ class _CrashingPendulum:
 def test_env_crash_names_env_and_step_and_keeps_the_metrics(agent, tmp_path, monkeypatch):
     from agent.common import envs
 
-    settings = SETTINGS.get(agent, {
-        "world_model.deter": 16, "world_model.stoch": 4, "world_model.hidden": 16,
-        "world_model.seq_len": 8, "world_model.batch_size": 4, "world_model.eval_batch": 2,
-        "world_model.eval_horizons": [1, 2], "mb_ppo.hidden": [16], "mb_ppo.prefill": 50,
-        "mb_ppo.explore_steps": 50, "mb_ppo.model_updates": 1, "mb_ppo.num_sequences": 2,
-        "mb_ppo.sequence_length": 8, "mb_ppo.minibatch_size": 8,
-        "mb_ppo.updates_per_iteration": 1, "mb_ppo.imagine_horizon": 3})
-    cfg = build_config({"agent": agent, "env": "Pendulum-v1", "seed": 0, "total_steps": 600,
-                        "eval_every": 100, "eval_episodes": 1, "diag_states": 0, **settings})
+    settings = SETTINGS.get(
+        agent,
+        {
+            "world_model.deter": 16,
+            "world_model.stoch": 4,
+            "world_model.hidden": 16,
+            "world_model.seq_len": 8,
+            "world_model.batch_size": 4,
+            "world_model.eval_batch": 2,
+            "world_model.eval_horizons": [1, 2],
+            "mb_ppo.hidden": [16],
+            "mb_ppo.prefill": 50,
+            "mb_ppo.explore_steps": 50,
+            "mb_ppo.model_updates": 1,
+            "mb_ppo.num_sequences": 2,
+            "mb_ppo.sequence_length": 8,
+            "mb_ppo.minibatch_size": 8,
+            "mb_ppo.updates_per_iteration": 1,
+            "mb_ppo.imagine_horizon": 3,
+        },
+    )
+    cfg = build_config(
+        {
+            "agent": agent,
+            "env": "Pendulum-v1",
+            "seed": 0,
+            "total_steps": 600,
+            "eval_every": 100,
+            "eval_episodes": 1,
+            "diag_states": 0,
+            **settings,
+        }
+    )
     made = []
 
     def make(self, **kwargs):  # the training env(s) crash after 250 steps; eval envs do not
@@ -123,8 +174,11 @@ def test_env_crash_names_env_and_step_and_keeps_the_metrics(agent, tmp_path, mon
         return env
 
     monkeypatch.setattr(envs.EnvSpec, "make", make)
-    with pytest.raises(EnvError, match=r"env 'Pendulum-v1' crashed at step \d+: simulator "
-                                       r"diverged \(injected\)"):
+    with pytest.raises(
+        EnvError,
+        match=r"env 'Pendulum-v1' crashed at step \d+: simulator "
+        r"diverged \(injected\)",
+    ):
         run_trial(cfg, tmp_path)
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["state"] == "failed" and "crashed at step" in status["error"]

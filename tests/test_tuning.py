@@ -59,19 +59,22 @@ def test_expected_best_curve_paired_seed_bootstrap():
     np.testing.assert_allclose(flat["low"], flat["estimate"])
     np.testing.assert_allclose(flat["high"], flat["estimate"])
     # resampling the configurations too widens the band
-    wide = expected_best_curve(np.array([[1.0, 1.0], [3.0, 3.0]]), reps=200,
-                               resample="seeds+configs")
+    wide = expected_best_curve(
+        np.array([[1.0, 1.0], [3.0, 3.0]]), reps=200, resample="seeds+configs"
+    )
     assert wide["low"][0] == pytest.approx(1.0) and wide["high"][0] == pytest.approx(3.0)
 
 
 def test_tuning_curves_count_the_env_steps_of_every_trial():
-    runs = pd.DataFrame({
-        "agent": ["a"] * 4 + ["b"] * 4,
-        "config": ["a0", "a0", "a1", "a1", "b0", "b0", "b1", "b1"],
-        "seed": [0, 1] * 4,
-        "score": [1.0, 3.0, 2.0, 2.0, 5.0, 5.0, 0.0, 0.0],
-        "steps": [1000] * 4 + [5000] * 4,
-    })
+    runs = pd.DataFrame(
+        {
+            "agent": ["a"] * 4 + ["b"] * 4,
+            "config": ["a0", "a0", "a1", "a1", "b0", "b0", "b1", "b1"],
+            "seed": [0, 1] * 4,
+            "score": [1.0, 3.0, 2.0, 2.0, 5.0, 5.0, 0.0, 0.0],
+            "steps": [1000] * 4 + [5000] * 4,
+        }
+    )
     curves = tuning_curves(runs, ["agent"], reps=0)
     a = curves[curves["agent"] == "a"]
     # a configuration of `a` costs 2 seeds x 1000 steps
@@ -118,8 +121,14 @@ def test_sensitivity_table_ranks_the_knob_that_matters():
     rng = np.random.default_rng(0)
     lr = 10 ** rng.uniform(-4, -2, 40)
     batch = rng.choice([64, 256], 40)
-    configs = pd.DataFrame({"agent": "sac", "lr": lr, "batch": batch,
-                            "score": -((np.log10(lr) + 3) ** 2) + 0.01 * rng.normal(size=40)})
+    configs = pd.DataFrame(
+        {
+            "agent": "sac",
+            "lr": lr,
+            "batch": batch,
+            "score": -((np.log10(lr) + 3) ** 2) + 0.01 * rng.normal(size=40),
+        }
+    )
     table = sensitivity_table(configs, ["lr", "batch"], ["agent"])
     assert list(table["key"]) == ["lr", "batch"]
     assert table["variance_share"].iloc[0] > 0.5 > table["variance_share"].iloc[1]
@@ -149,8 +158,15 @@ def _phi_runs(gamma: dict[str, np.ndarray], seeds: int = 3, noise: float = 0.0) 
         for h in range(g.shape[0]):
             for e in range(g.shape[1]):
                 for s in range(seeds):
-                    rows.append({"agent": fam, "config": h, "env": f"env{e}", "seed": s,
-                                 "normalised": g[h, e] + offsets[s]})
+                    rows.append(
+                        {
+                            "agent": fam,
+                            "config": h,
+                            "env": f"env{e}",
+                            "seed": s,
+                            "normalised": g[h, e] + offsets[s],
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -176,8 +192,14 @@ def test_phi_is_zero_for_a_family_insensitive_by_construction():
 
 def test_phi_uses_only_settings_run_in_every_env():
     runs = _phi_runs({"a": np.array([[0.5, 0.5], [0.9, 0.1]])}, seeds=1)
-    runs = pd.concat([runs, pd.DataFrame([{"agent": "a", "config": 7, "env": "env0", "seed": 0,
-                                           "normalised": 5.0}])])
+    runs = pd.concat(
+        [
+            runs,
+            pd.DataFrame(
+                [{"agent": "a", "config": 7, "env": "env0", "seed": 0, "normalised": 5.0}]
+            ),
+        ]
+    )
     phi = sensitivity_phi(runs).iloc[0]
     assert phi["settings"] == 2
     assert phi["per_env_tuned"] == pytest.approx((0.9 + 0.5) / 2)
@@ -198,19 +220,46 @@ def _write_search_sweep(root: Path, quality: dict[str, list[float]], envs: list[
                 for seed in (0, 1):
                     trial_id = f"t{group:03d}_{agent}_{env}_r{r}_s{seed}"
                     # every section is in a trial's config: the other agents' at defaults
-                    config = {"agent": agent, "env": env, "seed": seed, "total_steps": 1000,
-                              **{a: {"lr": 5e-4} for a in quality}, agent: {"lr": lrs[r]}}
-                    planned.append({"trial_id": trial_id, "group": f"t{group:03d}",
-                                    "config": config, "draw": r})
-                    write_trial(root, trial_id, config, {seed: level + (0.02 if seed else -0.02)},
-                                budget=1000, n_evals=10)
+                    config = {
+                        "agent": agent,
+                        "env": env,
+                        "seed": seed,
+                        "total_steps": 1000,
+                        **{a: {"lr": 5e-4} for a in quality},
+                        agent: {"lr": lrs[r]},
+                    }
+                    planned.append(
+                        {
+                            "trial_id": trial_id,
+                            "group": f"t{group:03d}",
+                            "config": config,
+                            "draw": r,
+                        }
+                    )
+                    write_trial(
+                        root,
+                        trial_id,
+                        config,
+                        {seed: level + (0.02 if seed else -0.02)},
+                        budget=1000,
+                        n_evals=10,
+                    )
                 group += 1
     resolved = {
-        "name": "tiny_tuning", "budget": None, "metric": "eval/return", "mode": "max",
-        "seeds": [0, 1], "grid": {"agent": list(quality), "env": envs},
-        "varying_keys": ["agent", "env"], "trials": planned,
-        "search": {"samples": len(next(iter(quality.values()))), "seed": 0, "draws": "shared",
-                   "distributions": {f"{a}.lr": ["loguniform(0.0001, 0.003)"] for a in quality}},
+        "name": "tiny_tuning",
+        "budget": None,
+        "metric": "eval/return",
+        "mode": "max",
+        "seeds": [0, 1],
+        "grid": {"agent": list(quality), "env": envs},
+        "varying_keys": ["agent", "env"],
+        "trials": planned,
+        "search": {
+            "samples": len(next(iter(quality.values()))),
+            "seed": 0,
+            "draws": "shared",
+            "distributions": {f"{a}.lr": ["loguniform(0.0001, 0.003)"] for a in quality},
+        },
     }
     (root / "sweep_resolved.json").write_text(json.dumps(resolved))
     return root
@@ -237,9 +286,14 @@ def test_report_has_a_tuning_section_with_the_expected_best(tmp_path):
     sens = pd.read_csv(root / "report" / "tuning_sensitivity.csv")
     # each family's own knob only (another section's default is not a searched knob)
     assert sorted(zip(sens["family"], sens["key"])) == sorted(
-        [("sac", "sac.lr")] * 2 + [("ppo", "ppo.lr")] * 2)
-    for name in ("tuning_expected_best_vs_trials", "tuning_expected_best_vs_env_steps",
-                 "tuning_slices_sac", "tuning_slices_ppo"):
+        [("sac", "sac.lr")] * 2 + [("ppo", "ppo.lr")] * 2
+    )
+    for name in (
+        "tuning_expected_best_vs_trials",
+        "tuning_expected_best_vs_env_steps",
+        "tuning_slices_sac",
+        "tuning_slices_ppo",
+    ):
         assert (root / "report" / "figures" / f"{name}.png").is_file()
         assert f"report/figures/{name}.png" in text
 
@@ -248,7 +302,8 @@ def test_report_without_search_has_no_tuning_section(tmp_path):
     from tests.fixtures_analysis import write_sweep
 
     root = write_sweep(tmp_path / "plain", seeds=(0, 1, 2))
-    text = write_report(root, progress=False, reps=50, curve_reps=20, formats=("png",),
-                        dpi=60).read_text()
+    text = write_report(
+        root, progress=False, reps=50, curve_reps=20, formats=("png",), dpi=60
+    ).read_text()
     assert "Tuning cost" not in text
     assert not (root / "report" / "tuning_curves.csv").exists()

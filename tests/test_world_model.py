@@ -25,13 +25,25 @@ from agent.trial import run_trial
 from agent.world_model import WorldModel, WorldModelConfig
 
 TARGETS = ["joint_pos", "joint_vel", "ee_pos", "ee_vel"]
-SMALL = {"world_model.deter": 64, "world_model.stoch": 8, "world_model.hidden": 64,
-         "world_model.seq_len": 32, "world_model.batch_size": 16}
+SMALL = {
+    "world_model.deter": 64,
+    "world_model.stoch": 8,
+    "world_model.hidden": 64,
+    "world_model.seq_len": 32,
+    "world_model.batch_size": 16,
+}
 
 
 def make_agent(env="Pendulum-v1", total_steps=2000, **overrides):
-    cfg = build_config({"agent": "world_model", "env": env, "total_steps": total_steps,
-                        **SMALL, **{f"world_model.{k}": v for k, v in overrides.items()}})
+    cfg = build_config(
+        {
+            "agent": "world_model",
+            "env": env,
+            "total_steps": total_steps,
+            **SMALL,
+            **{f"world_model.{k}": v for k, v in overrides.items()},
+        }
+    )
     agent = agents.get("world_model")(cfg)
     agent.initialise()
     return agent
@@ -39,11 +51,18 @@ def make_agent(env="Pendulum-v1", total_steps=2000, **overrides):
 
 # --- sequence replay -----------------------------------------------------------------------------
 
+
 def test_sequence_replay_wraps_and_samples_consecutive_steps():
     buf = SequenceReplay(10, obs_dim=1, act_dim=1, proprio_dims={"joint_pos": 2}, seed=0)
     for t in range(23):  # wraps twice; steps 13..22 remain, episodes start every 4 steps
-        buf.add(np.array([t]), np.array([-t]), float(t), t % 4 == 0, t % 4 == 3,
-                {"joint_pos": np.array([t, 2 * t])})
+        buf.add(
+            np.array([t]),
+            np.array([-t]),
+            float(t),
+            t % 4 == 0,
+            t % 4 == 3,
+            {"joint_pos": np.array([t, 2 * t])},
+        )
     assert buf.size == 10 and buf.episodes == 6
     batch = buf.sample(64, 5)
     obs = batch["obs"][..., 0]
@@ -71,13 +90,15 @@ def test_sequence_replay_checkpoint_restores_contents_and_sampling():
     assert all(torch.equal(a[k], b[k]) for k in ("obs", "action", "reward", "is_first"))
     bigger = SequenceReplay(20, 2, 1, seed=5)  # a longer run resuming a shorter one
     bigger.load_state_dict(buf.state_dict())
-    assert bigger.size == 8 and torch.equal(bigger.sample(3, 8)["obs"][0, :, 0],
-                                            torch.arange(3.0, 11.0))
+    assert bigger.size == 8 and torch.equal(
+        bigger.sample(3, 8)["obs"][0, :, 0], torch.arange(3.0, 11.0)
+    )
     with pytest.raises(ValueError, match="proprio targets"):
         SequenceReplay(8, 2, 1, {"ee_pos": 2}).load_state_dict(buf.state_dict())
 
 
 # --- latent distributions ------------------------------------------------------------------------
+
 
 def test_kl_and_entropy_match_torch_distributions():
     D = torch.distributions
@@ -96,16 +117,27 @@ def test_kl_and_entropy_match_torch_distributions():
 
 @pytest.mark.parametrize(("discrete", "symlog"), [(0, False), (4, True)])
 def test_world_model_api_shapes_and_gradients(discrete, symlog):
-    cfg = WorldModelConfig(deter=16, stoch=3, discrete=discrete, hidden=16, seq_len=8,
-                           eval_horizons=[1, 3], symlog=symlog)
+    cfg = WorldModelConfig(
+        deter=16,
+        stoch=3,
+        discrete=discrete,
+        hidden=16,
+        seq_len=8,
+        eval_horizons=[1, 3],
+        symlog=symlog,
+    )
     model = WorldModel(obs_dim=5, act_dim=2, cfg=cfg, proprio_dims={"ee_pos": 4})
     B, T = 3, 8
     is_first = torch.zeros(B, T, dtype=torch.bool)
     is_first[:, 0] = is_first[1, 4] = True
-    batch = {"obs": torch.randn(B, T, 5), "action": torch.rand(B, T, 2) * 2 - 1,
-             "reward": torch.randn(B, T), "is_first": is_first,
-             "is_terminal": torch.zeros(B, T, dtype=torch.bool),
-             "proprio": {"ee_pos": torch.randn(B, T, 4)}}
+    batch = {
+        "obs": torch.randn(B, T, 5),
+        "action": torch.rand(B, T, 2) * 2 - 1,
+        "reward": torch.randn(B, T),
+        "is_first": is_first,
+        "is_terminal": torch.zeros(B, T, dtype=torch.bool),
+        "proprio": {"ee_pos": torch.randn(B, T, 4)},
+    }
     feat_dim = 16 + 3 * (discrete or 1)
     posts, priors = model.observe(batch["obs"], batch["action"], is_first)
     assert posts.shape == priors.shape == (B, T)
@@ -134,7 +166,8 @@ def test_world_model_api_shapes_and_gradients(discrete, symlog):
     assert stacked.shape == (B * T, 2)
     errs = model.open_loop_errors(batch, [1, 3])
     assert {"model/open_loop/obs_h3", "model/open_loop/ee_pos_h1", "model/const/reward"} <= set(
-        errs)
+        errs
+    )
 
 
 def test_config_errors_name_the_key():
@@ -148,6 +181,7 @@ def test_config_errors_name_the_key():
 
 # --- learning on Pendulum ------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def pendulum():
     """A small model on 5 random-policy Pendulum episodes: episode 0 held out, 297 updates.
@@ -155,8 +189,15 @@ def pendulum():
     Returns (agent, errors on the held-out episode before training, the same after).
     """
     torch.manual_seed(0)
-    agent = make_agent(total_steps=1000, proprio=TARGETS, prefill=401, train_every=2,
-                       holdout_every=5, lr=1e-3, seq_len=20)
+    agent = make_agent(
+        total_steps=1000,
+        proprio=TARGETS,
+        prefill=401,
+        train_every=2,
+        holdout_every=5,
+        lr=1e-3,
+        seq_len=20,
+    )
     agent.train(400)  # ends before its first update
     before = agent.evaluate_model()
     after = agent.train(995)  # episode 5 (held out) would start at step 1000
@@ -172,8 +213,15 @@ def test_one_step_error_far_below_constant_predictor(pendulum):
         for q in ["obs", "reward", *TARGETS]:
             assert math.isfinite(after[f"model/open_loop/{q}_h{h}"])
     assert math.isfinite(after["model/open_loop/obs_h15"])
-    assert {"model/loss_obs", "model/loss_reward", "model/loss_continue", "model/loss_kl",
-            "model/kl", "loss/model", "perf/model_updates_per_s"} <= set(after)
+    assert {
+        "model/loss_obs",
+        "model/loss_reward",
+        "model/loss_continue",
+        "model/loss_kl",
+        "model/kl",
+        "loss/model",
+        "perf/model_updates_per_s",
+    } <= set(after)
 
 
 def test_proprio_errors_drop_with_training(pendulum):
@@ -191,6 +239,7 @@ def test_proprio_off_reads_no_targets(monkeypatch):
         def fn(u):
             calls[name] += 1
             return real.proprio[name](u)
+
         return fn
 
     spec = dataclasses.replace(real, proprio={k: counting(k) for k in TARGETS})
@@ -205,11 +254,22 @@ def test_proprio_off_reads_no_targets(monkeypatch):
 
 
 def test_walker_proprio_targets_train():
-    agent = make_agent(env="Walker2d-v5", total_steps=200, proprio=TARGETS, prefill=150,
-                       train_every=25, holdout_every=2, eval_horizons=[1, 3])
+    agent = make_agent(
+        env="Walker2d-v5",
+        total_steps=200,
+        proprio=TARGETS,
+        prefill=150,
+        train_every=25,
+        holdout_every=2,
+        eval_horizons=[1, 3],
+    )
     metrics = agent.train(200)
     assert {k: v.shape[1] for k, v in agent.replay.proprio.items()} == {
-        "joint_pos": 9, "joint_vel": 9, "ee_pos": 6, "ee_vel": 6}
+        "joint_pos": 9,
+        "joint_vel": 9,
+        "ee_pos": 6,
+        "ee_vel": 6,
+    }
     assert agent.replay.episodes > 1  # random Walker episodes are short: sequences span several
     assert agent.updates == 3 and all(math.isfinite(v) for v in metrics.values())
     assert "model/open_loop/ee_vel_h3" in metrics
@@ -217,14 +277,29 @@ def test_walker_proprio_targets_train():
 
 # --- init, checkpoints, trial --------------------------------------------------------------------
 
+
 def test_init_spec_reaches_every_model_layer():
-    cfg = build_config({"agent": "world_model", **SMALL, "world_model.proprio": ["joint_vel"],
-                        "init.scheme": "orthogonal", "init.roles": {"reward_head": "zeros"},
-                        "init.gains": {"continue_head": 0.5}})
+    cfg = build_config(
+        {
+            "agent": "world_model",
+            **SMALL,
+            "world_model.proprio": ["joint_vel"],
+            "init.scheme": "orthogonal",
+            "init.roles": {"reward_head": "zeros"},
+            "init.gains": {"continue_head": 0.5},
+        }
+    )
     agent = agents.get("world_model")(cfg)
     records = agent.initialise()
-    assert {r["role"] for r in records} == {"encoder", "dynamics", "hidden", "decoder",
-                                            "reward_head", "continue_head", "proprio_head"}
+    assert {r["role"] for r in records} == {
+        "encoder",
+        "dynamics",
+        "hidden",
+        "decoder",
+        "reward_head",
+        "continue_head",
+        "proprio_head",
+    }
     m = agent.model
     assert torch.all(m.reward_head[-1].weight == 0)
     w = m.continue_head[-1].weight  # [1, hidden]: an orthogonal row of norm = gain
@@ -265,10 +340,19 @@ def test_run_trial_writes_model_metrics(tmp_path):
     """(Exact resume of every registered agent: tests/test_agent_contract.py.)"""
 
     def config(total_steps):
-        return build_config({"agent": "world_model", "total_steps": total_steps,
-                             "eval_every": 100, "eval_episodes": 1, "diag_states": 50, **SMALL,
-                             "world_model.prefill": 150, "world_model.train_every": 10,
-                             "world_model.proprio": ["ee_pos"]})
+        return build_config(
+            {
+                "agent": "world_model",
+                "total_steps": total_steps,
+                "eval_every": 100,
+                "eval_episodes": 1,
+                "diag_states": 50,
+                **SMALL,
+                "world_model.prefill": 150,
+                "world_model.train_every": 10,
+                "world_model.proprio": ["ee_pos"],
+            }
+        )
 
     rows = run_trial(config(400), tmp_path / "full")
     assert rows[-1]["env_step"] == 400 and math.isfinite(rows[-1]["model/open_loop/ee_pos_h15"])

@@ -60,8 +60,9 @@ def image_to_input(x: Tensor) -> Tensor:
 class ConvEncoder(nn.Module):
     """Images [..., 3, S, S] (uint8 or already scaled floats) -> embeddings [..., E]."""
 
-    def __init__(self, size: int, depth: int = 16, activation: str = "elu",
-                 channels_last: bool = False):
+    def __init__(
+        self, size: int, depth: int = 16, activation: str = "elu", channels_last: bool = False
+    ):
         super().__init__()
         n = conv_layers(size)
         chans = [3] + [depth * 2**i for i in range(n)]
@@ -83,8 +84,14 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """Features [..., F] -> predicted images [..., 3, S, S] in x / 255 - 0.5 units."""
 
-    def __init__(self, feat_dim: int, size: int, depth: int = 16, activation: str = "elu",
-                 channels_last: bool = False):
+    def __init__(
+        self,
+        feat_dim: int,
+        size: int,
+        depth: int = 16,
+        activation: str = "elu",
+        channels_last: bool = False,
+    ):
         super().__init__()
         n = conv_layers(size)
         chans = [depth * 2**i for i in reversed(range(n))] + [3]
@@ -93,8 +100,9 @@ class ConvDecoder(nn.Module):
         layers: list[nn.Module] = [activations.get(activation)()]
         for i, (cin, cout) in enumerate(pairwise(chans)):
             last = i == n - 1
-            layers.append(RoleConvTranspose2d(cin, cout, "decoder",
-                                              "linear" if last else activation))
+            layers.append(
+                RoleConvTranspose2d(cin, cout, "decoder", "linear" if last else activation)
+            )
             if not last:
                 layers.append(activations.get(activation)())
         self.net = nn.Sequential(*layers)

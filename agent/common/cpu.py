@@ -9,8 +9,9 @@ def native_bf16() -> str:
     'unknown' when /proc/cpuinfo cannot be read."""
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f
-                          if line.startswith("flags")), [])
+            flags = next(
+                (line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []
+            )
     except OSError:
         return "unknown"
     return " ".join(x for x in ("amx_bf16", "avx512_bf16") if x in flags)

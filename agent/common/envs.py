@@ -45,19 +45,26 @@ class ObservationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["state", "pixels", "pixels+state"] = Field(
-        "state", description="state: the env's vector; pixels: a rendered uint8 image "
-        "[3, size, size]; pixels+state: {'pixels': image, 'state': vector}")
+        "state",
+        description="state: the env's vector; pixels: a rendered uint8 image "
+        "[3, size, size]; pixels+state: {'pixels': image, 'state': vector}",
+    )
     size: int = Field(64, description="image height and width (16, 32, 64 or 128)")
     action_repeat: int = Field(1, ge=1, description="repeat each action k times, sum rewards")
-    camera: str | None = Field(None, description="a named camera of the model; None: the env "
-                               "entry's camera (tracks the root body)")
+    camera: str | None = Field(
+        None,
+        description="a named camera of the model; None: the env "
+        "entry's camera (tracks the root body)",
+    )
 
     @field_validator("size")
     @classmethod
     def _power_of_two(cls, v: int) -> int:
         if v not in (16, 32, 64, 128):
-            raise ValueError(f"image size must be 16, 32, 64 or 128 (the conv stack halves it "
-                             f"down to 4), got {v}")
+            raise ValueError(
+                f"image size must be 16, 32, 64 or 128 (the conv stack halves it "
+                f"down to 4), got {v}"
+            )
         return v
 
     @property
@@ -115,8 +122,9 @@ class EnvSpec:
         if obs.action_repeat > 1:
             env = ActionRepeat(env, obs.action_repeat)
         if obs.pixels:
-            env = PixelObservation(env, obs.size, obs.mode == "pixels+state",
-                                   camera_spec(self, obs.camera))
+            env = PixelObservation(
+                env, obs.size, obs.mode == "pixels+state", camera_spec(self, obs.camera)
+            )
         return env
 
     def proprio_dims(self) -> dict[str, int]:
@@ -170,6 +178,7 @@ def get_env(env_id: str) -> EnvSpec:
 
 # --- rendering ---------------------------------------------------------------------------------
 
+
 def ensure_gl_backend() -> None:
     """``MUJOCO_GL=egl`` when neither it nor a display is set (headless Linux). MuJoCo picks its
     GL backend when it is first imported, so this runs when this module is imported too."""
@@ -193,8 +202,10 @@ def _mujoco_parts(env: gym.Env, what: str) -> tuple[Any, Any]:
     u = env.unwrapped
     if not (hasattr(u, "model") and hasattr(u, "data") and hasattr(u.data, "qpos")):
         env_id = env.spec.id if env.spec else type(u).__name__
-        raise EnvError(f"env '{env_id}' cannot give {what}: it is not a MuJoCo env (pixel "
-                       "observations use MuJoCo's renderer); use observation.mode: state")
+        raise EnvError(
+            f"env '{env_id}' cannot give {what}: it is not a MuJoCo env (pixel "
+            "observations use MuJoCo's renderer); use observation.mode: state"
+        )
     return u.model, u.data
 
 
@@ -242,18 +253,24 @@ class PixelObservation(gym.ObservationWrapper):
                 f"renderer failed (MUJOCO_GL={os.environ.get('MUJOCO_GL', 'unset')}, backend "
                 f"loaded: {backend}; MuJoCo fixes its backend when first imported, so set "
                 f"MUJOCO_GL=egl before that on a machine without a display): "
-                f"{type(err).__name__}: {err}") from err
+                f"{type(err).__name__}: {err}"
+            ) from err
         flags = self.renderer.scene.flags
-        for flag in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-                     mujoco.mjtRndFlag.mjRND_SKYBOX):
+        for flag in (
+            mujoco.mjtRndFlag.mjRND_SHADOW,
+            mujoco.mjtRndFlag.mjRND_REFLECTION,
+            mujoco.mjtRndFlag.mjRND_SKYBOX,
+        ):
             flags[flag] = 0
         self.camera = self._camera(model, camera)
         self.track = camera
         self.with_state = with_state
         image = gym.spaces.Box(0, 255, (3, size, size), np.uint8)
-        self.observation_space = (gym.spaces.Dict({"pixels": image,
-                                                   "state": env.observation_space})
-                                  if with_state else image)
+        self.observation_space = (
+            gym.spaces.Dict({"pixels": image, "state": env.observation_space})
+            if with_state
+            else image
+        )
 
     @staticmethod
     def _camera(model: Any, cam: CameraSpec) -> Any:
@@ -262,8 +279,10 @@ class PixelObservation(gym.ObservationWrapper):
         if cam.name is not None:
             names = [model.camera(i).name for i in range(model.ncam)]
             if cam.name not in names:
-                raise EnvError(f"camera '{cam.name}' not in the model (its cameras: "
-                               f"{', '.join(names) or 'none'})")
+                raise EnvError(
+                    f"camera '{cam.name}' not in the model (its cameras: "
+                    f"{', '.join(names) or 'none'})"
+                )
             return names.index(cam.name)
         free = mujoco.MjvCamera()
         free.type = mujoco.mjtCamera.mjCAMERA_FREE
@@ -327,6 +346,7 @@ def set_obs(batch: Any, i: int, obs: Any) -> None:
 
 # --- proprio targets ---------------------------------------------------------------------------
 
+
 def _pendulum_angle(u) -> np.ndarray:
     return np.array([np.cos(u.state[0]), np.sin(u.state[0])], dtype=np.float32)
 
@@ -348,8 +368,10 @@ def _pendulum_tip_vel(u) -> np.ndarray:
 EndEffector = str | tuple[str, tuple[float, float, float]]
 
 
-def mujoco_proprio(feet: tuple[EndEffector, ...], orientations: bool = False,
-                   ) -> dict[str, ProprioFn]:
+def mujoco_proprio(
+    feet: tuple[EndEffector, ...],
+    orientations: bool = False,
+) -> dict[str, ProprioFn]:
     """Targets read from MuJoCo's state (see :func:`kinematics`):
 
     joint_pos  qpos, the root's pose included (Walker2d: root x, z, pitch, then the joints)
@@ -415,16 +437,23 @@ register_env(
     "swing-up pendulum, 1-D torque, 200-step episodes (no pixels: use InvertedPendulum-v5)",
 )
 register_env(
-    EnvSpec("Walker2d-v5", random_score=1.6, reference_score=4592.3,
-            proprio=mujoco_proprio(feet=("foot", "foot_left"), orientations=True),
-            camera=CameraSpec(name="track")),
+    EnvSpec(
+        "Walker2d-v5",
+        random_score=1.6,
+        reference_score=4592.3,
+        proprio=mujoco_proprio(feet=("foot", "foot_left"), orientations=True),
+        camera=CameraSpec(name="track"),
+    ),
     "MuJoCo planar biped, 6-D torques, 1000-step episodes; pixels from its torso-tracking camera",
 )
 register_env(
-    EnvSpec("InvertedPendulum-v5", random_score=5.0, reference_score=1000.0,
-            proprio=mujoco_proprio(feet=(("pole", (0.001, 0.0, 0.6)),)),
-            camera=CameraSpec(body="world", distance=2.6, elevation=0.0, azimuth=90.0,
-                              height=0.2)),
+    EnvSpec(
+        "InvertedPendulum-v5",
+        random_score=5.0,
+        reference_score=1000.0,
+        proprio=mujoco_proprio(feet=(("pole", (0.001, 0.0, 0.6)),)),
+        camera=CameraSpec(body="world", distance=2.6, elevation=0.0, azimuth=90.0, height=0.2),
+    ),
     "MuJoCo cart-pole, balance from upright, 1-D force, ends when the pole tilts past 0.2 rad; "
     "pixels from a fixed camera that sees the whole rail (a cart-following one would hide the "
     "cart's position)",
@@ -433,13 +462,15 @@ register_env(
 
 # --- exact env snapshots for checkpoints -------------------------------------------------------
 
+
 def snapshot(env: gym.Env) -> dict:
     """The state an env needs to continue exactly where it was (physics, time limit, RNG)."""
     u = env.unwrapped
     snap: dict[str, Any] = {"np_random": u.np_random.bit_generator.state}
     if hasattr(u, "data") and hasattr(u.data, "qpos"):  # MuJoCo
-        snap["mujoco"] = {k: getattr(u.data, k).copy()
-                          for k in ("qpos", "qvel", "act", "qacc_warmstart")}
+        snap["mujoco"] = {
+            k: getattr(u.data, k).copy() for k in ("qpos", "qvel", "act", "qacc_warmstart")
+        }
         snap["mujoco"]["time"] = float(u.data.time)
     elif hasattr(u, "state"):
         snap["state"] = None if u.state is None else np.array(u.state, copy=True)
@@ -483,8 +514,14 @@ def scale_action(a: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray
     return low + (np.asarray(a) + 1.0) * 0.5 * (high - low)
 
 
-def step_env(env: Any, action: np.ndarray, low: np.ndarray, high: np.ndarray, name: str,
-             step: int | None = None) -> tuple:
+def step_env(
+    env: Any,
+    action: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    name: str,
+    step: int | None = None,
+) -> tuple:
     """``env.step`` of ``action`` in [-1, 1] rescaled to [low, high] (a single or vector env).
 
     An exception from the simulator becomes an :class:`EnvError` "<name> crashed at step

@@ -26,8 +26,9 @@ def evaluate(agent, episodes: int, seed: int, envs: list | None = None) -> np.nd
     while alive.any():
         action, state = agent.act(obs, state)
         for i in np.flatnonzero(alive):
-            o, r, term, trunc, _ = step_env(envs[i], action[i], low, high,
-                                            f"eval env '{agent.env_spec.id}'")
+            o, r, term, trunc, _ = step_env(
+                envs[i], action[i], low, high, f"eval env '{agent.env_spec.id}'"
+            )
             set_obs(obs, i, o)
             returns[i] += r
             if term or trunc:

@@ -38,12 +38,17 @@ THROUGH = {
     "elu": lambda g, y: aten.elu_backward(g, 1.0, 1.0, 1.0, True, y),
     "leaky_relu": lambda g, y: aten.leaky_relu_backward(g, y, 0.01, True),
 }
-_FORWARD = {"relu": lambda x: x.clamp_min_(0.0), "tanh": torch.tanh_,
-            "elu": torch.nn.functional.elu_, "leaky_relu": torch.nn.functional.leaky_relu_}
+_FORWARD = {
+    "relu": lambda x: x.clamp_min_(0.0),
+    "tanh": torch.tanh_,
+    "elu": torch.nn.functional.elu_,
+    "leaky_relu": torch.nn.functional.leaky_relu_,
+}
 
 
-def forward(x: torch.Tensor, layers: Layers, activation: str,
-            linear_out: bool = True) -> list[torch.Tensor]:
+def forward(
+    x: torch.Tensor, layers: Layers, activation: str, linear_out: bool = True
+) -> list[torch.Tensor]:
     """[x, h_1, ..., h_L]: every layer's output (hidden ones after the activation; the last
     one linear if ``linear_out``, else activated like the others, i.e. a trunk). Each h_i
     with i < L is stored in layer i+1's dtype (it is that layer's input; a ReLU mask survives
@@ -58,8 +63,14 @@ def forward(x: torch.Tensor, layers: Layers, activation: str,
     return outs
 
 
-def backward(outs: list[torch.Tensor], layers: Layers, grad_out: torch.Tensor, activation: str,
-             grads: Layers, rows: int | None = None) -> torch.Tensor:
+def backward(
+    outs: list[torch.Tensor],
+    layers: Layers,
+    grad_out: torch.Tensor,
+    activation: str,
+    grads: Layers,
+    rows: int | None = None,
+) -> torch.Tensor:
     """Backpropagate ``grad_out`` (dL/d of the last layer's linear output) through
     ``forward``'s pass (only ``outs[:-1]``, the layers' inputs, are read).
 
@@ -126,12 +137,32 @@ class FusedAdamStep:
                 raise ValueError("FusedAdamStep covers plain Adam only")
             ps = list(g["params"])
             st = [opt.state[p] for p in ps]
-            self.groups.append((g, ps, [p.grad for p in ps], [s["exp_avg"] for s in st],
-                                [s["exp_avg_sq"] for s in st], [s["step"] for s in st]))
+            self.groups.append(
+                (
+                    g,
+                    ps,
+                    [p.grad for p in ps],
+                    [s["exp_avg"] for s in st],
+                    [s["exp_avg_sq"] for s in st],
+                    [s["step"] for s in st],
+                )
+            )
 
     def __call__(self) -> None:
         for g, ps, grads, m, v, steps in self.groups:
             torch._foreach_add_(steps, 1)
-            torch._fused_adam_(ps, grads, m, v, [], steps, amsgrad=False, lr=g["lr"],
-                               beta1=g["betas"][0], beta2=g["betas"][1], weight_decay=0.0,
-                               eps=g["eps"], maximize=False)
+            torch._fused_adam_(
+                ps,
+                grads,
+                m,
+                v,
+                [],
+                steps,
+                amsgrad=False,
+                lr=g["lr"],
+                beta1=g["betas"][0],
+                beta2=g["betas"][1],
+                weight_decay=0.0,
+                eps=g["eps"],
+                maximize=False,
+            )

@@ -42,8 +42,9 @@ class EnsembleLinear(nn.Module):
     ``apply_init`` initialises each member like a plain layer of the same shape.
     """
 
-    def __init__(self, n: int, in_features: int, out_features: int, role: str,
-                 activation: str = "linear"):
+    def __init__(
+        self, n: int, in_features: int, out_features: int, role: str, activation: str = "linear"
+    ):
         super().__init__()
         check_role(role)
         self.ensemble_size = n
@@ -118,8 +119,15 @@ class SquashedGaussianActor(nn.Module):
     ``forward`` returns the pre-squash mean and the clamped log-std, each [B, A].
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], activation: str = "relu",
-                 layer_norm: bool = False, log_std_bounds: tuple[float, float] = (-20.0, 2.0)):
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: list[int],
+        activation: str = "relu",
+        layer_norm: bool = False,
+        log_std_bounds: tuple[float, float] = (-20.0, 2.0),
+    ):
         super().__init__()
         self.trunk = mlp(obs_dim, hidden, None, activation, layer_norm=layer_norm)
         self.mean = RoleLinear(hidden[-1], act_dim, "policy_mean", "tanh")
@@ -135,8 +143,15 @@ class GaussianActor(nn.Module):
     """PPO's policy: trunk -> mean (policy_mean, linear) and a log-std that is either a
     state-independent vector (default) or a layer (both role policy_std)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], activation: str = "tanh",
-                 state_dependent_std: bool = False, layer_norm: bool = False):
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: list[int],
+        activation: str = "tanh",
+        state_dependent_std: bool = False,
+        layer_norm: bool = False,
+    ):
         super().__init__()
         self.trunk = mlp(obs_dim, hidden, None, activation, layer_norm=layer_norm)
         self.mean = RoleLinear(hidden[-1], act_dim, "policy_mean", "linear")

@@ -44,8 +44,14 @@ class RewardScaler:
     """Divides rewards by the running std of each env's discounted return (no mean shift), as
     SB3's VecNormalize and gymnasium's NormalizeReward do; identity when ``enabled`` is False."""
 
-    def __init__(self, num_envs: int, gamma: float, enabled: bool = True, clip: float = 10.0,
-                 eps: float = 1e-8):
+    def __init__(
+        self,
+        num_envs: int,
+        gamma: float,
+        enabled: bool = True,
+        clip: float = 10.0,
+        eps: float = 1e-8,
+    ):
         self.enabled, self.gamma, self.clip, self.eps = enabled, gamma, clip, eps
         self.rms = RunningMeanStd(shape=())
         self.returns = np.zeros(num_envs)
@@ -61,8 +67,12 @@ class RewardScaler:
         return np.clip(reward / np.sqrt(self.rms.var + self.eps), -self.clip, self.clip)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"mean": self.rms.mean, "var": self.rms.var, "count": self.rms.count,
-                "returns": self.returns.copy()}
+        return {
+            "mean": self.rms.mean,
+            "var": self.rms.var,
+            "count": self.rms.count,
+            "returns": self.returns.copy(),
+        }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         self.rms.mean, self.rms.var, self.rms.count = s["mean"], s["var"], s["count"]

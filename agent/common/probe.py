@@ -35,8 +35,9 @@ def ridge_fit(x: Tensor, y: Tensor, alpha: float = 1.0) -> dict[str, Tensor]:
     """Closed-form ridge regression of y [N, D] on x [N, F] (standardised; intercept not
     penalised). Returns the fit {mean, std, weight [F, D], bias [D]} in float64."""
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
-        raise ValueError(f"ridge_fit needs x [N, F] and y [N, D], got {tuple(x.shape)} and "
-                         f"{tuple(y.shape)}")
+        raise ValueError(
+            f"ridge_fit needs x [N, F] and y [N, D], got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     if x.shape[0] < 2:
         raise ValueError(f"ridge_fit needs at least 2 samples, got {x.shape[0]}")
     x, y = x.double(), y.double()
@@ -69,8 +70,7 @@ def r2_score(y: Tensor, pred: Tensor) -> float:
 CV_ALPHAS = (1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5)
 
 
-def cv_alpha(x: Tensor, y: Tensor, alphas: tuple[float, ...] = CV_ALPHAS,
-             folds: int = 5) -> float:
+def cv_alpha(x: Tensor, y: Tensor, alphas: tuple[float, ...] = CV_ALPHAS, folds: int = 5) -> float:
     """The ridge penalty with the lowest K-fold validation error on (x, y).
 
     The folds are contiguous blocks of rows: rows come sequence by sequence, so a fold holds
@@ -92,8 +92,9 @@ def cv_alpha(x: Tensor, y: Tensor, alphas: tuple[float, ...] = CV_ALPHAS,
     return max(a for a, e in zip(alphas, errors.tolist()) if e <= best * (1 + 1e-9))
 
 
-def probe_r2(x_fit: Tensor, y_fit: Tensor, x_score: Tensor, y_score: Tensor,
-             alpha: float | str = 1.0) -> float:
+def probe_r2(
+    x_fit: Tensor, y_fit: Tensor, x_score: Tensor, y_score: Tensor, alpha: float | str = 1.0
+) -> float:
     """R^2 on (x_score, y_score) of a ridge probe fitted on (x_fit, y_fit); ``alpha: "cv"``
     chooses the penalty by cross-validation on the fit set alone (:func:`cv_alpha`)."""
     if alpha == "cv":
@@ -102,8 +103,9 @@ def probe_r2(x_fit: Tensor, y_fit: Tensor, x_score: Tensor, y_score: Tensor,
 
 
 @torch.no_grad()
-def latent_features(model: Any, batch: dict[str, Any], horizons: list[int] | tuple[int, ...],
-                    burn_in: int = 5) -> dict[str, tuple[Tensor, dict[str, Tensor]]]:
+def latent_features(
+    model: Any, batch: dict[str, Any], horizons: list[int] | tuple[int, ...], burn_in: int = 5
+) -> dict[str, tuple[Tensor, dict[str, Tensor]]]:
     """Features and true body state per latent kind, from real sequences.
 
     ``model``: a ``WorldModel``; ``batch``: a replay batch with ``proprio`` {q: [B, T, D]}.
@@ -115,10 +117,14 @@ def latent_features(model: Any, batch: dict[str, Any], horizons: list[int] | tup
         raise ValueError(f"burn_in {burn_in} leaves nothing of sequences of length {T}")
     posts, _ = model.observe(model.batch_obs(batch), action, is_first, sample=False)
     body = batch["proprio"]
-    out = {"post": (model.features(posts)[:, burn_in:].reshape(-1, model.rssm.feat_dim),
-                    {k: v[:, burn_in:].reshape(B * (T - burn_in), -1) for k, v in body.items()})}
+    out = {
+        "post": (
+            model.features(posts)[:, burn_in:].reshape(-1, model.rssm.feat_dim),
+            {k: v[:, burn_in:].reshape(B * (T - burn_in), -1) for k, v in body.items()},
+        )
+    }
     H = max(horizons)
-    starts = posts[:, burn_in:T - 1]  # start states t in [burn_in, T - 1)
+    starts = posts[:, burn_in : T - 1]  # start states t in [burn_in, T - 1)
     n = T - 1 - burn_in
     if n <= 0:
         return out
@@ -137,14 +143,21 @@ def latent_features(model: Any, batch: dict[str, Any], horizons: list[int] | tup
         if not valid.any():
             continue
         feat = model.features(state)[valid]
-        out[f"prior_h{h}"] = (feat, {k: v[:, tgt_c].reshape(B * n, -1)[valid]
-                                     for k, v in body.items()})
+        out[f"prior_h{h}"] = (
+            feat,
+            {k: v[:, tgt_c].reshape(B * n, -1)[valid] for k, v in body.items()},
+        )
     return out
 
 
-def probe_scores(model: Any, fit_batch: dict[str, Any], score_batch: dict[str, Any],
-                 horizons: list[int] | tuple[int, ...] = (1, 5, 15), alpha: float | str = "cv",
-                 burn_in: int = 5) -> dict[str, float]:
+def probe_scores(
+    model: Any,
+    fit_batch: dict[str, Any],
+    score_batch: dict[str, Any],
+    horizons: list[int] | tuple[int, ...] = (1, 5, 15),
+    alpha: float | str = "cv",
+    burn_in: int = 5,
+) -> dict[str, float]:
     """``model/probe/<latent>/<quantity>``: R^2 of a probe fitted on ``fit_batch``'s features and
     scored on ``score_batch``'s (two disjoint sets of real sequences), for the posterior and the
     priors at each horizon, per body quantity in the batches' ``proprio``."""
@@ -158,6 +171,5 @@ def probe_scores(model: Any, fit_batch: dict[str, Any], score_batch: dict[str, A
         if x_fit.shape[0] < 2:
             continue
         for q in y_score:
-            out[f"model/probe/{kind}/{q}"] = probe_r2(x_fit, y_fit[q], x_score, y_score[q],
-                                                      alpha)
+            out[f"model/probe/{kind}/{q}"] = probe_r2(x_fit, y_fit[q], x_score, y_score[q], alpha)
     return out

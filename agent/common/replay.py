@@ -32,15 +32,24 @@ class ReplayBuffer:
     def sample(self, batch: int) -> tuple[torch.Tensor, ...]:
         """(obs [B, O], action [B, A], reward [B], next_obs [B, O], terminated [B]) tensors."""
         idx = self.rng.integers(0, self.size, batch)
-        return tuple(torch.from_numpy(a[idx]) for a in
-                     (self.obs, self.action, self.reward, self.next_obs, self.terminated))
+        return tuple(
+            torch.from_numpy(a[idx])
+            for a in (self.obs, self.action, self.reward, self.next_obs, self.terminated)
+        )
 
     def state_dict(self) -> dict[str, Any]:
         n = self.size
-        return {"obs": self.obs[:n].copy(), "next_obs": self.next_obs[:n].copy(),
-                "action": self.action[:n].copy(), "reward": self.reward[:n].copy(),
-                "terminated": self.terminated[:n].copy(), "size": n, "pos": self.pos,
-                "capacity": self.capacity, "rng": self.rng.bit_generator.state}
+        return {
+            "obs": self.obs[:n].copy(),
+            "next_obs": self.next_obs[:n].copy(),
+            "action": self.action[:n].copy(),
+            "reward": self.reward[:n].copy(),
+            "terminated": self.terminated[:n].copy(),
+            "size": n,
+            "pos": self.pos,
+            "capacity": self.capacity,
+            "rng": self.rng.bit_generator.state,
+        }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         """Restore exactly; into a buffer of another capacity (a run extended to more steps),
@@ -53,9 +62,9 @@ class ReplayBuffer:
             self.size, self.pos = n, pos
         else:
             order = np.roll(np.arange(n), -pos) if n == s["capacity"] else np.arange(n)
-            order = order[-self.capacity:]
+            order = order[-self.capacity :]
             for k in keys:
-                getattr(self, k)[:len(order)] = s[k][order]
+                getattr(self, k)[: len(order)] = s[k][order]
             self.size, self.pos = len(order), len(order) % self.capacity
         self.rng.bit_generator.state = s["rng"]
 
@@ -90,15 +99,24 @@ class SeedBatchedReplay:
         """(obs [K, B, O], action [K, B, A], reward [K, B], next_obs [K, B, O], terminated
         [K, B]); seed k's rows are its own transitions, drawn by its own generator."""
         idx = np.stack([rng.integers(0, self.size, batch) for rng in self.rngs])
-        return tuple(torch.from_numpy(a[self._rows, idx]) for a in
-                     (self.obs, self.action, self.reward, self.next_obs, self.terminated))
+        return tuple(
+            torch.from_numpy(a[self._rows, idx])
+            for a in (self.obs, self.action, self.reward, self.next_obs, self.terminated)
+        )
 
     def state_dict(self) -> dict[str, Any]:
         n = self.size
-        return {"obs": self.obs[:, :n].copy(), "next_obs": self.next_obs[:, :n].copy(),
-                "action": self.action[:, :n].copy(), "reward": self.reward[:, :n].copy(),
-                "terminated": self.terminated[:, :n].copy(), "size": n, "pos": self.pos,
-                "capacity": self.capacity, "rngs": [r.bit_generator.state for r in self.rngs]}
+        return {
+            "obs": self.obs[:, :n].copy(),
+            "next_obs": self.next_obs[:, :n].copy(),
+            "action": self.action[:, :n].copy(),
+            "reward": self.reward[:, :n].copy(),
+            "terminated": self.terminated[:, :n].copy(),
+            "size": n,
+            "pos": self.pos,
+            "capacity": self.capacity,
+            "rngs": [r.bit_generator.state for r in self.rngs],
+        }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         """Restore exactly (same capacity; a run extended to more steps keeps the newest
@@ -111,9 +129,9 @@ class SeedBatchedReplay:
             self.size, self.pos = n, pos
         else:
             order = np.roll(np.arange(n), -pos) if n == s["capacity"] else np.arange(n)
-            order = order[-self.capacity:]
+            order = order[-self.capacity :]
             for k in keys:
-                getattr(self, k)[:, :len(order)] = s[k][:, order]
+                getattr(self, k)[:, : len(order)] = s[k][:, order]
             self.size, self.pos = len(order), len(order) % self.capacity
         for rng, state in zip(self.rngs, s["rngs"], strict=True):
             rng.bit_generator.state = state

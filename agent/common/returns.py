@@ -24,8 +24,9 @@ from __future__ import annotations
 import torch
 
 
-def td0(rewards: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tensor,
-        gamma: float) -> torch.Tensor:
+def td0(
+    rewards: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tensor, gamma: float
+) -> torch.Tensor:
     """One-step TD target: r_t + gamma (1 - terminated_t) V(s_{t+1}).
 
     Shapes: rewards, next_values, terminated [T, ...] -> [T, ...].
@@ -33,9 +34,15 @@ def td0(rewards: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tens
     return rewards + gamma * (1.0 - terminated) * next_values
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
-        terminated: torch.Tensor, gamma: float, lam: float,
-        done: torch.Tensor | None = None) -> torch.Tensor:
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    terminated: torch.Tensor,
+    gamma: float,
+    lam: float,
+    done: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Generalised advantage estimates (Schulman et al. 2016).
 
     delta_t = r_t + gamma (1 - terminated_t) V(s_{t+1}) - V(s_t)
@@ -55,8 +62,14 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
     return adv
 
 
-def lambda_return(rewards: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tensor,
-                  gamma: float, lam: float, done: torch.Tensor | None = None) -> torch.Tensor:
+def lambda_return(
+    rewards: torch.Tensor,
+    next_values: torch.Tensor,
+    terminated: torch.Tensor,
+    gamma: float,
+    lam: float,
+    done: torch.Tensor | None = None,
+) -> torch.Tensor:
     """TD(lambda) returns, the recursive form Dreamer uses on imagined trajectories.
 
     G_t = r_t + gamma (1 - terminated_t) ((1 - lam) V(s_{t+1}) + lam G_{t+1}),
@@ -78,8 +91,9 @@ def lambda_return(rewards: torch.Tensor, next_values: torch.Tensor, terminated: 
     return out
 
 
-def monte_carlo(rewards: torch.Tensor, done: torch.Tensor, gamma: float,
-                last_value: torch.Tensor | None = None) -> torch.Tensor:
+def monte_carlo(
+    rewards: torch.Tensor, done: torch.Tensor, gamma: float, last_value: torch.Tensor | None = None
+) -> torch.Tensor:
     """Discounted reward-to-go within each episode, no bootstrapping inside the segment.
 
     G_t = r_t + gamma (1 - done_t) G_{t+1},   G_T = last_value (0 if None)
@@ -99,9 +113,16 @@ def monte_carlo(rewards: torch.Tensor, done: torch.Tensor, gamma: float,
 ESTIMATORS: tuple[str, ...] = ("lambda_return", "gae", "td0", "monte_carlo")
 
 
-def estimate(name: str, rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
-             continues: torch.Tensor, gamma: float, lam: float,
-             done: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def estimate(
+    name: str,
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    continues: torch.Tensor,
+    gamma: float,
+    lam: float,
+    done: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Value targets and advantages by the estimator ``name``: (targets, advantages), [T, ...].
 
     ``continues[t]`` is the probability that s_{t+1} is not terminal (``1 - terminated``; a
@@ -121,8 +142,9 @@ def estimate(name: str, rewards: torch.Tensor, values: torch.Tensor, next_values
     terminated = 1.0 - continues
     if name == "lambda_return" or name == "monte_carlo":
         cut = torch.zeros_like(rewards) if done is None else done
-        targets = lambda_return(rewards, next_values, terminated, gamma,
-                                1.0 if name == "monte_carlo" else lam, cut)
+        targets = lambda_return(
+            rewards, next_values, terminated, gamma, 1.0 if name == "monte_carlo" else lam, cut
+        )
         return targets, targets - values
     if name == "gae":
         # gae's recursion carries gamma lam (1 - done'); the lambda-return carries
@@ -135,5 +157,7 @@ def estimate(name: str, rewards: torch.Tensor, values: torch.Tensor, next_values
         return targets, targets - values
     from initablate.registry import suggest
 
-    raise ValueError(f"unknown return estimator '{name}'{suggest(name, list(ESTIMATORS))} "
-                     f"(known: {', '.join(ESTIMATORS)})")
+    raise ValueError(
+        f"unknown return estimator '{name}'{suggest(name, list(ESTIMATORS))} "
+        f"(known: {', '.join(ESTIMATORS)})"
+    )

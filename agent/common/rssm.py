@@ -59,15 +59,20 @@ class Latent:
 
     @staticmethod
     def stack(states: list[Latent], dim: int = 1) -> Latent:
-        return Latent(*(torch.stack([getattr(s, k) for s in states], dim)
-                        for k in ("deter", "stoch", "stats")))
+        return Latent(
+            *(
+                torch.stack([getattr(s, k) for s in states], dim)
+                for k in ("deter", "stoch", "stats")
+            )
+        )
 
 
 class RoleGRUCell(nn.GRUCell):
     """torch's fused GRU cell with a role (its gates are sigmoid/tanh: default gain 1)."""
 
-    def __init__(self, input_size: int, hidden_size: int, role: str = "dynamics",
-                 activation: str = "sigmoid"):
+    def __init__(
+        self, input_size: int, hidden_size: int, role: str = "dynamics", activation: str = "sigmoid"
+    ):
         check_role(role)
         super().__init__(input_size, hidden_size)
         self.role = role
@@ -75,6 +80,7 @@ class RoleGRUCell(nn.GRUCell):
 
 
 # --- distributions (pure functions on stats tensors) ---------------------------------------------
+
 
 def kl_gaussian(p: Tensor, q: Tensor) -> Tensor:
     """KL(p || q) of diagonal Gaussians given as [..., 2S] (mean, std), summed over S -> [...]."""
@@ -105,9 +111,18 @@ def entropy_categorical(p: Tensor, classes: int) -> Tensor:
 class RSSM(nn.Module):
     """The recurrent state-space model. Shapes: B batch, T time, E embedding, A action."""
 
-    def __init__(self, embed_dim: int, act_dim: int, deter: int = 200, stoch: int = 30,
-                 discrete: int = 0, hidden: int = 200, activation: str = "elu",
-                 min_std: float = 0.1, unimix: float = 0.01):
+    def __init__(
+        self,
+        embed_dim: int,
+        act_dim: int,
+        deter: int = 200,
+        stoch: int = 30,
+        discrete: int = 0,
+        hidden: int = 200,
+        activation: str = "elu",
+        min_std: float = 0.1,
+        unimix: float = 0.01,
+    ):
         super().__init__()
         self.deter_dim, self.stoch_size, self.classes = deter, stoch, discrete
         self.min_std, self.unimix = min_std, unimix
@@ -180,8 +195,14 @@ class RSSM(nn.Module):
         deter = self.gru(x, state.deter)
         return self.prior_from_deter(deter, sample)
 
-    def observe(self, embed: Tensor, action: Tensor, is_first: Tensor,
-                state: Latent | None = None, sample: bool = True) -> tuple[Latent, Latent]:
+    def observe(
+        self,
+        embed: Tensor,
+        action: Tensor,
+        is_first: Tensor,
+        state: Latent | None = None,
+        sample: bool = True,
+    ) -> tuple[Latent, Latent]:
         """Posteriors and priors along real sequences.
 
         embed [B, T, E]; action [B, T, A] is the action that led to step t; is_first [B, T]
@@ -216,8 +237,13 @@ class RSSM(nn.Module):
         priors = self.prior_from_deter(posts.deter, sample)
         return posts, priors
 
-    def imagine(self, start: Latent, policy: Callable[[Latent], Tensor] | Tensor,
-                horizon: int | None = None, sample: bool = True) -> tuple[Latent, Tensor]:
+    def imagine(
+        self,
+        start: Latent,
+        policy: Callable[[Latent], Tensor] | Tensor,
+        horizon: int | None = None,
+        sample: bool = True,
+    ) -> tuple[Latent, Tensor]:
         """Roll the prior forward from ``start`` [N].
 
         ``policy`` maps a Latent [N] to actions [N, A], or is a fixed action tensor [N, H, A].

@@ -55,12 +55,15 @@ def get_batched(name: str) -> type:
     """The seed-batched class of agent ``name``, or a clear error naming the ones that have one."""
     if name not in batched_agents:
         known = ", ".join(sorted(batched_agents)) or "none"
-        raise RegistryError(f"agent '{name}' cannot train seeds together (seeds_per_trial > 1); "
-                            f"agents that can: {known}. Use seeds_per_trial: 1 for '{name}'")
+        raise RegistryError(
+            f"agent '{name}' cannot train seeds together (seeds_per_trial > 1); "
+            f"agents that can: {known}. Use seeds_per_trial: 1 for '{name}'"
+        )
     return batched_agents[name]
 
 
 # --- stacked layers ----------------------------------------------------------------------------
+
 
 class EnsembleLayerNorm(nn.Module):
     """LayerNorm with one affine pair per seed, on seed-major inputs [K*m, B, h] (m members per
@@ -101,8 +104,10 @@ def _stacked(mod: nn.Module, k: int) -> nn.Module:
             raise ValueError(f"seed batching supports 1-d affine LayerNorm only, got {mod}")
         return EnsembleLayerNorm(k, mod.normalized_shape[0], mod.eps)
     if any(True for _ in mod.parameters(recurse=False)):
-        raise ValueError(f"seed batching cannot stack a {type(mod).__name__} layer (it owns "
-                         "parameters): only RoleLinear, EnsembleLinear and LayerNorm are supported")
+        raise ValueError(
+            f"seed batching cannot stack a {type(mod).__name__} layer (it owns "
+            "parameters): only RoleLinear, EnsembleLinear and LayerNorm are supported"
+        )
     for name, child in mod.named_children():
         setattr(mod, name, _stacked(child, k))
     return mod
@@ -119,11 +124,14 @@ def load_member(stacked: nn.Module, k: int, member: nn.Module) -> None:
 def member_state_dict(stacked: nn.Module, k: int, like: nn.Module) -> dict[str, torch.Tensor]:
     """Seed ``k``'s parameters shaped like the plain module ``like`` (inverse of load_member)."""
     plain = dict(like.named_parameters())
-    return {name: p.detach().reshape(-1, *plain[name].shape)[k].clone()
-            for name, p in stacked.named_parameters()}
+    return {
+        name: p.detach().reshape(-1, *plain[name].shape)[k].clone()
+        for name, p in stacked.named_parameters()
+    }
 
 
 # --- per-seed randomness -----------------------------------------------------------------------
+
 
 class SeedRNG:
     """One torch generator per seed; draws for [K, ...] tensors come from seed k's generator."""
@@ -148,8 +156,9 @@ class SeedRNG:
             g.set_state(s)
 
 
-def squashed_sample(mean: torch.Tensor, log_std: torch.Tensor,
-                    rng: SeedRNG) -> tuple[torch.Tensor, torch.Tensor]:
+def squashed_sample(
+    mean: torch.Tensor, log_std: torch.Tensor, rng: SeedRNG
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``distributions.squashed_sample`` with per-seed noise: ([K, ..., A], [K, ...])."""
     u = mean + rng.randn_like(mean) * log_std.exp()
     logp = normal_log_prob(u, mean, log_std) - tanh_log_det(u)
@@ -157,6 +166,7 @@ def squashed_sample(mean: torch.Tensor, log_std: torch.Tensor,
 
 
 # --- evaluation --------------------------------------------------------------------------------
+
 
 def evaluate_seeds(agent: Any, episodes: int, starts: list[int]) -> np.ndarray:
     """Deterministic episodes of every seed's policy, all stepped together.
@@ -168,15 +178,20 @@ def evaluate_seeds(agent: Any, episodes: int, starts: list[int]) -> np.ndarray:
     k = len(starts)
     envs = [[agent.env_spec.make() for _ in range(episodes)] for _ in starts]
     low, high = envs[0][0].action_space.low, envs[0][0].action_space.high
-    obs = np.stack([np.stack([env.reset(seed=start + i)[0] for i, env in enumerate(row)])
-                    for start, row in zip(starts, envs)])
+    obs = np.stack(
+        [
+            np.stack([env.reset(seed=start + i)[0] for i, env in enumerate(row)])
+            for start, row in zip(starts, envs)
+        ]
+    )
     returns = np.zeros((k, episodes))
     alive = np.ones((k, episodes), dtype=bool)
     while alive.any():
         action, _ = agent.act(obs, None)
         for s, i in zip(*np.nonzero(alive)):
-            o, r, term, trunc, _ = step_env(envs[s][i], action[s, i], low, high,
-                                            f"eval env '{agent.env_spec.id}'")
+            o, r, term, trunc, _ = step_env(
+                envs[s][i], action[s, i], low, high, f"eval env '{agent.env_spec.id}'"
+            )
             obs[s, i] = o
             returns[s, i] += r
             if term or trunc:

@@ -29,16 +29,24 @@ Batch = dict[str, Any]  # obs, action, reward, is_first, is_terminal (, state): 
 def batch_to(batch: Batch, device: torch.device | str) -> Batch:
     """Every tensor of ``batch`` (proprio too) on ``device`` (images stay uint8: 4x less
     to copy; the model converts them)."""
-    return {k: ({n: t.to(device) for n, t in v.items()} if isinstance(v, dict) else v.to(device))
-            for k, v in batch.items()}
+    return {
+        k: ({n: t.to(device) for n, t in v.items()} if isinstance(v, dict) else v.to(device))
+        for k, v in batch.items()
+    }
 
 
 class SequenceReplay:
     """A ring buffer of steps; ``sample`` returns batches of fixed-length sequences."""
 
-    def __init__(self, capacity: int, obs_dim: int | tuple[int, ...], act_dim: int,
-                 proprio_dims: dict[str, int] | None = None, seed: int = 0,
-                 state_dim: int = 0):
+    def __init__(
+        self,
+        capacity: int,
+        obs_dim: int | tuple[int, ...],
+        act_dim: int,
+        proprio_dims: dict[str, int] | None = None,
+        seed: int = 0,
+        state_dim: int = 0,
+    ):
         """``obs_dim``: a vector's size (float32), or an image's shape [3, H, W] (stored uint8);
         ``state_dim`` > 0 also stores a state vector per step (pixels+state)."""
         if capacity < 1:
@@ -52,15 +60,23 @@ class SequenceReplay:
         self.reward = np.zeros(capacity, np.float32)
         self.is_first = np.zeros(capacity, bool)
         self.is_terminal = np.zeros(capacity, bool)
-        self.proprio = {k: np.zeros((capacity, d), np.float32)
-                        for k, d in (proprio_dims or {}).items()}
+        self.proprio = {
+            k: np.zeros((capacity, d), np.float32) for k, d in (proprio_dims or {}).items()
+        }
         self.size = 0
         self.pos = 0
         self.episodes = 0  # episodes begun (is_first steps added), including overwritten ones
         self.rng = np.random.default_rng(seed)
 
-    def add(self, obs: np.ndarray | dict, action: np.ndarray, reward: float, is_first: bool,
-            is_terminal: bool, proprio: dict[str, np.ndarray] | None = None) -> None:
+    def add(
+        self,
+        obs: np.ndarray | dict,
+        action: np.ndarray,
+        reward: float,
+        is_first: bool,
+        is_terminal: bool,
+        proprio: dict[str, np.ndarray] | None = None,
+    ) -> None:
         """Append one step (see the module docstring for what each field means); ``obs`` is
         ``{"pixels", "state"}`` for a buffer with a state."""
         i = self.pos
@@ -80,8 +96,14 @@ class SequenceReplay:
     def can_sample(self, length: int) -> bool:
         return self.size >= length
 
-    def sample(self, batch: int, length: int, rng: np.random.Generator | None = None,
-               window: tuple[float, float] = (0.0, 1.0), tiled: bool = False) -> Batch:
+    def sample(
+        self,
+        batch: int,
+        length: int,
+        rng: np.random.Generator | None = None,
+        window: tuple[float, float] = (0.0, 1.0),
+        tiled: bool = False,
+    ) -> Batch:
         """``batch`` sequences of ``length`` consecutive steps, uniformly over start positions.
 
         ``window`` (lo, hi): only sequences lying inside that fraction of the stored steps,
@@ -99,8 +121,9 @@ class SequenceReplay:
         oldest = self.pos if self.size == self.capacity else 0
         lo, hi = int(window[0] * self.size), int(window[1] * self.size)
         if hi - lo < length:
-            raise ValueError(f"window {window} of {self.size} steps holds no sequence of "
-                             f"length {length}")
+            raise ValueError(
+                f"window {window} of {self.size} steps holds no sequence of length {length}"
+            )
         if tiled:
             starts = np.arange(lo, hi - length + 1, length)
             if len(starts) > batch:
@@ -133,9 +156,12 @@ class SequenceReplay:
     def state_dict(self) -> dict[str, Any]:
         """The stored steps oldest first, so a buffer of another capacity can load them."""
         idx = self._logical()
-        out = {**{k: getattr(self, k)[idx] for k in self._ARRAYS},
-               "proprio": {k: v[idx] for k, v in self.proprio.items()},
-               "episodes": self.episodes, "rng": self.rng.bit_generator.state}
+        out = {
+            **{k: getattr(self, k)[idx] for k in self._ARRAYS},
+            "proprio": {k: v[idx] for k, v in self.proprio.items()},
+            "episodes": self.episodes,
+            "rng": self.rng.bit_generator.state,
+        }
         if self.state is not None:
             out["state"] = self.state[idx]
         return out
@@ -144,8 +170,10 @@ class SequenceReplay:
         """Load a checkpoint (of any capacity: a longer run may resume a shorter one; a smaller
         buffer keeps the newest steps)."""
         if set(s["proprio"]) != set(self.proprio):
-            raise ValueError(f"checkpointed buffer has proprio targets {sorted(s['proprio'])}, "
-                             f"this one {sorted(self.proprio)}")
+            raise ValueError(
+                f"checkpointed buffer has proprio targets {sorted(s['proprio'])}, "
+                f"this one {sorted(self.proprio)}"
+            )
         n = min(len(s["reward"]), self.capacity)
         if (self.state is None) != ("state" not in s):
             raise ValueError("checkpointed buffer and this one disagree on storing states")

@@ -51,8 +51,10 @@ def table(agent: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, entry in doc.items():
         if not isinstance(entry, dict) or not entry:
-            raise PresetError(f"{where}: {name}: must be a non-empty mapping of dotted config "
-                              f"keys to values, got {entry!r}")
+            raise PresetError(
+                f"{where}: {name}: must be a non-empty mapping of dotted config "
+                f"keys to values, got {entry!r}"
+            )
         for key in entry:
             if key in ("agent", "env", "seed", "seeds", "preset"):
                 raise PresetError(f"{where}: {name}: a preset cannot set '{key}'")
@@ -81,8 +83,9 @@ def resolve(agent: str, env: str, preset: str = AUTO) -> tuple[str, dict[str, An
     known = ", ".join(entries) or "none: this agent has no preset file"
     close = difflib.get_close_matches(preset, entries, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    raise PresetError(f"unknown preset '{preset}' for agent '{agent}' (known: {known}, or "
-                      f"'auto' / 'none'){hint}")
+    raise PresetError(
+        f"unknown preset '{preset}' for agent '{agent}' (known: {known}, or 'auto' / 'none'){hint}"
+    )
 
 
 def lookup(agent: str, env: str) -> dict[str, Any]:
