@@ -46,6 +46,15 @@ class Agent:
         self.device = resolve_device(cfg.device, self.devices)
 
     # --- construction ------------------------------------------------------------------------
+    def open_env(self) -> tuple[int, int]:
+        """The training env (``env``; action bounds ``low``, ``high``) reset with the trial's
+        seed (``obs``), and the episode counters; returns (obs_dim, act_dim) of a vector env."""
+        self.env = self.env_spec.make()
+        self.low, self.high = self.env.action_space.low, self.env.action_space.high
+        self.obs, _ = self.env.reset(seed=self.cfg.seed)
+        self.episode_return, self.completed_returns = 0.0, []
+        return self.env.observation_space.shape[0], self.env.action_space.shape[0]
+
     def networks(self) -> dict[str, nn.Module]:
         """Every module whose layers the init spec applies to, by name."""
         raise NotImplementedError

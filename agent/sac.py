@@ -75,11 +75,7 @@ class SAC(Agent):
         super().__init__(cfg)
         c: SACConfig = cfg.section("sac")
         self.c = c
-        self.env = self.env_spec.make()
-        self.low, self.high = self.env.action_space.low, self.env.action_space.high
-        obs_dim, act_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
-        self.obs, _ = self.env.reset(seed=cfg.seed)
-        self.episode_return, self.completed_returns = 0.0, []
+        obs_dim, act_dim = self.open_env()
         self.actor, self.critic = self.build_networks(obs_dim, act_dim)
         self._learner(torch.tensor(float(np.log(c.init_alpha)), requires_grad=True), act_dim)
         self.buffer = ReplayBuffer(
@@ -288,7 +284,8 @@ class SAC(Agent):
         actions, logp = self._squashed(mean, log_std)
         return actions, logp, mean, log_std, self.critic(_pair(obs, actions))
 
-    def state_dict(self) -> dict[str, Any]:
+    def _learner_state(self) -> dict[str, Any]:
+        """Networks, temperature, optimiser and replay: the checkpoint's learner part."""
         return {
             "actor": self.actor.state_dict(),
             "critic": self.critic.state_dict(),
@@ -296,6 +293,20 @@ class SAC(Agent):
             "log_alpha": self.log_alpha.data,
             "opt": self.opt.state_dict(),
             "buffer": self.buffer.state_dict(),
+        }
+
+    def _load_learner(self, s: dict[str, Any]) -> None:
+        self.fast.invalidate()  # the optimiser's state tensors are replaced
+        self.actor.load_state_dict(s["actor"])
+        self.critic.load_state_dict(s["critic"])
+        self.critic_target.load_state_dict(s["critic_target"])
+        self.log_alpha.data.copy_(s["log_alpha"])
+        self.opt.load_state_dict(s["opt"])
+        self.buffer.load_state_dict(s["buffer"])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self._learner_state(),
             "env": snapshot(self.env),
             "obs": self.obs,
             "episode_return": self.episode_return,
@@ -305,13 +316,7 @@ class SAC(Agent):
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
-        self.fast.invalidate()  # the optimiser's state tensors are replaced
-        self.actor.load_state_dict(s["actor"])
-        self.critic.load_state_dict(s["critic"])
-        self.critic_target.load_state_dict(s["critic_target"])
-        self.log_alpha.data.copy_(s["log_alpha"])
-        self.opt.load_state_dict(s["opt"])
-        self.buffer.load_state_dict(s["buffer"])
+        self._load_learner(s)
         restore(self.env, s["env"])
         self.obs, self.episode_return = s["obs"], s["episode_return"]
         self.completed_returns = list(s["completed_returns"])
@@ -450,12 +455,7 @@ class SeedBatchedSAC(SAC):
     def state_dict(self) -> dict[str, Any]:
         return {
             "seeds": self.seeds,
-            "actor": self.actor.state_dict(),
-            "critic": self.critic.state_dict(),
-            "critic_target": self.critic_target.state_dict(),
-            "log_alpha": self.log_alpha.data,
-            "opt": self.opt.state_dict(),
-            "buffer": self.buffer.state_dict(),
+            **self._learner_state(),
             "envs": [snapshot(e) for e in self.envs],
             "obs": self.obs,
             "episode_return": self.episode_return,
@@ -468,12 +468,7 @@ class SeedBatchedSAC(SAC):
     def load_state_dict(self, s: dict[str, Any]) -> None:
         if list(s["seeds"]) != self.seeds:
             raise ValueError(f"checkpoint of seeds {s['seeds']} cannot continue seeds {self.seeds}")
-        self.actor.load_state_dict(s["actor"])
-        self.critic.load_state_dict(s["critic"])
-        self.critic_target.load_state_dict(s["critic_target"])
-        self.log_alpha.data.copy_(s["log_alpha"])
-        self.opt.load_state_dict(s["opt"])
-        self.buffer.load_state_dict(s["buffer"])
+        self._load_learner(s)
         for env, snap in zip(self.envs, s["envs"], strict=True):
             restore(env, snap)
         self.obs, self.episode_return = s["obs"].copy(), s["episode_return"].copy()

@@ -114,11 +114,7 @@ class TD3(Agent):
         super().__init__(cfg)
         c: TD3Config = cfg.section("td3")
         self.c = c
-        self.env = self.env_spec.make()
-        self.low, self.high = self.env.action_space.low, self.env.action_space.high
-        obs_dim, act_dim = self.env.observation_space.shape[0], self.env.action_space.shape[0]
-        self.obs, _ = self.env.reset(seed=cfg.seed)
-        self.episode_return, self.completed_returns = 0.0, []
+        obs_dim, act_dim = self.open_env()
         self.actor = DeterministicActor(obs_dim, act_dim, c.hidden, c.activation, c.layer_norm)
         # both Q heads in one ensemble MLP: [2, B, O + A] -> [2, B, 1]
         self.critic = mlp(
