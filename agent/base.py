@@ -17,8 +17,9 @@ from agent.common.envs import EnvSpec, get_env
 from agent.config import TrialConfig
 from init_schemes import apply_init
 
-#: the run every agent's ``smoke`` config starts from: a few seconds on one CPU thread (the agent
-#: contract, tests/test_agent_contract.py, runs, resumes and checkpoints it)
+#: the run every agent's ``smoke`` config starts from. Each agent class exports ``smoke``, dotted
+#: overrides for a run of a few seconds on one CPU thread: the agent contract
+#: (tests/test_agent_contract.py) runs, resumes and checkpoints every registered agent on it
 SMOKE_RUN: dict[str, Any] = {
     "env": "Pendulum-v1",
     "preset": "none",

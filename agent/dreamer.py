@@ -116,8 +116,7 @@ STATS = ("loss/actor", "loss/critic", "train/entropy", "train/value", "imagine/r
 class Dreamer(ModelBasedAgent):
     Config = DreamerConfig
     sections = ("dreamer", "world_model")
-    #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
-    #: tests/test_agent_contract.py runs, resumes and checkpoints it)
+    #: the agent contract's run (agent.base.SMOKE_RUN)
     smoke: ClassVar[dict[str, Any]] = {
         **SMOKE_WORLD_MODEL,
         "dreamer.hidden": [16, 16],

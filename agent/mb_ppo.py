@@ -75,8 +75,7 @@ class PPOBatch:
 class MBPPO(ModelBasedAgent):
     Config = MBPPOConfig
     sections = ("mb_ppo", "world_model")
-    #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
-    #: tests/test_agent_contract.py runs, resumes and checkpoints it)
+    #: the agent contract's run (agent.base.SMOKE_RUN)
     smoke: ClassVar[dict[str, Any]] = {
         **SMOKE_WORLD_MODEL,
         "world_model.proprio": ["ee_pos"],

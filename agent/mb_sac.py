@@ -133,8 +133,7 @@ def soft_return(
 class MBSAC(ModelBasedAgent):
     Config = MBSACConfig
     sections = ("mb_sac", "world_model")
-    #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
-    #: tests/test_agent_contract.py runs, resumes and checkpoints it)
+    #: the agent contract's run (agent.base.SMOKE_RUN)
     smoke: ClassVar[dict[str, Any]] = {
         **SMOKE_WORLD_MODEL,
         "mb_sac.hidden": [16, 16],

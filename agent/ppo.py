@@ -56,8 +56,7 @@ PENDULUM: dict[str, Any] = {
 class PPO(Agent):
     Config = PPOConfig
     sections = ("ppo",)
-    #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
-    #: tests/test_agent_contract.py runs, resumes and checkpoints it).
+    #: the agent contract's run (agent.base.SMOKE_RUN)
     #: Evaluations fall mid-rollout (2 envs x 64 steps); 300 steps cross a time limit
     smoke: ClassVar[dict[str, Any]] = {
         **SMOKE_RUN,

@@ -62,8 +62,7 @@ STATS = ("loss/critic", "loss/actor", "loss/alpha", "train/entropy", "train/q")
 class SAC(Agent):
     Config = SACConfig
     sections = ("sac",)
-    #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
-    #: tests/test_agent_contract.py runs, resumes and checkpoints it)
+    #: the agent contract's run (agent.base.SMOKE_RUN)
     smoke: ClassVar[dict[str, Any]] = {
         **SMOKE_RUN,
         "sac.hidden": [32, 32],

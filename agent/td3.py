@@ -101,8 +101,7 @@ class DeterministicActor(torch.nn.Module):
 class TD3(Agent):
     Config = TD3Config
     sections = ("td3",)
-    #: a run of a few seconds on one CPU thread, as dotted overrides (the agent contract of
-    #: tests/test_agent_contract.py runs, resumes and checkpoints it)
+    #: the agent contract's run (agent.base.SMOKE_RUN)
     smoke: ClassVar[dict[str, Any]] = {
         **SMOKE_RUN,
         "td3.hidden": [32, 32],
