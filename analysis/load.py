@@ -275,7 +275,7 @@ def load_init_diagnostics(
         path = trial_path(info.path, trial["trial_id"]) / INIT_DIAGNOSTICS_FILE
         if not path.is_file() or trial["state"] == "damaged":
             continue
-        diag = _read_json(path, what="init_diagnostics.json", missing_ok=True)
+        diag = _read_json(path, what=INIT_DIAGNOSTICS_FILE, missing_ok=True)
         if not isinstance(diag, Mapping):
             continue
         base = {k: trial[k] for k in ("trial_id", "env", "state", *keys)}
@@ -380,7 +380,7 @@ def _scan_trials(info: SweepInfo) -> list[dict[str, Any]]:
 def _trial_config(info: SweepInfo, trial_id: str) -> dict[str, Any]:
     """The trial's config.json, or its entry in sweep_resolved.json if not written yet."""
     path = trial_path(info.path, trial_id) / CONFIG_FILE
-    config = _read_json(path, what="config.json", missing_ok=True) if path.is_file() else None
+    config = _read_json(path, what=CONFIG_FILE, missing_ok=True) if path.is_file() else None
     if not isinstance(config, Mapping):
         planned = {str(t.get("trial_id")): t.get("config") for t in info.planned_trials}
         config = planned.get(str(trial_id)) or {}

@@ -181,21 +181,18 @@ def _count_option(values: dict, key: str, default: int) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from agent import build_config, run_trial
     from sweeps.overrides import parse_overrides
+    from sweeps.trialdir import METRICS_FILE, has_checkpoint
 
     cfg = build_config(parse_overrides(args.overrides))
     out = Path(args.out or f"runs/{cfg.agent}_{cfg.env}_seed{cfg.seed}")
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out} is a file; give a directory for the trial's results")
-    if (
-        args.resume
-        and (out / "metrics.csv").exists()
-        and not any((out / "checkpoints" / n).exists() for n in ("state.pt", "state.prev.pt"))
-    ):
+    if args.resume and (out / METRICS_FILE).exists() and not has_checkpoint(out):
         raise CLIError(
             f"{out} holds a run but no checkpoint to resume from (was it run with "
             "checkpoint_every=0?); nothing was changed. --force starts it over"
         )
-    if (out / "metrics.csv").exists() and not args.resume:
+    if (out / METRICS_FILE).exists() and not args.resume:
         if not args.force:
             raise CLIError(
                 f"{out} already holds a run; pass --resume to continue it or --force to start over"
