@@ -274,7 +274,20 @@ def plot_slices(
 
 def compose(doc: Any, result: TuningResult, figure_dir: str = "report/figures") -> None:
     """Append the "Tuning cost" section to a report document (``h``, ``p``, ``table``,
-    ``figure``)."""
+    ``figure``): what was searched, the expected best score, the families at equal real data,
+    sensitivity across envs and per knob, and the files holding the numbers."""
+    _intro(doc, result)
+    if result.runs.empty:
+        doc.p("No finished runs yet.")
+        return
+    _expected_best(doc, result, figure_dir)
+    _equal_data(doc, result)
+    _phi(doc, result)
+    _knobs(doc, result, figure_dir)
+    _files(doc, result)
+
+
+def _intro(doc: Any, result: TuningResult) -> None:
     doc.h(2, "Tuning cost (random search)")
     n_runs, n_configs = len(result.runs), result.runs["config"].nunique()
     doc.p(
@@ -292,9 +305,9 @@ def compose(doc: Any, result: TuningResult, figure_dir: str = "report/figures") 
         "uncertainty of having drawn only these configurations: with few of them the curves "
         "are indicative."
     )
-    if result.runs.empty:
-        doc.p("No finished runs yet.")
-        return
+
+
+def _expected_best(doc: Any, result: TuningResult, figure_dir: str) -> None:
     curves = result.curves
     last = curves.sort_values("n", kind="stable").groupby(["family", "env"], sort=False).tail(1)
     envs = list(pd.unique(curves["env"]))
@@ -336,6 +349,9 @@ def compose(doc: Any, result: TuningResult, figure_dir: str = "report/figures") 
     for name, caption in result.figures:
         if name.startswith("tuning_expected"):
             doc.figure(f"{figure_dir}/{name}", caption)
+
+
+def _equal_data(doc: Any, result: TuningResult) -> None:
     if not result.equal_data.empty:
         doc.p(
             "**At equal real data, tuning included.** Each family's expected best score when "
@@ -358,6 +374,9 @@ def compose(doc: Any, result: TuningResult, figure_dir: str = "report/figures") 
                 for _, r in result.equal_data.iterrows()
             ],
         )
+
+
+def _phi(doc: Any, result: TuningResult) -> None:
     if result.phi is not None and not result.phi.empty:
         doc.p(
             "**Sensitivity across envs (Adkins et al.).** Scores percentile-normalised per "
@@ -394,6 +413,9 @@ def compose(doc: Any, result: TuningResult, figure_dir: str = "report/figures") 
             "Sensitivity Phi (Adkins et al.) needs the same configurations in two or more "
             "envs; this run has one."
         )
+
+
+def _knobs(doc: Any, result: TuningResult, figure_dir: str) -> None:
     if not result.sensitivity.empty:
         doc.p(
             "**Per-knob sensitivity.** Share of the variance of the configurations' scores "
@@ -418,6 +440,9 @@ def compose(doc: Any, result: TuningResult, figure_dir: str = "report/figures") 
     for name, caption in result.figures:
         if name.startswith("tuning_slices"):
             doc.figure(f"{figure_dir}/{name}", caption)
+
+
+def _files(doc: Any, result: TuningResult) -> None:
     doc.p(
         "The numbers: `report/tuning_curves.csv` (expected best per n), "
         "`report/tuning_equal_data.csv`, `report/tuning_configs.csv` (one row per "
