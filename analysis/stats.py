@@ -954,23 +954,7 @@ def paired_poi_table(
     tasks_of = {"all": labelled} if stratify is None else dict(list(labelled.groupby(stratify)))
     rows = []
     for a, b in wanted:
-        wins, diffs, n_pairs = [], [], 0
-        for sub in tasks_of.values():
-            xa, xb = sub[sub["_group"] == a], sub[sub["_group"] == b]
-            if xa.empty or xb.empty:
-                continue
-            matched = _match_runs(xa, xb, cluster, match, value)
-            if matched.empty:
-                wins, diffs = [], []
-                break
-            better = (matched["va"] > matched["vb"]) if higher else (matched["va"] < matched["vb"])
-            matched = matched.assign(
-                w=better + 0.5 * (matched["va"] == matched["vb"]), d=matched["va"] - matched["vb"]
-            )
-            per_seed = matched.groupby(cluster)[["w", "d"]].mean()
-            wins.append(per_seed["w"].to_dict())
-            diffs.append(per_seed["d"].to_dict())
-            n_pairs += len(matched)
+        wins, diffs, n_pairs = _seed_outcomes(tasks_of, a, b, cluster, match, value, higher)
         un = unpaired.loc[(a, b)]
         row = {
             "a": a,
@@ -997,23 +981,67 @@ def paired_poi_table(
         rows.append(row)
     table = pd.DataFrame(rows, columns=_PAIRED_COLUMNS[:-2])
     if mirror and len(table):
-        flipped = table.copy()
-        flipped["a"], flipped["b"] = table["b"], table["a"]
-        for p, lo, hi in (("p", "low", "high"), ("p_unpaired", "low_unpaired", "high_unpaired")):
-            flipped[p], flipped[lo], flipped[hi] = 1 - table[p], 1 - table[hi], 1 - table[lo]
-        flipped["diff"], flipped["diff_low"], flipped["diff_high"] = (
-            -table["diff"],
-            -table["diff_high"],
-            -table["diff_low"],
+        table = _with_mirrored(table, labels)
+    table["supported"] = _supported(table, higher)
+    table["agree"] = _same_verdict(table)
+    return table[_PAIRED_COLUMNS]
+
+
+def _seed_outcomes(
+    tasks_of: dict[Any, pd.DataFrame],
+    a: str,
+    b: str,
+    cluster: str,
+    match: Sequence[str],
+    value: str,
+    higher: bool,
+) -> tuple[list[dict], list[dict], int]:
+    """Per task, each matched seed's win share of A over B (ties count half) and mean difference
+    A - B: (wins, diffs, matched pairs). Empty lists if some task has runs of both groups that
+    match on nothing (the comparison is then unpaired)."""
+    wins, diffs, n_pairs = [], [], 0
+    for sub in tasks_of.values():
+        xa, xb = sub[sub["_group"] == a], sub[sub["_group"] == b]
+        if xa.empty or xb.empty:
+            continue
+        matched = _match_runs(xa, xb, cluster, match, value)
+        if matched.empty:
+            return [], [], n_pairs
+        better = (matched["va"] > matched["vb"]) if higher else (matched["va"] < matched["vb"])
+        matched = matched.assign(
+            w=better + 0.5 * (matched["va"] == matched["vb"]), d=matched["va"] - matched["vb"]
         )
-        flipped["wins"], flipped["losses"] = table["losses"], table["wins"]
-        rank = {v: i for i, v in enumerate(labels)}
-        table = pd.concat([table, flipped], ignore_index=True).sort_values(
-            by=["a", "b"], key=lambda c: c.map(rank), kind="stable"
-        )
-        table = table.reset_index(drop=True)
-    # paired: P's CI excludes 0.5 and the mean difference's CI excludes 0 on the same side (a
-    # consistent but negligible edge with the mean pointing the other way is no support)
+        per_seed = matched.groupby(cluster)[["w", "d"]].mean()
+        wins.append(per_seed["w"].to_dict())
+        diffs.append(per_seed["d"].to_dict())
+        n_pairs += len(matched)
+    return wins, diffs, n_pairs
+
+
+def _with_mirrored(table: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """The table with every pair (a, b) also as (b, a): P and its CI flipped around 0.5, the
+    difference negated, wins and losses swapped; ordered by the group labels."""
+    flipped = table.copy()
+    flipped["a"], flipped["b"] = table["b"], table["a"]
+    for p, lo, hi in (("p", "low", "high"), ("p_unpaired", "low_unpaired", "high_unpaired")):
+        flipped[p], flipped[lo], flipped[hi] = 1 - table[p], 1 - table[hi], 1 - table[lo]
+    flipped["diff"], flipped["diff_low"], flipped["diff_high"] = (
+        -table["diff"],
+        -table["diff_high"],
+        -table["diff_low"],
+    )
+    flipped["wins"], flipped["losses"] = table["losses"], table["wins"]
+    rank = {v: i for i, v in enumerate(labels)}
+    table = pd.concat([table, flipped], ignore_index=True).sort_values(
+        by=["a", "b"], key=lambda c: c.map(rank), kind="stable"
+    )
+    return table.reset_index(drop=True)
+
+
+def _supported(table: pd.DataFrame, higher: bool) -> np.ndarray:
+    """Whether each row's verdict is supported. Paired: P's CI excludes 0.5, the mean
+    difference's CI excludes 0 on the same side (a consistent but negligible edge with the mean
+    pointing the other way is no support) and every task has enough seeds; unpaired: its own."""
     a_better = (table["low"] > 0.5) & (
         (table["diff_low"] > 0) if higher else (table["diff_high"] < 0)
     )
@@ -1021,11 +1049,9 @@ def paired_poi_table(
         (table["diff_high"] < 0) if higher else (table["diff_low"] > 0)
     )
     paired_rule = (a_better | b_better) & (table["n_min"] >= MIN_SEEDS_FOR_SUPPORT)
-    table["supported"] = np.where(
+    return np.where(
         table["analysis"] == "paired", paired_rule, table["supported_unpaired"].astype(bool)
     ).astype(bool)
-    table["agree"] = _same_verdict(table)
-    return table[_PAIRED_COLUMNS]
 
 
 _PAIRED_COLUMNS = [
