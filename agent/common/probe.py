@@ -155,7 +155,7 @@ def probe_scores(
     fit_batch: dict[str, Any],
     score_batch: dict[str, Any],
     horizons: list[int] | tuple[int, ...] = (1, 5, 15),
-    alpha: float | str = "cv",
+    alpha: float | str = 1.0,
     burn_in: int = 5,
 ) -> dict[str, float]:
     """``model/probe/<latent>/<quantity>``: R^2 of a probe fitted on ``fit_batch``'s features and
