@@ -13,7 +13,7 @@ import torch
 from pydantic import BaseModel
 from torch import nn
 
-from agent.common.envs import EnvSpec, get_env
+from agent.common.envs import EnvSpec, get_env, restore, snapshot
 from agent.config import TrialConfig
 from init_schemes import apply_init
 
@@ -55,6 +55,20 @@ class Agent:
         self.obs, _ = self.env.reset(seed=self.cfg.seed)
         self.episode_return, self.completed_returns = 0.0, []
         return self.env.observation_space.shape[0], self.env.action_space.shape[0]
+
+    def env_state(self) -> dict[str, Any]:
+        """The checkpoint's part of what :meth:`open_env` set up."""
+        return {
+            "env": snapshot(self.env),
+            "obs": self.obs,
+            "episode_return": self.episode_return,
+            "completed_returns": self.completed_returns,
+        }
+
+    def load_env_state(self, s: dict[str, Any]) -> None:
+        restore(self.env, s["env"])
+        self.obs, self.episode_return = s["obs"], s["episode_return"]
+        self.completed_returns = list(s["completed_returns"])
 
     def networks(self) -> dict[str, nn.Module]:
         """Every module whose layers the init spec applies to, by name."""

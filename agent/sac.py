@@ -306,19 +306,14 @@ class SAC(Agent):
     def state_dict(self) -> dict[str, Any]:
         return {
             **self._learner_state(),
-            "env": snapshot(self.env),
-            "obs": self.obs,
-            "episode_return": self.episode_return,
-            "completed_returns": self.completed_returns,
+            **self.env_state(),
             "np_rng": self.np_rng.bit_generator.state,
             "updates": self.updates,
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         self._load_learner(s)
-        restore(self.env, s["env"])
-        self.obs, self.episode_return = s["obs"], s["episode_return"]
-        self.completed_returns = list(s["completed_returns"])
+        self.load_env_state(s)
         self.np_rng.bit_generator.state = s["np_rng"]
         self.updates = s["updates"]
 

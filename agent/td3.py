@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from agent.base import SMOKE_RUN, Agent, to_tensor
-from agent.common.envs import restore, snapshot, step_env
+from agent.common.envs import step_env
 from agent.common.networks import EnsembleLinear, mlp
 from agent.common.replay import ReplayBuffer
 from agent.config import TrialConfig
@@ -266,10 +266,7 @@ class TD3(Agent):
             "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(),
             "buffer": self.buffer.state_dict(),
-            "env": snapshot(self.env),
-            "obs": self.obs,
-            "episode_return": self.episode_return,
-            "completed_returns": self.completed_returns,
+            **self.env_state(),
             "np_rng": self.np_rng.bit_generator.state,
             "updates": self.updates,
         }
@@ -282,8 +279,6 @@ class TD3(Agent):
         self.actor_opt.load_state_dict(s["actor_opt"])
         self.critic_opt.load_state_dict(s["critic_opt"])
         self.buffer.load_state_dict(s["buffer"])
-        restore(self.env, s["env"])
-        self.obs, self.episode_return = s["obs"], s["episode_return"]
-        self.completed_returns = list(s["completed_returns"])
+        self.load_env_state(s)
         self.np_rng.bit_generator.state = s["np_rng"]
         self.updates = s["updates"]
