@@ -75,6 +75,8 @@ def write_report(
     dpi: int = 150,
     html_images: str = "inline",
     strict: bool = False,
+    also: Sequence[str] | None = None,
+    versus: str | None = None,
 ) -> Path:
     """Analyse a sweep directory and write ``report.md``, ``report.html`` and ``report/``.
 
@@ -107,6 +109,11 @@ def write_report(
         formats: figure file formats; the first must be ``png`` (report.md and the HTML show
             the PNGs); ``svg`` adds vector copies linked from report.md.
         dpi: resolution of the PNG figures.
+        also: more metrics to tabulate (shell-style patterns over the metric columns): each
+            group's final value and its paired difference from ``versus``, with CIs, in an
+            exploratory section and ``report/other_metrics.csv``.
+        versus: the group label ``also`` compares with (default: the best group by the
+            declared score, per env).
         html_images: ``"inline"`` embeds the PNGs in report.html (one self-contained file);
             ``"link"`` refers to them under ``report/figures/`` (a small file, e.g. to commit).
 
@@ -140,7 +147,11 @@ def write_report(
         dpi=dpi,
         inline_images=html_images == "inline",
         strict=strict,
-        command=command_line(group, threshold, metric, mode, last_k, up_to, out_dir, seeds),
+        also=tuple(also or ()),
+        versus=versus,
+        command=command_line(
+            group, threshold, metric, mode, last_k, up_to, out_dir, seeds, also, versus
+        ),
         started=started,
     )
     bar = tqdm(
@@ -212,6 +223,8 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             dpi=getattr(args, "dpi", 150),
             html_images=getattr(args, "html_images", "inline"),
             strict=getattr(args, "strict", False),
+            also=getattr(args, "also", None),
+            versus=getattr(args, "versus", None),
         )
     except AnalysisError as err:
         print(f"sweep report: error: {err}", file=sys.stderr)

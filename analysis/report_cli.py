@@ -55,6 +55,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "exploratory)",
     )
     parser.add_argument(
+        "--also",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="METRIC",
+        help="also tabulate these metrics (shell-style patterns, e.g. 'model/probe/*'): each "
+        "group's final value and its per-seed difference from the --versus group, with CIs "
+        "(exploratory: no verdicts)",
+    )
+    parser.add_argument(
+        "--versus",
+        default=None,
+        metavar="GROUP",
+        help="the group --also compares with, as the report labels it (e.g. '[]' or 'fanin / "
+        "small_outputs'; default: the best group by the declared score)",
+    )
+    parser.add_argument(
         "--reps", type=int, default=2000, help="bootstrap resamples for CIs (default 2000)"
     )
     parser.add_argument(

@@ -65,6 +65,7 @@ class ReportContext:
     auc_norm: pd.DataFrame = field(default_factory=pd.DataFrame)
     poi_auc: pd.DataFrame = field(default_factory=pd.DataFrame)
     vs_best_auc: dict[str, pd.DataFrame] = field(default_factory=dict)
+    other: pd.DataFrame = field(default_factory=pd.DataFrame)  # --also: other_metrics.csv
     tuning: Any = None  # analysis.tuning_report.TuningResult (sweeps with `search:`)
     diag_note: str = ""  # why there is no init-diagnostics section
 

@@ -82,6 +82,8 @@ def command_line(
     up_to: float | None,
     out_dir: str | Path | None,
     seeds: Sequence[int] | None = None,
+    also: Sequence[str] | None = None,
+    versus: str | None = None,
 ) -> str:
     """The ``sweep report`` options that shape the numbers (so a report says how it was made)."""
     parts = ["sweep report"]
@@ -99,6 +101,10 @@ def command_line(
         parts.append(f"--up-to {up_to:g}")
     if seeds is not None:
         parts.append("--seeds " + " ".join(str(x) for x in seeds))
+    if also:
+        parts.append("--also " + " ".join(f"'{m}'" for m in also))
+    if versus is not None:
+        parts.append(f"--versus '{versus}'")
     if out_dir is not None:
         parts.append(f"--out {out_dir}")
     return " ".join(parts)

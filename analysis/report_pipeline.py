@@ -7,6 +7,7 @@ the stages of its progress bar (:data:`STAGES`).
 
 from __future__ import annotations
 
+import fnmatch
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,14 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import stats, tuning_report
-from analysis.load import AnalysisError, config_columns, load_sweep, load_trials, read_sweep_info
+from analysis.load import (
+    AnalysisError,
+    config_columns,
+    load_sweep,
+    load_trials,
+    metric_columns,
+    read_sweep_info,
+)
 from analysis.report_compute import compute_improvement, compute_intervals
 from analysis.report_context import ReportContext, report_title
 from analysis.report_figures import (
@@ -49,6 +57,8 @@ class Options:
     dpi: int
     inline_images: bool
     strict: bool
+    also: tuple[str, ...]  # more metrics (patterns) for the exploratory paired table
+    versus: str | None  # the group they are compared with (None: the best, per env)
     command: str  # the options that shape the numbers, as a command line
     started: float  # time.perf_counter() when the report started
 
@@ -171,6 +181,45 @@ def improvement(ctx: ReportContext, opts: Options) -> None:
     ctx.poi_auc.to_csv(opts.out / "poi_pairs_auc.csv", index=False)
 
 
+def other_metrics(ctx: ReportContext, opts: Options) -> None:
+    """``--also``: more metrics, each group vs ``--versus`` paired by seed;
+    ``report/other_metrics.csv``."""
+    if not opts.also:
+        return
+    names = metric_columns(ctx.df)
+    chosen = [m for m in names if any(fnmatch.fnmatchcase(m, p) for p in opts.also)]
+    missing = [p for p in opts.also if not any(fnmatch.fnmatchcase(m, p) for m in names)]
+    if missing:
+        prefixes = sorted({m.rsplit("/", 1)[0] + "/*" for m in names})
+        raise AnalysisError(
+            f"--also {' '.join(missing)}: no such metric in {ctx.sweep_dir}; its metrics: "
+            + ", ".join(prefixes)
+        )
+    labels = set(stats.group_labels(ctx.runs, ctx.group))
+    if opts.versus is not None and opts.versus not in labels:
+        raise AnalysisError(
+            f"--versus {opts.versus!r}: no such group in {ctx.sweep_dir}; groups: "
+            + ", ".join(repr(g) for g in sorted(labels))
+        )
+    tables = []
+    for env in ctx.envs:
+        versus = opts.versus if opts.versus is not None else ctx.best[env]
+        table = stats.paired_metric_table(
+            ctx.df[ctx.df["env"] == env],
+            chosen,
+            ctx.group,
+            versus,
+            last_k=ctx.scoring.last_k or 3,
+            window=ctx.scoring.window,
+            match=ctx.match_keys,
+            reps=opts.reps,
+            seed=opts.seed,
+        )
+        tables.append(table.assign(versus=versus))
+    ctx.other = pd.concat(tables, ignore_index=True)
+    ctx.other.to_csv(opts.out / "other_metrics.csv", index=False)
+
+
 def learning_curves(ctx: ReportContext, opts: Options) -> None:
     """IQM learning curves with bootstrap bands."""
     ctx.curves = stats.learning_curves(
@@ -203,6 +252,7 @@ STEPS: tuple[tuple[str, Callable[[ReportContext, Options], None]], ...] = (
     ("final scores", final_scores),
     ("intervals", intervals),
     ("probability of improvement", improvement),
+    ("other metrics", other_metrics),
     ("learning curves", learning_curves),
     ("figures", figures),
     ("init diagnostics", init_diagnostics),

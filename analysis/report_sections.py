@@ -20,7 +20,7 @@ from analysis.report_context import (
     n_trials,
     report_title,
 )
-from analysis.report_render import Doc, first_line, int_text, keys_text, num
+from analysis.report_render import Doc, ci, first_line, int_text, keys_text, num
 from analysis.report_tables import (
     pair_headers,
     pair_rows,
@@ -39,6 +39,8 @@ def compose(ctx: ReportContext, elapsed: float) -> Doc:
     figures(doc, ctx)
     ranking(doc, ctx)
     supported_differences(doc, ctx)
+    if len(ctx.other):
+        other_metrics(doc, ctx)
     init_diagnostics(doc, ctx)
     if ctx.tuning is not None:
         tuning_report.compose(doc, ctx.tuning)
@@ -388,6 +390,51 @@ def init_diagnostics(doc: Doc, ctx: ReportContext) -> None:
         doc.figure(f"report/figures/{name}", caption)
 
 
+def other_metrics(doc: Doc, ctx: ReportContext) -> None:
+    """``--also``: each group's final value of more metrics and its paired difference from the
+    ``--versus`` group (exploratory: no direction, no verdict)."""
+    doc.h(2, "Other metrics (exploratory)")
+    doc.p(
+        "Metrics beside the declared score, asked for with `--also`; scored the same way (a "
+        "run's final value as above). **Exploratory:** no direction is assumed and no verdict "
+        "is drawn; the declared score is the one above. Per env and metric: each group's IQM "
+        "and median over runs, and its difference from the reference group matched by seed "
+        "(mean of the per-seed differences with a 95% bootstrap CI over seeds, their median, "
+        "and the seeds where the group's value is higher). Numbers: `report/other_metrics.csv`."
+    )
+    for env, table in ctx.other.groupby("env", sort=True):
+        versus = table["versus"].iloc[0]
+        doc.h(3, f"{env}: against {versus}")
+        rows = []
+        for _, r in table.iterrows():
+            is_ref = r["group"] == versus
+            rows.append(
+                [
+                    f"`{r['metric']}`",
+                    f"**{r['group']}**" if is_ref else str(r["group"]),
+                    int_text(r["runs"]),
+                    num(r["iqm"]),
+                    num(r["median"]),
+                    "reference" if is_ref else ci(r["diff_mean"], r["diff_low"], r["diff_high"]),
+                    "-" if is_ref else num(r["diff_median"]),
+                    "-" if is_ref else f"{int(r['above'])} of {int(r['seeds'])}",
+                ]
+            )
+        doc.table(
+            [
+                "Metric",
+                "Group",
+                "Runs",
+                "IQM",
+                "Median",
+                f"Mean difference vs {versus} [95% CI]",
+                "Median difference",
+                "Seeds higher",
+            ],
+            rows,
+        )
+
+
 def files(doc: Doc, ctx: ReportContext) -> None:
     """The files next to the report and what each holds."""
     doc.h(2, "Files")
@@ -399,6 +446,11 @@ def files(doc: Doc, ctx: ReportContext) -> None:
             "`report/intervals.csv`, `report/poi_pairs.csv` (final score: paired and unpaired "
             "P, per-seed differences), `report/poi_pairs_auc.csv` (the same for the AUC): the "
             "numbers behind the tables.",
+            *(
+                ["`report/other_metrics.csv`: the `--also` metrics per group, paired differences."]
+                if len(ctx.other)
+                else []
+            ),
             "`report/figures/`: every figure as "
             + " and ".join(f.upper() for f in ctx.formats)
             + ".",

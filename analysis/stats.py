@@ -1224,3 +1224,70 @@ def _run_matrix(sub: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]
     table.index = table.index.astype(float)
     table = table.sort_index().interpolate(method="index", limit_area="inside")
     return table.index.to_numpy(dtype=float), table.to_numpy(dtype=float)
+
+
+def paired_metric_table(
+    df: pd.DataFrame,
+    metrics: Sequence[str],
+    group: Sequence[str],
+    reference: str,
+    *,
+    last_k: int = 3,
+    window: tuple[float, float] | None = None,
+    match: Sequence[str] = (),
+    reps: int = 2000,
+    seed: int | None = 0,
+) -> pd.DataFrame:
+    """Each group's final value of each of ``metrics``, and its per-seed difference from the
+    ``reference`` group (the label :func:`group_labels` gives it), per env.
+
+    A run's final value is :func:`final_scores`'s ``score`` (``last_k`` / ``window``). Runs of a
+    group and of the reference are matched by seed (and the ``match`` keys, as in the paired
+    analysis); a seed's difference is the mean over its matched pairs. No direction is assumed,
+    so no verdict is drawn: a table of levels and paired differences for metrics other than the
+    declared score (exploratory). Returns one row per (env, metric, group):
+
+    ``env, metric, group, runs, iqm, median`` (over the group's runs), ``seeds`` (matched with
+    the reference), ``diff_mean, diff_low, diff_high`` (mean per-seed difference group -
+    reference, percentile bootstrap CI over seeds; NaN for the reference itself or with fewer
+    than 2 seeds), ``diff_median`` and ``above`` (seeds where the group's value is higher).
+    Metrics absent from ``df`` are skipped.
+    """
+    rows = []
+    for metric in metrics:
+        if metric not in df.columns or not df[metric].notna().any():
+            continue
+        runs = final_scores(df, metric, last_k=last_k, window=window)
+        runs = runs[runs["score"].notna()].assign(label=group_labels(runs, group))
+        for env, sub in runs.groupby("env", sort=True):
+            ref = sub[sub["label"] == reference]
+            for label, xs in sub.groupby("label", sort=False):
+                row = {
+                    "env": env,
+                    "metric": metric,
+                    "group": label,
+                    "runs": len(xs),
+                    "iqm": float(iqm(xs["score"].to_numpy())),
+                    "median": float(xs["score"].median()),
+                }
+                pairs = _match_runs(xs, ref, "seed", match, "score")
+                diffs = (pairs["va"] - pairs["vb"]).groupby(pairs["seed"]).mean().to_numpy()
+                est, low, high = (np.nan,) * 3
+                if label != reference and len(diffs):
+                    est, low, high = bootstrap_ci(
+                        [diffs], lambda d: d.mean(-1), reps=reps, seed=seed
+                    )
+                row.update(
+                    seeds=len(diffs) if label != reference else len(xs),
+                    diff_mean=float(est),
+                    diff_low=float(low),
+                    diff_high=float(high),
+                    diff_median=float(np.median(diffs))
+                    if label != reference and len(diffs)
+                    else np.nan,
+                    above=int((diffs > 0).sum()) if label != reference else 0,
+                )
+                rows.append(row)
+    columns = ["env", "metric", "group", "runs", "iqm", "median", "seeds", "diff_mean"]
+    columns += ["diff_low", "diff_high", "diff_median", "above"]
+    return pd.DataFrame(rows, columns=columns)

@@ -3,6 +3,8 @@
     nice python bench/mb_speed.py                    # Pendulum-v1, 2000 timed steps per agent
     nice python bench/mb_speed.py --steps 1000 --agents mb_ppo sac
     nice python bench/mb_speed.py --env Walker2d-v5 --steps 500 --agents mb_ppo sac --profile
+    nice python bench/mb_speed.py --env Walker2d-v5 --steps 1000 --agents mb_ppo \
+        --variant fast=mb_ppo,mb_ppo.model_updates=20 --versus mb_ppo     # before/after ratio
 
 On Pendulum-v1 every agent runs with its shipped defaults plus its module's ``PENDULUM``
 overrides, if it has them (printed); on another env with its preset for that env
@@ -19,6 +21,11 @@ The model-based agents registered at the time (``agent.registry.agents``) are al
 among the project's own functions (world-model update, imagination, behaviour update, acting),
 as shares of the agent's profiled time; cProfile inflates Python-heavy code, so read the shares
 as a map, not as timings.
+
+``--variant LABEL=AGENT,key=value,...`` adds a run of AGENT with those trial-config overrides
+under LABEL (repeatable), and ``--versus LABEL`` picks the run the ratio columns divide by
+(default ``sac``, else the first run): e.g. a cheaper setting measured against the shipped
+one in the same run.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from agent import build_config
 from agent.base import seed_everything
@@ -48,8 +56,25 @@ def overrides(name: str, env: str) -> dict:
     return dict(getattr(module, "PENDULUM", {}))
 
 
-def build(name: str, total: int, env: str = "Pendulum-v1"):
-    extra = overrides(name, env)
+def parse_variant(text: str) -> tuple[str, str, dict]:
+    """``LABEL=AGENT,key=value,...`` -> (label, agent, overrides); values parsed as YAML."""
+    label, sep, rest = text.partition("=")
+    name, *pairs = rest.split(",")
+    if not sep or not label or name not in agents:
+        raise argparse.ArgumentTypeError(
+            f"'{text}': expected LABEL=AGENT,key=value,... with AGENT one of {agents.names()}"
+        )
+    extra = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq:
+            raise argparse.ArgumentTypeError(f"'{pair}' in '{text}': expected key=value")
+        extra[key.strip()] = yaml.safe_load(value)
+    return label, name, extra
+
+
+def build(name: str, total: int, env: str = "Pendulum-v1", extra: dict | None = None):
+    extra = {**overrides(name, env), **(extra or {})}
     cfg = build_config({"agent": name, "env": env, "seed": 0, "total_steps": total, **extra})
     extra = extra or ({"preset": cfg.preset} if getattr(cfg, "preset", None) else {})
     seed_everything(0)
@@ -76,20 +101,38 @@ def main() -> None:
         action="store_true",
         help="profile the timed steps; print each agent's top functions",
     )
+    p.add_argument(
+        "--variant",
+        type=parse_variant,
+        action="append",
+        default=[],
+        metavar="LABEL=AGENT,key=value,...",
+        help="also time AGENT with these config overrides under LABEL (repeatable)",
+    )
+    p.add_argument(
+        "--versus",
+        default=None,
+        help="run the ratio columns divide by (default: sac, else the first)",
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
     names = args.agents or ["sac", *[n for n in MODEL_BASED if n in agents]]
+    plan = [(name, name, {}) for name in names] + args.variant
+    labels = [label for label, _, _ in plan]
+    args.versus = args.versus or ("sac" if "sac" in labels else labels[0])
+    if args.versus not in labels:
+        p.error(f"--versus {args.versus}: not among the runs {[lbl for lbl, _, _ in plan]}")
     runs = {}
-    for name in names:
-        agent, warmup, extra = build(name, 100_000, args.env)
+    for label, name, variant in plan:
+        agent, warmup, extra = build(name, 100_000, args.env, variant)
         t0 = time.perf_counter()
         agent.train(warmup)
         print(
-            f"{name}: warm-up {warmup} steps in {time.perf_counter() - t0:.1f}s, "
+            f"{label}: warm-up {warmup} steps in {time.perf_counter() - t0:.1f}s, "
             f"overrides {extra or 'none'}",
             flush=True,
         )
-        runs[name] = [agent, 0.0, 0, 0.0]
+        runs[label] = [agent, 0.0, 0, 0.0]
     profiles = {name: cProfile.Profile() for name in runs} if args.profile else {}
     while any(r[2] < args.steps for r in runs.values()):
         for name, run in runs.items():
@@ -111,9 +154,10 @@ def main() -> None:
         f"\n{args.env}, {args.steps} timed env steps each (learning phase), 1 thread"
         + (" (under cProfile)" if profiles else "")
     )
-    print(f"{'agent':<10} {'wall s/1k':>10} {'x SAC':>7} {'CPU s/1k':>10} {'x SAC':>7}")
+    vs = f"x {args.versus}"[:9]
+    print(f"{'run':<10} {'wall s/1k':>10} {vs:>9} {'CPU s/1k':>10} {vs:>9}")
     for name in runs:
-        ratios = [f"{d[name] / d['sac']:7.2f}" if "sac" in d else "      -" for d in (wall, cpu)]
+        ratios = [f"{d[name] / d[args.versus]:9.2f}" for d in (wall, cpu)]
         print(f"{name:<10} {wall[name]:10.1f} {ratios[0]} {cpu[name]:10.1f} {ratios[1]}")
     for name, prof in profiles.items():
         print(f"\n{name}: top functions of the project by cumulative time")

@@ -358,3 +358,83 @@ def test_a_consistent_edge_against_the_mean_difference_is_not_supported():
     assert ab["p"] == pytest.approx(2 / 3) and ab["low"] > 0.5
     assert ab["diff_high"] < 0
     assert not ab["supported"] and not _row(table, "B", "A")["supported"]
+
+
+def _curves(values):
+    """A tidy table: arm -> {seed: (value at step 1, value at step 2)} for metrics a/x and b/y
+    (b/y is twice a/x)."""
+    rows = []
+    for arm, per_seed in values.items():
+        for s, (v1, v2) in per_seed.items():
+            for step, v in ((1, v1), (2, v2)):
+                rows.append(
+                    {
+                        "trial_id": f"{arm}-s{s}",
+                        "seed": s,
+                        "env": "E",
+                        "state": "finished",
+                        "arm": arm,
+                        "env_step": step,
+                        "a/x": v,
+                        "b/y": 2 * v,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_paired_metric_table_by_hand():
+    # final value = mean of the last 2 evaluations: A 1.5, 3.5, 5.5 and B 1, 2, 3 on seeds 0-2;
+    # C has seed 0 only (and one of its own, 7, which B lacks: unmatched)
+    df = _curves(
+        {
+            "A": {0: (1, 2), 1: (3, 4), 2: (5, 6)},
+            "B": {0: (1, 1), 1: (2, 2), 2: (3, 3)},
+            "C": {0: (0, 0), 7: (9, 9)},
+        }
+    )
+    table = stats.paired_metric_table(df, ["a/x", "b/y", "nope/z"], ["arm"], "B", last_k=2)
+    assert set(table["metric"]) == {"a/x", "b/y"}  # absent metrics are skipped
+    a = table[(table["metric"] == "a/x") & (table["group"] == "A")].iloc[0]
+    assert a["runs"] == 3 and a["median"] == 3.5 and a["seeds"] == 3 and a["above"] == 3
+    # per-seed differences 0.5, 1.5, 2.5
+    assert a["diff_mean"] == pytest.approx(1.5) and a["diff_median"] == pytest.approx(1.5)
+    assert 0.5 <= a["diff_low"] < 1.5 < a["diff_high"] <= 2.5
+    b2 = table[(table["metric"] == "b/y") & (table["group"] == "A")].iloc[0]
+    assert b2["diff_mean"] == pytest.approx(3.0)  # the same runs, metric doubled
+    c = table[(table["metric"] == "a/x") & (table["group"] == "C")].iloc[0]
+    assert c["runs"] == 2 and c["seeds"] == 1 and c["diff_mean"] == pytest.approx(-1.0)
+    assert c["above"] == 0 and np.isnan(c["diff_low"])  # one seed: no interval
+    ref = table[(table["metric"] == "a/x") & (table["group"] == "B")].iloc[0]
+    assert np.isnan(ref["diff_mean"]) and ref["runs"] == 3
+
+
+def test_report_also_tabulates_other_metrics_against_a_chosen_group(tmp_path):
+    root = write_sweep(tmp_path / "sw", seeds=(0, 1, 2, 3), n_evals=4, diagnostics=False)
+    groups = "orthogonal / small_out"
+    md = report.write_report(
+        root,
+        progress=False,
+        reps=200,
+        formats=["png"],
+        dpi=40,
+        also=["train/*", "loss/actor"],
+        versus=groups,
+    ).read_text()
+    section = md.split("## Other metrics (exploratory)")[1].split("\n## ")[0]
+    assert f"### Pendulum-v1: against {groups}" in section
+    assert "`train/return`" in section and "`loss/actor`" in section
+    assert "--also 'train/*' 'loss/actor' --versus" in md  # how it was made
+    table = pd.read_csv(root / "report" / "other_metrics.csv")
+    assert set(table["metric"]) == {"train/return", "loss/actor"}
+    assert (table["versus"] == groups).all() and table["group"].nunique() == 4
+    ref = table[table["group"] == groups]
+    assert ref["diff_mean"].isna().all()
+    others = table[table["group"] != groups]
+    assert (others["seeds"] == 4).all() and others["diff_mean"].notna().all()
+    # bad input: a pattern matching nothing, a group that is not there
+    with pytest.raises(report.AnalysisError, match=r"--also eval/nope.*train/\*"):
+        report.write_report(root, progress=False, reps=50, formats=["png"], also=["eval/nope"])
+    with pytest.raises(report.AnalysisError, match=r"--versus 'nope'.*fanin / all"):
+        report.write_report(
+            root, progress=False, reps=50, formats=["png"], also=["loss/*"], versus="nope"
+        )
