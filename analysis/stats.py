@@ -1270,23 +1270,26 @@ def paired_metric_table(
                     "iqm": float(iqm(xs["score"].to_numpy())),
                     "median": float(xs["score"].median()),
                 }
-                pairs = _match_runs(xs, ref, "seed", match, "score")
-                diffs = (pairs["va"] - pairs["vb"]).groupby(pairs["seed"]).mean().to_numpy()
-                est, low, high = (np.nan,) * 3
-                if label != reference and len(diffs):
-                    est, low, high = bootstrap_ci(
-                        [diffs], lambda d: d.mean(-1), reps=reps, seed=seed
+                if label == reference:
+                    row.update(seeds=len(xs), above=0)
+                    row.update(dict.fromkeys(("diff_mean", "diff_low", "diff_high"), np.nan))
+                    row["diff_median"] = np.nan
+                else:
+                    pairs = _match_runs(xs, ref, "seed", match, "score")
+                    diffs = (pairs["va"] - pairs["vb"]).groupby(pairs["seed"]).mean().to_numpy()
+                    est, low, high = (np.nan,) * 3
+                    if len(diffs):
+                        est, low, high = bootstrap_ci(
+                            [diffs], lambda d: d.mean(-1), reps=reps, seed=seed
+                        )
+                    row.update(
+                        seeds=len(diffs),
+                        diff_mean=float(est),
+                        diff_low=float(low),
+                        diff_high=float(high),
+                        diff_median=float(np.median(diffs)) if len(diffs) else np.nan,
+                        above=int((diffs > 0).sum()),
                     )
-                row.update(
-                    seeds=len(diffs) if label != reference else len(xs),
-                    diff_mean=float(est),
-                    diff_low=float(low),
-                    diff_high=float(high),
-                    diff_median=float(np.median(diffs))
-                    if label != reference and len(diffs)
-                    else np.nan,
-                    above=int((diffs > 0).sum()) if label != reference else 0,
-                )
                 rows.append(row)
     columns = ["env", "metric", "group", "runs", "iqm", "median", "seeds", "diff_mean"]
     columns += ["diff_low", "diff_high", "diff_median", "above"]

@@ -121,7 +121,7 @@ def main() -> None:
     labels = [label for label, _, _ in plan]
     args.versus = args.versus or ("sac" if "sac" in labels else labels[0])
     if args.versus not in labels:
-        p.error(f"--versus {args.versus}: not among the runs {[lbl for lbl, _, _ in plan]}")
+        p.error(f"--versus {args.versus}: not among the runs {labels}")
     runs = {}
     for label, name, variant in plan:
         agent, warmup, extra = build(name, 100_000, args.env, variant)
