@@ -242,6 +242,7 @@ def init_diagnostics(ctx: ReportContext, opts: Options) -> None:
         mode=ctx.mode,
         reps=opts.reps,
         seed=opts.seed,
+        thresholds=ctx.thresholds,
         out_dir=opts.out,
         save=lambda fig, name: write_figure(ctx, fig, fig_dir / name),
     )

@@ -24,6 +24,13 @@ section and figures that use them are in :mod:`analysis.tuning_report`.
   sensitivity Phi = mean over envs of the per-env tuned performance (max over settings of the
   setting's mean normalised score in that env) minus the best single setting's mean over envs.
   Phi >= 0; 0 means one setting is the best everywhere (insensitive).
+- **Robustness to the settings** (one env, no seeds needed): the share of configurations that
+  reach a threshold score, with Wilson's interval, and from it the expected random-search
+  trials (1 / share, draws being independent) and real env steps until the first one that does;
+  and the probability that a random configuration of one family beats a random configuration of
+  another (each family's configurations resampled for its bootstrap band). These put the
+  uncertainty of having drawn only N configurations into the answer, which the seed bands above
+  leave out.
 
 ``mode="min"`` (lower is better) turns every "best" into the minimum.
 """
@@ -35,9 +42,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 from numpy.typing import ArrayLike
 
 __all__ = [
+    "config_improvement",
     "config_scores",
     "expected_best",
     "expected_best_at_budget",
@@ -45,8 +54,10 @@ __all__ = [
     "percentile_normalise",
     "sensitivity_phi",
     "sensitivity_table",
+    "success_table",
     "tuning_curves",
     "variance_explained",
+    "wilson_interval",
 ]
 
 
@@ -253,6 +264,124 @@ def expected_best_at_budget(
             "over_budget",
         ],
     )
+
+
+def wilson_interval(successes: int, trials: int, ci: float = 0.95) -> tuple[float, float]:
+    """Wilson's score interval for a binomial share ``successes / trials`` (NaNs if no
+    trials). Unlike the normal approximation it stays inside [0, 1] and is not degenerate at 0
+    or N successes, which a handful of configurations often gives."""
+    if trials <= 0:
+        return float("nan"), float("nan")
+    if not 0 <= successes <= trials:
+        raise ValueError(f"successes must be in [0, {trials}], got {successes}")
+    z = float(scipy.stats.norm.ppf(0.5 + ci / 2))
+    share = successes / trials
+    centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
+    spread = np.sqrt(share * (1 - share) / trials + z * z / (4 * trials**2))
+    half = z / (1 + z * z / trials) * spread
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def success_table(
+    configs: pd.DataFrame,
+    cells: Sequence[str],
+    thresholds: dict[Any, float],
+    *,
+    env: str = "env",
+    score: str = "score",
+    steps: str = "steps",
+    mode: str = "max",
+    ci: float = 0.95,
+) -> pd.DataFrame:
+    """Per cell: how many of its configurations reach the threshold of their env.
+
+    Args:
+        configs: one row per configuration with the ``cells`` columns, ``env``, ``score`` (its
+            mean over seeds) and ``steps`` (its real env steps, all seeds).
+        thresholds: env -> the score to reach (``>=`` for ``max``, ``<=`` for ``min``); cells
+            of an env without one are left out.
+
+    Returns:
+        DataFrame with the cell columns and ``threshold, configs, successes, share, share_low,
+        share_high, trials, trials_low, trials_high, env_steps, env_steps_low,
+        env_steps_high``. ``trials`` = 1 / share, the expected random-search trials until the
+        first configuration that reaches the threshold (inf with no success; its interval from
+        Wilson's), ``env_steps`` = trials x the mean real env steps of one configuration: the
+        real data a search spends until it has a working setting.
+    """
+    sign = _sign(mode)
+    rows = []
+    for cell, sub in _cells(configs, cells):
+        sub = sub[sub[score].notna()]
+        env_value = cell.get(env, sub[env].iloc[0] if env in sub and len(sub) else None)
+        if sub.empty or env_value not in thresholds:
+            continue
+        threshold = float(thresholds[env_value])
+        k, n = int((sign * sub[score] >= sign * threshold).sum()), len(sub)
+        low, high = wilson_interval(k, n, ci)
+        cost = float(sub[steps].mean())
+        with np.errstate(divide="ignore"):
+            trials = [1 / v if v > 0 else np.inf for v in (k / n, high, low)]
+        rows.append(
+            {
+                **cell,
+                "threshold": threshold,
+                "configs": n,
+                "successes": k,
+                "share": k / n,
+                "share_low": low,
+                "share_high": high,
+                "trials": trials[0],
+                "trials_low": trials[1],
+                "trials_high": trials[2],
+                "env_steps": trials[0] * cost,
+                "env_steps_low": trials[1] * cost,
+                "env_steps_high": trials[2] * cost,
+            }
+        )
+    columns = ["threshold", "configs", "successes", "share", "share_low", "share_high"]
+    columns += [f"{a}{b}" for a in ("trials", "env_steps") for b in ("", "_low", "_high")]
+    return pd.DataFrame(rows, columns=[*cells, *columns])
+
+
+def config_improvement(
+    a: ArrayLike,
+    b: ArrayLike,
+    *,
+    mode: str = "max",
+    reps: int = 2000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """P(a random configuration of A scores better than a random one of B), ties half.
+
+    Args:
+        a, b: the configurations' scores (means over seeds; NaNs dropped).
+        reps: bootstrap resamples; each draws A's and B's configurations with replacement,
+            independently (the families' configurations are separate draws).
+
+    Returns:
+        (P, low, high); NaNs when a family has no score, no band with ``reps`` = 0.
+    """
+    sign = _sign(mode)
+    x = sign * np.asarray(a, dtype=float).ravel()
+    y = sign * np.asarray(b, dtype=float).ravel()
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    if x.size == 0 or y.size == 0:
+        return float("nan"), float("nan"), float("nan")
+
+    def p(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        # [..., n] x [..., m] -> [...]
+        diff = u[..., :, None] - v[..., None, :]
+        return ((diff > 0) + 0.5 * (diff == 0)).mean(axis=(-2, -1))
+
+    estimate = float(p(x, y))
+    if reps <= 0:
+        return estimate, float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    boot = p(x[rng.integers(0, x.size, (reps, x.size))], y[rng.integers(0, y.size, (reps, y.size))])
+    low, high = _interval(boot, ci)
+    return estimate, float(low), float(high)
 
 
 def variance_explained(values: ArrayLike, scores: ArrayLike, *, bins: int = 4) -> float:

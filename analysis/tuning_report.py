@@ -23,10 +23,12 @@ from matplotlib.ticker import NullFormatter
 
 from analysis import plots
 from analysis.tuning import (
+    config_improvement,
     expected_best_at_budget,
     percentile_normalise,
     sensitivity_phi,
     sensitivity_table,
+    success_table,
     tuning_curves,
 )
 
@@ -47,6 +49,8 @@ class TuningResult:
     sensitivity: pd.DataFrame
     phi: pd.DataFrame | None  # None with one env
     equal_data: pd.DataFrame = field(default_factory=pd.DataFrame)  # per env at one budget
+    success: pd.DataFrame = field(default_factory=pd.DataFrame)  # share reaching the threshold
+    versus: pd.DataFrame = field(default_factory=pd.DataFrame)  # random configs, family pairs
     mode: str = "max"
     excluded: int = 0  # runs left out (not finished)
     figures: list[tuple[str, str]] = field(default_factory=list)  # (name, caption)
@@ -59,12 +63,15 @@ def build(
     mode: str = "max",
     reps: int = 1000,
     seed: int = 0,
+    thresholds: dict[Any, float] | None = None,
     save: Callable[[Any, str], None] | None = None,
     out_dir: Path | None = None,
 ) -> TuningResult | None:
     """The section's numbers (and figures, through ``save(fig, name)``), or None for a sweep
     without ``search:``. ``info`` is :class:`analysis.load.SweepInfo`, ``runs`` the report's
-    final scores (:func:`analysis.stats.final_scores`). CSVs go to ``out_dir`` when given."""
+    final scores (:func:`analysis.stats.final_scores`), ``thresholds`` the score per env that
+    counts a configuration as working (the report's steps-to-threshold ones). CSVs go to
+    ``out_dir`` when given."""
     search = (info.resolved or {}).get("search")
     if not search:
         return None
@@ -103,6 +110,7 @@ def build(
         .agg(
             score=("score", "mean"),
             seeds=("seed", "nunique"),
+            steps=("steps", "sum"),
             **{k: (k, "first") for k in knob_cols},
         )
         .reset_index()
@@ -124,6 +132,8 @@ def build(
             sub, ["family", "env"], budget, mode=mode, reps=reps, seed=seed
         )
         equal.append(table.assign(budget=budget))
+    success = success_table(configs, ["family", "env"], thresholds or {}, mode=mode)
+    versus = _versus(configs, mode=mode, reps=reps, seed=seed)
     phi = None
     if data["env"].nunique() > 1:
         data["normalised"] = percentile_normalise(data["score"], data["env"], mode=mode)
@@ -139,6 +149,8 @@ def build(
         sens,
         phi,
         pd.concat(equal, ignore_index=True) if equal else pd.DataFrame(),
+        success,
+        versus,
         mode,
         excluded,
     )
@@ -147,11 +159,56 @@ def build(
         result.equal_data.to_csv(out_dir / "tuning_equal_data.csv", index=False)
         configs.to_csv(out_dir / "tuning_configs.csv", index=False)
         sens.to_csv(out_dir / "tuning_sensitivity.csv", index=False)
+        success.to_csv(out_dir / "tuning_success.csv", index=False)
+        versus.to_csv(out_dir / "tuning_versus.csv", index=False)
         if phi is not None:
             phi.to_csv(out_dir / "tuning_phi.csv", index=False)
     if save is not None and not data.empty:
         _figures(result, save)
     return result
+
+
+MIN_CONFIGS = 4
+"""Configurations each family needs before a random-configuration comparison gets a verdict
+(the report's rule for runs: with fewer no rank test can reach the 5% level)."""
+
+
+def _versus(configs: pd.DataFrame, *, mode: str, reps: int, seed: int) -> pd.DataFrame:
+    """Per env and pair of families: P(a random configuration of A beats one of B), with a
+    bootstrap band over each family's configurations, and a verdict."""
+    rows = []
+    for env, sub in configs.groupby("env", sort=False):
+        scores = {f: g["score"].dropna().to_numpy() for f, g in sub.groupby("family", sort=False)}
+        families = list(scores)
+        for i, a in enumerate(families):
+            for b in families[i + 1 :]:
+                p, low, high = config_improvement(
+                    scores[a], scores[b], mode=mode, reps=reps, seed=seed
+                )
+                few = min(len(scores[a]), len(scores[b])) < MIN_CONFIGS
+                if few:
+                    verdict = f"too few configurations (a verdict needs >= {MIN_CONFIGS} each)"
+                elif low > 0.5:
+                    verdict = f"supported: {a} better"
+                elif high < 0.5:
+                    verdict = f"supported: {b} better"
+                else:
+                    verdict = "not supported"
+                rows.append(
+                    {
+                        "env": env,
+                        "a": a,
+                        "b": b,
+                        "configs_a": len(scores[a]),
+                        "configs_b": len(scores[b]),
+                        "p": p,
+                        "low": low,
+                        "high": high,
+                        "verdict": verdict,
+                    }
+                )
+    columns = ["env", "a", "b", "configs_a", "configs_b", "p", "low", "high", "verdict"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _labels(frame: pd.DataFrame, keys: Sequence[str]) -> pd.Series:
@@ -282,6 +339,7 @@ def compose(doc: Any, result: TuningResult, figure_dir: str = "report/figures") 
         return
     _expected_best(doc, result, figure_dir)
     _equal_data(doc, result)
+    _robustness(doc, result)
     _phi(doc, result)
     _knobs(doc, result, figure_dir)
     _files(doc, result)
@@ -303,7 +361,8 @@ def _intro(doc: Any, result: TuningResult) -> None:
         "The expected best score after n trials is Dodge et al.'s estimator over these "
         "configurations; its bands are a 95% bootstrap over seeds, so they do not include the "
         "uncertainty of having drawn only these configurations: with few of them the curves "
-        "are indicative."
+        'are indicative. The tables "How many settings work" and "Random settings '
+        'compared" below carry that uncertainty.'
     )
 
 
@@ -372,6 +431,65 @@ def _equal_data(doc: Any, result: TuningResult) -> None:
                     "beyond the configurations run" if r["beyond_search"] else "",
                 ]
                 for _, r in result.equal_data.iterrows()
+            ],
+        )
+
+
+def _robustness(doc: Any, result: TuningResult) -> None:
+    if not result.success.empty:
+        doc.p(
+            "**How many settings work.** The share of each family's configurations whose "
+            "score reaches the env's threshold, with Wilson's 95% interval (over "
+            "configurations: it includes the luck of the draw that the bands above leave "
+            "out). Random search draws settings independently, so a search needs 1 / share "
+            "trials on average until its first working setting, and that many times a "
+            "configuration's real env steps: the data spent tuning before the agent can be "
+            "used. With no success only a lower bound is known."
+        )
+        doc.table(
+            [
+                "Env",
+                "Family",
+                "Threshold",
+                "Reach it",
+                "Share [95% CI]",
+                "Trials to a working setting [95% CI]",
+                "Env steps to a working setting [95% CI]",
+            ],
+            [
+                [
+                    str(r["env"]),
+                    str(r["family"]),
+                    _num(r["threshold"]),
+                    f"{int(r['successes'])} of {int(r['configs'])}",
+                    _ci(r["share"], r["share_low"], r["share_high"]),
+                    _unbounded(r["trials"], r["trials_low"], r["trials_high"]),
+                    _unbounded(r["env_steps"], r["env_steps_low"], r["env_steps_high"]),
+                ]
+                for _, r in result.success.iterrows()
+            ],
+        )
+    if not result.versus.empty:
+        doc.p(
+            "**Random settings compared.** P(A > B): the chance that a random configuration "
+            "of family A scores better than a random one of B in the same env (ties half), "
+            "each at its own per-trial budget; the band resamples each family's "
+            "configurations (95% bootstrap). Supported: the band excludes 0.5 and each family "
+            f"has at least {MIN_CONFIGS} configurations. This is the tuning-free view: what a "
+            "user gets without searching."
+        )
+        doc.table(
+            ["Env", "A", "B", "Configs (A, B)", "P(A > B) [95% CI]", "Verdict"],
+            [
+                [
+                    str(r["env"]),
+                    str(r["a"]),
+                    str(r["b"]),
+                    f"{int(r['configs_a'])}, {int(r['configs_b'])}",
+                    _ci(r["p"], r["low"], r["high"]),
+                    str(r["verdict"]),
+                ]
+                for _, r in result.versus.iterrows()
             ],
         )
 
@@ -446,7 +564,9 @@ def _files(doc: Any, result: TuningResult) -> None:
     doc.p(
         "The numbers: `report/tuning_curves.csv` (expected best per n), "
         "`report/tuning_equal_data.csv`, `report/tuning_configs.csv` (one row per "
-        "configuration: its knobs and mean score), `report/tuning_sensitivity.csv`"
+        "configuration: its knobs and mean score), `report/tuning_sensitivity.csv`, "
+        "`report/tuning_success.csv` (settings reaching the threshold), "
+        "`report/tuning_versus.csv` (random configurations of two families)"
         + (", `report/tuning_phi.csv`" if result.phi is not None else "")
         + "."
     )
@@ -466,6 +586,15 @@ def _ci(est: Any, low: Any, high: Any) -> str:
     if _num(low) == "-" or _num(high) == "-":
         return _num(est)
     return f"{_num(est)} [{_num(low)}, {_num(high)}]"
+
+
+def _unbounded(est: float, low: float, high: float) -> str:
+    """An estimate that is infinite when nothing succeeded: then only its lower bound."""
+    if np.isinf(est):
+        return f"none found; >= {_num(low)}"
+    if np.isinf(high):
+        return f"{_num(est)} [{_num(low)}, no upper bound]"
+    return _ci(est, low, high)
 
 
 def _short(v: Any) -> str:

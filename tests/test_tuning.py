@@ -11,14 +11,17 @@ import pytest
 
 from analysis.report import write_report
 from analysis.tuning import (
+    config_improvement,
     expected_best,
     expected_best_at_budget,
     expected_best_curve,
     percentile_normalise,
     sensitivity_phi,
     sensitivity_table,
+    success_table,
     tuning_curves,
     variance_explained,
+    wilson_interval,
 )
 from tests.fixtures_analysis import ENV_SCORES, write_trial
 
@@ -206,6 +209,72 @@ def test_phi_uses_only_settings_run_in_every_env():
     assert phi["cross_env_tuned"] == pytest.approx(0.5)
 
 
+# --- robustness to the settings -----------------------------------------------------------
+
+
+def test_wilson_interval_by_hand():
+    # 1 of 10 at 95% (z = 1.959964): centre = (0.1 + z^2/20) / (1 + z^2/10) = 0.21075...,
+    # half = z / (1 + z^2/10) * sqrt(0.009 + z^2/400) = 0.19314...: [0.01788, 0.40415]
+    low, high = wilson_interval(1, 10)
+    assert low == pytest.approx(0.017876, abs=1e-5) and high == pytest.approx(0.404150, abs=1e-5)
+    # no success is not a share of exactly 0: z^2 / (n + z^2) above it
+    z2 = 1.959964**2
+    assert wilson_interval(0, 8) == pytest.approx((0.0, z2 / (8 + z2)), abs=1e-6)
+    assert wilson_interval(8, 8) == pytest.approx((8 / (8 + z2), 1.0), abs=1e-6)
+    assert all(np.isnan(wilson_interval(0, 0)))
+    with pytest.raises(ValueError, match="successes must be in"):
+        wilson_interval(3, 2)
+
+
+def test_success_table_counts_working_settings_and_the_data_to_find_one():
+    configs = pd.DataFrame(
+        {
+            "family": ["a"] * 4 + ["b"] * 2 + ["c"],
+            "env": ["E"] * 6 + ["F"],
+            "score": [-100.0, -140.0, -300.0, -150.0, -900.0, -800.0, 5.0],
+            "steps": [30_000.0] * 4 + [200_000.0] * 2 + [1.0],
+        }
+    )
+    table = success_table(configs, ["family", "env"], {"E": -150.0}).set_index("family")
+    # F has no threshold: family c is left out
+    assert list(table.index) == ["a", "b"]
+    # a: -100, -140 and -150 (at the threshold counts) reach it: 3 of 4
+    a = table.loc["a"]
+    assert (a["successes"], a["configs"], a["share"]) == (3, 4, 0.75)
+    assert (a["share_low"], a["share_high"]) == pytest.approx(wilson_interval(3, 4))
+    # 1 / 0.75 trials until the first working setting, each 30k real steps
+    assert a["trials"] == pytest.approx(4 / 3) and a["env_steps"] == pytest.approx(40_000)
+    assert a["trials_low"] == pytest.approx(1 / a["share_high"])
+    assert a["env_steps_high"] == pytest.approx(30_000 / a["share_low"])
+    # b: none works; only a lower bound on what finding one costs
+    b = table.loc["b"]
+    assert b["successes"] == 0 and np.isinf(b["trials"]) and np.isinf(b["env_steps_high"])
+    assert b["env_steps_low"] == pytest.approx(200_000 / wilson_interval(0, 2)[1])
+    # lower is better: at or below the threshold
+    low = success_table(
+        configs.assign(score=-configs["score"]), ["family"], {"E": 150.0}, mode="min"
+    )
+    assert list(low["successes"]) == [3, 0]
+
+
+def test_config_improvement_by_hand():
+    # a = 1, 2, 3 vs b = 0, 0.5, 2: wins 2 + 2.5 (a tie) + 3 of 9 pairs
+    p, low, high = config_improvement([1, 2, 3], [0, 0.5, 2], reps=500)
+    assert p == pytest.approx(7.5 / 9)
+    assert 0 <= low <= p <= high <= 1
+    # lower is better flips it; NaNs are no configuration
+    assert config_improvement([1, 2, 3, np.nan], [0, 0.5, 2], mode="min", reps=0)[0] == (
+        pytest.approx(1.5 / 9)
+    )
+    # separate families: the band comes from resampling each family's configurations, so it
+    # is not degenerate when they overlap ...
+    _, low, high = config_improvement([0, 1, 2, 3], [0.5, 1.5, 2.5, 3.5], reps=500)
+    assert low < 0.5 < high
+    # ... and [1, 1] when every configuration of one beats every one of the other
+    assert config_improvement([5, 6], [1, 2], reps=100) == (1.0, 1.0, 1.0)
+    assert all(np.isnan(config_improvement([], [1.0])))
+
+
 # --- the report section ---------------------------------------------------------
 
 
@@ -279,6 +348,17 @@ def test_report_has_a_tuning_section_with_the_expected_best(tmp_path):
     np.testing.assert_allclose(sac["estimate"], expected_best(raw, [1, 2, 3, 4]), rtol=1e-6)
     assert list(sac["env_steps"]) == [2000.0, 4000.0, 6000.0, 8000.0]
     assert "At equal real data, tuning included" in text
+    # how many settings work, against the env's reference score (the report's threshold):
+    # sac's one good draw (0.9 of the way from random to reference) falls short of it
+    success = pd.read_csv(root / "report" / "tuning_success.csv")
+    assert set(success["family"]) == {"sac", "ppo"}
+    assert (success["successes"] == 0).all() and (success["configs"] == 4).all()
+    assert "How many settings work" in text and "none found" in text
+    versus = pd.read_csv(root / "report" / "tuning_versus.csv")
+    pend = versus[versus["env"] == "Pendulum-v1"].iloc[0]
+    # sac's 0.9 beats ppo's four 0.5s, its three 0.1s lose: P(sac > ppo) = 4 / 16
+    assert (pend["a"], pend["b"]) == ("sac", "ppo") and pend["p"] == pytest.approx(0.25)
+    assert pend["verdict"] == "not supported"
     # the same draw is best in both envs for sac, and ppo is flat: Phi ~ 0 for both
     phi = pd.read_csv(root / "report" / "tuning_phi.csv").set_index("family")
     assert phi.loc["sac", "best_setting"] == 1
