@@ -45,6 +45,8 @@ import pandas as pd
 import scipy.stats
 from numpy.typing import ArrayLike
 
+from analysis.stats import probability_of_improvement_ci
+
 __all__ = [
     "config_improvement",
     "config_scores",
@@ -361,27 +363,15 @@ def config_improvement(
             independently (the families' configurations are separate draws).
 
     Returns:
-        (P, low, high); NaNs when a family has no score, no band with ``reps`` = 0.
+        (P, low, high) from :func:`analysis.stats.probability_of_improvement_ci` with the
+        configurations as runs of one task; NaNs when a family has no score, no band with
+        ``reps`` = 0 or one configuration in each.
     """
-    sign = _sign(mode)
-    x = sign * np.asarray(a, dtype=float).ravel()
-    y = sign * np.asarray(b, dtype=float).ravel()
+    x, y = (np.asarray(v, dtype=float).ravel() for v in (a, b))
     x, y = x[~np.isnan(x)], y[~np.isnan(y)]
     if x.size == 0 or y.size == 0:
         return float("nan"), float("nan"), float("nan")
-
-    def p(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        # [..., n] x [..., m] -> [...]
-        diff = u[..., :, None] - v[..., None, :]
-        return ((diff > 0) + 0.5 * (diff == 0)).mean(axis=(-2, -1))
-
-    estimate = float(p(x, y))
-    if reps <= 0:
-        return estimate, float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    boot = p(x[rng.integers(0, x.size, (reps, x.size))], y[rng.integers(0, y.size, (reps, y.size))])
-    low, high = _interval(boot, ci)
-    return estimate, float(low), float(high)
+    return probability_of_improvement_ci([x], [y], mode=mode, reps=reps, confidence=ci, seed=seed)
 
 
 def variance_explained(values: ArrayLike, scores: ArrayLike, *, bins: int = 4) -> float:
