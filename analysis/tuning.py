@@ -315,15 +315,16 @@ def success_table(
     rows = []
     for cell, sub in _cells(configs, cells):
         sub = sub[sub[score].notna()]
-        env_value = cell.get(env, sub[env].iloc[0] if env in sub and len(sub) else None)
-        if sub.empty or env_value not in thresholds:
+        if sub.empty:
+            continue
+        env_value = cell[env] if env in cell else sub[env].iloc[0]
+        if env_value not in thresholds:
             continue
         threshold = float(thresholds[env_value])
         k, n = int((sign * sub[score] >= sign * threshold).sum()), len(sub)
         low, high = wilson_interval(k, n, ci)
         cost = float(sub[steps].mean())
-        with np.errstate(divide="ignore"):
-            trials = [1 / v if v > 0 else np.inf for v in (k / n, high, low)]
+        trials = [1 / v if v > 0 else np.inf for v in (k / n, high, low)]
         rows.append(
             {
                 **cell,
