@@ -201,6 +201,9 @@ def run_trial(
                 bar.update(seeds.env_steps - before)
             signals.raise_pending()
     except (KeyboardInterrupt, SystemExit) as err:
+        if status.get("state") == "finished":  # stopped after its last evaluation (Tune's
+            board.finish(rows)  # scheduler at max_t): complete, nothing to resume
+            raise
         reason = err.reason if isinstance(err, TrialInterrupted) else type(err).__name__
         if recorded == seeds.env_steps and saved != recorded and cfg.checkpoint_every:
             # stopped at an evaluation (not mid-update): keep it, so resume loses nothing

@@ -64,9 +64,10 @@ __all__ = [
 RUN_KEYS = ("trial_id", "seed")
 """Columns that identify a run, the statistical unit."""
 
-STATES = ("pending", "running", "finished", "failed", "interrupted", "damaged")
+STATES = ("pending", "running", "finished", "failed", "interrupted", "damaged", "stopped")
 """Trial states: those written to ``status.json`` (``pending`` also means 'no status yet'),
-and ``damaged`` for a trial whose files fail validation."""
+and ``damaged`` for a trial whose files fail validation (``stopped``: stopped early by the
+sweep's scheduler; its curve is real, it has no final score)."""
 
 # Columns of the tidy metrics table that are neither config keys nor metrics.
 _BASE_COLUMNS = (

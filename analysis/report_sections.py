@@ -91,20 +91,33 @@ def _progress_note(doc: Doc, ctx: ReportContext) -> None:
     """A running sweep's partial data, or the failed trials of a finished one."""
     counts = _state_counts(ctx)
     n_total = len(ctx.trials)
-    unfinished = n_total - counts["finished"] - counts["failed"]
+    stopped = counts.get("stopped", 0)
+    unfinished = n_total - counts["finished"] - counts["failed"] - stopped
     if unfinished:
-        other = [f"{v} {k}" for k, v in counts.items() if v and k not in STATE_WORDS]
+        other = [
+            f"{v} {k}" + ("" if k == "interrupted" else " (status unreadable, treated as running)")
+            for k, v in counts.items()
+            if v and k not in (*STATE_WORDS, "stopped")
+        ]
         doc.p(
             f"**Partial data: {counts['finished']} of {n_total} trials finished; running trials "
             f"included up to their last eval** ({counts['running']} running, "
             f"{counts['pending']} pending without data, {counts['failed']} failed and excluded"
-            + "".join(f", {o} (status unreadable, treated as running)" for o in other)
+            + "".join(f", {o}" for o in other)
             + "). Numbers will change as the sweep progresses."
         )
     elif counts["failed"]:
         doc.p(
             f"**{counts['finished']} of {n_total} trials finished; {counts['failed']} failed and "
             "are excluded from the statistics** (listed below)."
+        )
+    if stopped:
+        doc.p(
+            f"**{stopped} of {n_total} trials were stopped early by the sweep's scheduler "
+            "(ASHA)**: their curves are plotted, but they have no final score or AUC, so the "
+            "score tables rank the configurations that survived. Survivors are not a random "
+            "sample of the configurations: the tuning-cost numbers of such a sweep describe "
+            "tuning with ASHA, not random search."
         )
 
 

@@ -463,6 +463,8 @@ def final_scores(
     - ``n_evals``, ``last_step``: how many evaluations the run has and the last env step.
 
     Runs without any value of ``metric`` are absent; failed runs too unless ``include_failed``.
+    Runs the sweep's scheduler stopped early (state ``stopped``) keep their row with NaN
+    ``score`` and ``auc``: their curve ends before the budget, so neither is comparable.
     """
     if metric not in df.columns:
         raise KeyError(f"metric {metric!r} not in the table; metrics: {_metric_names(df)}")
@@ -482,6 +484,8 @@ def final_scores(
     else:
         inside = data[(data["env_step"] >= window[0]) & (data["env_step"] <= window[1])]
         runs["score"] = inside.groupby(list(RUN_KEYS), sort=False, dropna=False)[metric].mean()
+    if "state" in runs:  # stopped early by the sweep's scheduler: a partial curve, no score
+        runs.loc[runs["state"] == "stopped", "score"] = np.nan
     runs["n_evals"] = grouped[metric].size()
     runs["last_step"] = grouped["env_step"].max()
     steps = data["env_step"].to_numpy(dtype=float)
@@ -490,6 +494,8 @@ def final_scores(
     runs["auc"] = [
         float(normalised_auc(steps[a:b], values[a:b])) for a, b in itertools.pairwise(bounds)
     ]
+    if "state" in runs:
+        runs.loc[runs["state"] == "stopped", "auc"] = np.nan
     if normalise is None:
         normalise = is_return_metric(metric)
     rand, ref = _env_scores(runs)

@@ -202,6 +202,8 @@ def _where(obj: Any) -> str:
 
 
 def suggest(name: str, options: list[str]) -> str:
-    """'; did you mean X?' when a close match exists, else ''."""
-    close = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
+    """'; did you mean X?' when a close match exists, else ''. A shortened name (``grace`` for
+    ``grace_period``) is close whatever its edit distance."""
+    close = [o for o in options if len(name) >= 3 and o.startswith(name)][:1]
+    close = close or difflib.get_close_matches(name, options, n=1, cutoff=0.5)
     return f"; did you mean '{close[0]}'?" if close else ""

@@ -200,6 +200,25 @@ def print_dry_run(sweep: Sweep) -> None:
     print_safely(
         text_table(["trial_id", *keys, "seed", *extra], rows)
         + f"\n\n{sweep.name}{budget}: {_describe(sweep)}; storage {sweep.storage}"
+        + (f"\n{scheduler_text(sweep)}" if sweep.spec.scheduler is not None else "")
+    )
+
+
+def scheduler_text(sweep: Sweep) -> str:
+    """One line on what the sweep's early-stopping scheduler will do, for dry runs and starts."""
+    sch = sweep.spec.scheduler
+    assert sch is not None
+    max_t = max(t.total_steps for t in sweep.trials)
+    rungs = sch.rungs(max_t)
+    where = (
+        f"may stop a trial at env steps {', '.join(f'{r:,}' for r in rungs)}"
+        if rungs
+        else f"can stop no trial: grace_period {sch.grace_period:,} is not below total_steps"
+    )
+    return (
+        f"scheduler: ASHA on {sweep.spec.metric} ({sweep.spec.mode}), reduction factor "
+        f"{sch.reduction_factor:g}, {sch.brackets} bracket(s): {where}; the env steps above "
+        "are an upper bound, and a stopped trial is final (state stopped, no final score)"
     )
 
 
@@ -446,7 +465,12 @@ def _run_tune(
     ):
         states = {s.trial_id: s for s in read_states(storage)}  # as the late writers left them
     # finished trials are never rerun; damaged ones are named and left as they are
-    todo = [t for t in sweep.trials if states[t.trial_id].state not in ("finished", "damaged")]
+    # nor those an early-stopping scheduler stopped: its decision is final
+    todo = [
+        t
+        for t in sweep.trials
+        if states[t.trial_id].state not in ("finished", "damaged", "stopped")
+    ]
     if not todo:
         return _report(sweep, storage)
     res = sweep.spec.resources
@@ -467,10 +491,12 @@ def _run_tune(
         # under ray/ (x axis: Tune iterations); each trial writes its own to <trial>/tb with
         # env steps on the x axis. TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0 brings Tune's back.
         os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+        stops: dict[str, int] = {}  # trial id -> env step where the scheduler stopped it
         tuner = tune.Tuner(
             trainable,
             param_space={"trial_id": tune.grid_search(seed_major(todo))},
             tune_config=tune.TuneConfig(
+                scheduler=_scheduler(sweep, stops),
                 max_concurrent_trials=args.max_concurrent,
                 reuse_actors=True,
                 trial_name_creator=trial_name,
@@ -500,6 +526,7 @@ def _run_tune(
     finally:
         _VIEW = None
         _restore_signals()
+    _mark_stopped(storage, stops, {t.trial_id: t.total_steps for t in todo})
     _mark_interrupted(storage, [t.trial_id for t in todo], signalled or "the sweep was stopped")
     if signalled:
         return _report(sweep, storage, interrupted=signalled)
@@ -580,6 +607,58 @@ def _report(
         )
     print(f"results in {storage}; `sweep status {storage}` lists every trial")
     return 1 if failed or unfinished or damaged else 0
+
+
+def _scheduler(sweep: Sweep, stops: dict[str, int]) -> Any:
+    """Tune's ASHAScheduler for the sweep's ``scheduler:`` (None without one), on env steps;
+    it records in ``stops`` each trial it stops before its total_steps."""
+    sch = sweep.spec.scheduler
+    if sch is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    class RecordingASHA(ASHAScheduler):
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            decision = super().on_trial_result(tune_controller, trial, result)
+            step = int(result.get("env_step", 0))
+            if decision == TrialScheduler.STOP and step < planned[trial.config["trial_id"]]:
+                stops[trial.config["trial_id"]] = step
+            return decision
+
+    planned = {t.trial_id: t.total_steps for t in sweep.trials}
+    return RecordingASHA(
+        time_attr="env_step",
+        metric=sweep.spec.metric,
+        mode=sweep.spec.mode,
+        max_t=max(planned.values()),
+        grace_period=sch.grace_period,
+        reduction_factor=sch.reduction_factor,
+        brackets=sch.brackets,
+    )
+
+
+def _mark_stopped(
+    storage: Path, stops: dict[str, int], planned: dict[str, int], wait_s: float = 30.0
+) -> None:
+    """After Tune returned: the trials the scheduler stopped become "stopped" (final: --resume
+    leaves them, the report gives them no final score). Their workers wrote "interrupted" on
+    the way out; a trial still "running" gets up to ``wait_s`` for that write to land first."""
+    deadline = time.time() + wait_s
+    for tid, step in sorted(stops.items()):
+        path = trial_path(storage, tid) / STATUS_FILE
+        status = read_status(path.parent)
+        while status.get("state") == "running" and time.time() < deadline:
+            time.sleep(0.2)
+            status = read_status(path.parent)
+        if not status or status.get("state") in ("finished", "failed"):
+            continue  # it ended on its own after all (or never started)
+        status.update(
+            state="stopped",
+            stopped_by=f"ASHA at env step {step:,} of {planned.get(tid, 0):,}",
+            updated=time.time(),
+        )
+        status.pop("interrupted", None)
+        atomic_write_json(path, status)
 
 
 def _mark_interrupted(storage: Path, trial_ids: list[str], reason: str) -> list[str]:
@@ -898,8 +977,8 @@ def _mark_failed(out: Path, cfg: Any, err: BaseException) -> None:
 
     path = out / STATUS_FILE
     status = read_status(out)
-    if status.get("state") == "failed":
-        return
+    if status.get("state") in ("failed", "finished"):  # finished: Tune stopped it after its
+        return  # last evaluation (a scheduler's stop at max_t), which completed it
     if isinstance(err, KeyboardInterrupt | SystemExit):  # stopped, not failed
         if status:
             status.update(state="interrupted", interrupted=type(err).__name__, updated=time.time())

@@ -33,6 +33,11 @@ A sweep file is YAML with these keys (only ``name`` is required)::
         base: {eval_episodes: 3}   # overlay base (grid, include and overrides still win)
         total_steps: 3000          # any other dotted key: set in every trial (the last word,
                                    # after base, grid, include and overrides)
+    scheduler:                     # early stopping with Tune's ASHA, for a user who is tuning
+      name: asha                   # (not measuring tuning cost): a trial whose metric is in the
+      grace_period: 5000           # bottom 1/reduction_factor of its rung (env steps
+      reduction_factor: 3          # grace_period x reduction_factor^k) stops there, for good:
+                                   # state "stopped", never rerun by --resume, no final score
     search:                        # random search: `samples` configurations per combination,
       samples: 16                  # drawn when the file is expanded, every seed of one
       scoped:                      # configuration trains its values (see "random search" below)
@@ -268,6 +273,25 @@ class Search(_Strict):
     scoped: list[ScopedSpace] = Field(default_factory=list)
 
 
+class Scheduler(_Strict):
+    """Tune's ASHA (asynchronous successive halving) over the expanded trials: the trials and
+    their order stay those of the file (so ``--dry-run`` and ``--resume`` keep their meaning);
+    ASHA only decides which of them stop early, on the sweep's ``metric`` and ``mode``."""
+
+    name: Literal["asha"]
+    grace_period: int = Field(gt=0, description="env steps a trial trains before any stop")
+    reduction_factor: float = Field(3.0, gt=1, description="keep the top 1/rf at each rung")
+    brackets: int = Field(1, ge=1, description="ASHA brackets (1: plain successive halving)")
+
+    def rungs(self, max_t: int) -> list[int]:
+        """The env steps at which a trial of ``max_t`` steps can be stopped (bracket 0)."""
+        out, t = [], float(self.grace_period)
+        while t < max_t:
+            out.append(int(t))
+            t *= self.reduction_factor
+        return out
+
+
 class SweepSpec(_Strict):
     """The keys of a sweep file (see the module docstring)."""
 
@@ -288,6 +312,7 @@ class SweepSpec(_Strict):
     storage: str | None = None
     analysis: dict[str, Any] | None = None  # validated by parse_analysis (budgets may replace it)
     search: Search | None = None
+    scheduler: Scheduler | None = None
 
     @field_validator("grid")
     @classmethod
@@ -428,6 +453,11 @@ class Sweep:
             "source": str(self.file),
             "resources": self.spec.resources.model_dump(),
             "max_failures": self.spec.max_failures,
+            **(
+                {"scheduler": self.spec.scheduler.model_dump()}
+                if self.spec.scheduler is not None
+                else {}
+            ),
             **({"analysis": self.analysis.resolved()} if self.analysis is not None else {}),
             "trials": [
                 {"trial_id": t.trial_id, "group": t.group, "config": t.config} for t in self.trials

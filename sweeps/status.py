@@ -21,9 +21,10 @@ from typing import Any
 
 from sweeps.trialdir import RESOLVED_FILE, check_trial, flatten, trial_path
 
-STATES = ("finished", "running", "pending", "failed", "interrupted", "damaged")
+STATES = ("finished", "running", "pending", "failed", "interrupted", "damaged", "stopped")
 """As written in status.json, plus ``damaged`` (files that fail validation, see
-sweeps/trialdir.py; kept out of every ranking) and ``pending`` (no status yet)."""
+sweeps/trialdir.py; kept out of every ranking), ``pending`` (no status yet) and ``stopped``
+(stopped early by the sweep's scheduler, ASHA: final, never resumed)."""
 STALE_S = 600.0  # a "running" trial without news for this long was probably interrupted
 
 
@@ -104,7 +105,7 @@ def read_states(sweep_dir: Path, resolved: dict[str, Any] | None = None) -> list
             st.state = status.get("state") if status.get("state") in STATES else "running"
             st.env_steps = _int(status.get("env_steps"))
             st.planned_steps = _int(status.get("planned_steps")) or st.planned_steps
-            st.error = status.get("error")
+            st.error = status.get("error") or status.get("stopped_by")  # why it ended early
             st.restores = _int(status.get("restores"))
             st.updated = _float(status.get("updated"))
             if st.state == "running":
@@ -304,6 +305,8 @@ def format_status(sweep_dir: Path, now: float | None = None) -> str:
             state = f"stale ({s.stale}; resume it with sweep run ... --resume)"
         elif state == "running" and s.updated and now - s.updated > STALE_S:
             state = f"stale? (no news for {fmt_duration(now - s.updated)})"
+        elif state == "stopped" and s.error:
+            state = f"stopped by {s.error}"
         rows.append(
             [s.trial_id, state, f"{s.env_steps:,}/{s.planned_steps:,}", s.value, s.restores or ""]
         )

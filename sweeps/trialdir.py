@@ -60,9 +60,10 @@ def read_status(trial_dir: str | Path) -> dict[str, Any]:
     return status if isinstance(status, dict) else {}
 
 
-STATES = ("pending", "running", "finished", "failed", "interrupted")
+STATES = ("pending", "running", "finished", "failed", "interrupted", "stopped")
 """States a trial's status.json may hold (``interrupted``: stopped by Ctrl-C / SIGTERM or a
-wall-time limit after saving its checkpoint; resumable)."""
+wall-time limit after saving its checkpoint; resumable; ``stopped``: stopped early by the sweep's
+scheduler, final)."""
 
 RESUMABLE_KEYS = ("total_steps", "threads")
 """Config keys a resume may change: a longer budget (extend 50k to 100k) or the thread count.
