@@ -142,6 +142,18 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="exit with an error (status 2) if any trial directory is damaged",
     )
+    s.add_argument(
+        "--result-files",
+        action="store_true",
+        help="print, one per line, the files to keep of the trials that ended (finished or "
+        "stopped) and the sweep's own files, never checkpoints: git add $(sweep status DIR "
+        "--result-files) commits a campaign that resumes elsewhere",
+    )
+    s.add_argument(
+        "--with-policy",
+        action="store_true",
+        help="with --result-files: also each ended trial's policy.pt (for sweep eval)",
+    )
     s.set_defaults(func=_cmd_status)
 
 

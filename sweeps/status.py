@@ -19,7 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweeps.trialdir import RESOLVED_FILE, check_trial, flatten, trial_path
+from sweeps.trialdir import (
+    CONFIG_FILE,
+    INIT_DIAGNOSTICS_FILE,
+    INIT_RECORD_FILE,
+    METRICS_FILE,
+    POLICY_FILE,
+    RESOLVED_FILE,
+    STATUS_FILE,
+    SWEEP_FILE,
+    check_trial,
+    flatten,
+    trial_path,
+)
 
 STATES = ("finished", "running", "pending", "failed", "interrupted", "damaged", "stopped")
 """As written in status.json, plus ``damaged`` (files that fail validation, see
@@ -326,6 +338,28 @@ def format_status(sweep_dir: Path, now: float | None = None) -> str:
     return "\n".join(lines)
 
 
+RESULT_FILES = (CONFIG_FILE, STATUS_FILE, METRICS_FILE, INIT_RECORD_FILE, INIT_DIAGNOSTICS_FILE)
+"""A final trial's results: what analysis reads. Never checkpoints/, tb/ or Ray's files."""
+FINAL_STATES = ("finished", "stopped")
+
+
+def result_files(sweep_dir: Path, policy: bool = False) -> list[Path]:
+    """The files to keep (commit, copy) of a sweep directory so that ``sweep report`` works and
+    ``sweep run --resume`` elsewhere reruns only what did not end: the sweep's own files and, of
+    every intact trial that ended (finished, or stopped by the scheduler), its result files
+    (:data:`RESULT_FILES`, plus ``policy.pt`` with ``policy``). Unfinished and damaged trials
+    contribute nothing: a resume elsewhere reruns them from scratch."""
+    sweep_dir = Path(sweep_dir)
+    resolved = read_resolved(sweep_dir)
+    out = [sweep_dir / n for n in (SWEEP_FILE, RESOLVED_FILE) if (sweep_dir / n).is_file()]
+    names = RESULT_FILES + ((POLICY_FILE,) if policy else ())
+    for st in read_states(sweep_dir, resolved):
+        if st.state in FINAL_STATES:
+            d = trial_path(sweep_dir, st.trial_id)
+            out += [d / n for n in names if (d / n).is_file()]
+    return out
+
+
 def cmd_status(args: Any) -> int:
     sweep_dir = Path(args.dir)
     if not sweep_dir.exists() and not Path(args.dir).is_absolute():
@@ -335,6 +369,9 @@ def cmd_status(args: Any) -> int:
         raise FileNotFoundError(f"{args.dir}: no such sweep directory")
     from sweeps.runner import print_safely
 
+    if getattr(args, "result_files", False):
+        print_safely("\n".join(str(p) for p in result_files(sweep_dir, args.with_policy)))
+        return 0
     print_safely(format_status(sweep_dir))
     damaged = [s for s in read_states(sweep_dir) if s.state == "damaged"]
     if damaged and getattr(args, "strict", False):

@@ -157,3 +157,44 @@ def test_resume_waits_for_a_killed_runs_worker_then_refuses(tmp_path, capsys):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_result_files_lists_ended_trials_files_and_never_checkpoints(tmp_path, capsys):
+    """`sweep status DIR --result-files`: what to commit of a campaign. Finished trials' result
+    files and the sweep's own files; nothing of running, failed, pending or damaged trials, no
+    checkpoint, no TensorBoard file, policy.pt only when asked."""
+    from fixtures_analysis import write_sweep
+
+    from sweeps.cli import main
+
+    root = write_sweep(
+        tmp_path / "sw",
+        schemes=("fanin",),
+        scenarios=("all",),
+        seeds=(0, 1, 2, 3, 4),
+        failed=[("Pendulum-v1", "fanin", "all", 1)],
+        running=[("Pendulum-v1", "fanin", "all", 2)],
+        pending=[("Pendulum-v1", "fanin", "all", 3)],
+    )
+    trials = root / "trials"
+    for tid in ("Pendulum-v1-fanin-all-s0", "Pendulum-v1-fanin-all-s2"):
+        (trials / tid / "checkpoints").mkdir()
+        (trials / tid / "checkpoints" / "state.pt").write_bytes(b"x")
+        (trials / tid / "policy.pt").write_bytes(b"p")
+        (trials / tid / "tb").mkdir()
+        (trials / tid / "tb" / "events.out").write_bytes(b"e")
+    (trials / "Pendulum-v1-fanin-all-s4" / "metrics.csv").write_text("env_step\n")  # damaged
+
+    assert main(["status", str(root), "--result-files"]) == 0
+    listed = capsys.readouterr().out.split()
+    s0 = trials / "Pendulum-v1-fanin-all-s0"
+    assert listed == [
+        str(root / "sweep.yaml"),
+        str(root / "sweep_resolved.json"),
+        str(s0 / "config.json"),
+        str(s0 / "status.json"),
+        str(s0 / "metrics.csv"),
+        str(s0 / "init_diagnostics.json"),
+    ]
+    assert main(["status", str(root), "--result-files", "--with-policy"]) == 0
+    assert capsys.readouterr().out.split() == [*listed, str(s0 / "policy.pt")]
