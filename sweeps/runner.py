@@ -59,6 +59,7 @@ from sweeps.trialdir import (
     atomic_write_json,
     check_trial,
     config_diff,
+    flatten,
     read_status,
     trial_path,
 )
@@ -117,6 +118,15 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
         "--force",
         action="store_true",
         help="delete the sweep in the storage directory and start over",
+    )
+    s.add_argument(
+        "--only",
+        action="append",
+        metavar="SELECTOR",
+        help="run only these trials now (repeatable; a trial runs if it matches any): a "
+        "trial-id glob ('t000_*', '*_s0') or KEY=V1,V2 on the trial config "
+        "('agent=sac,ppo', 'seed=0'). The sweep directory keeps the whole design; the "
+        "others stay pending for a later --resume",
     )
     s.add_argument(
         "--time-limit",
@@ -196,9 +206,11 @@ def _describe(sweep: Sweep) -> str:
     )
 
 
-def print_dry_run(sweep: Sweep) -> None:
+def print_dry_run(sweep: Sweep, only: set[str] | None = None) -> None:
+    """The trial table; with ``only`` (``--only``), the selected trials and a count line."""
     keys = [*sweep.varying_keys, *sweep.search_keys]  # search keys: "-" where not searched
     extra = [] if "total_steps" in keys else ["total_steps"]
+    shown = [t for t in sweep.trials if only is None or t.trial_id in only]
     rows = [
         [
             t.trial_id,
@@ -206,12 +218,20 @@ def print_dry_run(sweep: Sweep) -> None:
             t.seeds_label,
             *(t.total_steps for _ in extra),
         ]
-        for t in sweep.trials
+        for t in shown
     ]
     budget = f", budget {sweep.budget}" if sweep.budget else ""
+    selected = ""
+    if len(shown) < len(sweep.trials):
+        steps = sum(t.total_steps * len(t.seeds) for t in shown)
+        selected = (
+            f"\n--only selects {len(shown)} of them ({steps:,} env steps); "
+            "the others stay pending in the sweep directory"
+        )
     print_safely(
         text_table(["trial_id", *keys, "seed", *extra], rows)
         + f"\n\n{sweep.name}{budget}: {_describe(sweep)}; storage {sweep.storage}"
+        + selected
         + (f"\n{scheduler_text(sweep)}" if sweep.spec.scheduler is not None else "")
     )
 
@@ -250,8 +270,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.file, args.budget, max_trials=getattr(args, "max_trials", None))
     if args.storage:
         sweep.spec.storage = args.storage
+    only = select_trials(sweep.trials, getattr(args, "only", None))
     if args.dry_run:
-        print_dry_run(sweep)
+        print_dry_run(sweep, only)
         return 0
     if args.resume and args.force:
         raise CLIError("--resume and --force exclude each other")
@@ -279,9 +300,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     if args.resume:
         _check_same(sweep, storage)
-        states = read_states(storage)
+        states = [s for s in read_states(storage) if s.trial_id in only]
         if all(s.state == "finished" for s in states):
-            print(f"{sweep.name}: all {len(states)} trials already finished in {storage}")
+            which = "selected " if len(only) < len(sweep.trials) else ""
+            print(f"{sweep.name}: all {len(states)} {which}trials already finished in {storage}")
             return 0
     deadline = time.time() + args.time_limit if getattr(args, "time_limit", None) else None
     started = _connect_ray(sweep, args)  # before writing anything: a bad --address leaves no trace
@@ -294,7 +316,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.resume:
             (storage / SWEEP_FILE).write_text(sweep.text)
             atomic_write_json(storage / RESOLVED_FILE, sweep.resolved())
-        return _run_tune(sweep, storage, args, deadline)
+        return _run_tune(sweep, storage, args, deadline, only)
     finally:
         if started:
             import ray
@@ -319,6 +341,50 @@ def parse_duration(text: str) -> float:
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"'{text}': the time limit must be positive")
     return seconds
+
+
+def select_trials(trials: list, selectors: list[str] | None) -> set[str]:
+    """The ids of ``trials`` that ``--only`` selects: every trial without selectors, else those
+    matching any selector, a trial-id glob or ``KEY=V1,V2`` (a dotted config key, values read
+    as YAML: ``agent=sac,ppo``, ``seed=0``, ``init.scheme=fanin``). A selector that matches
+    nothing, or names a key no trial has, is a CLIError naming what exists."""
+    import fnmatch
+
+    import yaml
+
+    from initablate.registry import suggest
+
+    if not selectors:
+        return {t.trial_id for t in trials}
+    flat = {t.trial_id: flatten(t.config) for t in trials}
+    keys = sorted(set().union(*flat.values())) if flat else []
+    chosen: set[str] = set()
+    for sel in selectors:
+        key, eq, raw = sel.partition("=")
+        if eq:
+            key = key.strip()
+            if key not in keys:
+                raise CLIError(
+                    f"--only {sel}: no trial config has the key '{key}'" + suggest(key, keys)
+                )
+            wanted = [yaml.safe_load(v) for v in raw.split(",")]
+            hit = {tid for tid, cfg in flat.items() if cfg.get(key) in wanted}
+            if not hit:
+                seen = sorted({str(cfg.get(key)) for cfg in flat.values()})
+                raise CLIError(
+                    f"--only {sel}: no trial has {key} in {raw.split(',')} "
+                    f"(the sweep's values: {', '.join(seen[:12])})"
+                )
+        else:
+            hit = {t.trial_id for t in trials if fnmatch.fnmatchcase(t.trial_id, sel)}
+            if not hit:
+                ids = [t.trial_id for t in trials]
+                raise CLIError(
+                    f"--only {sel}: matches no trial id (they run {ids[0]} .. {ids[-1]}; "
+                    "`sweep run FILE --dry-run` lists them)"
+                )
+        chosen |= hit
+    return chosen
 
 
 def seed_major(trials: list) -> list[str]:
@@ -451,7 +517,11 @@ def _wait_for_writers(
 
 
 def _run_tune(
-    sweep: Sweep, storage: Path, args: argparse.Namespace, deadline: float | None = None
+    sweep: Sweep,
+    storage: Path,
+    args: argparse.Namespace,
+    deadline: float | None = None,
+    only: set[str] | None = None,
 ) -> int:
     from ray import tune
 
@@ -482,9 +552,10 @@ def _run_tune(
         t
         for t in sweep.trials
         if states[t.trial_id].state not in ("finished", "damaged", "stopped")
+        and (only is None or t.trial_id in only)
     ]
     if not todo:
-        return _report(sweep, storage)
+        return _report(sweep, storage, only=only)
     res = sweep.spec.resources
     trainable = tune.with_resources(
         tune.with_parameters(ray_trainable, trials=table), {"cpu": res.cpus, "gpu": res.gpus}
@@ -541,12 +612,14 @@ def _run_tune(
     _mark_stopped(storage, stops, {t.trial_id: t.total_steps for t in todo})
     _mark_interrupted(storage, [t.trial_id for t in todo], signalled or "the sweep was stopped")
     if signalled:
-        return _report(sweep, storage, interrupted=signalled)
+        return _report(sweep, storage, interrupted=signalled, only=only)
     if deadline is not None and any(
-        s.state in ("pending", "interrupted", "running") for s in read_states(storage)
+        s.state in ("pending", "interrupted", "running")
+        for s in read_states(storage)
+        if only is None or s.trial_id in only
     ):
-        return _report(sweep, storage, time_limit=args.time_limit)
-    return _report(sweep, storage)
+        return _report(sweep, storage, time_limit=args.time_limit, only=only)
+    return _report(sweep, storage, only=only)
 
 
 def _check_reachable(address: str) -> None:
@@ -566,12 +639,20 @@ def _check_reachable(address: str) -> None:
 
 
 def _report(
-    sweep: Sweep, storage: Path, *, interrupted: str | None = None, time_limit: float | None = None
+    sweep: Sweep,
+    storage: Path,
+    *,
+    interrupted: str | None = None,
+    time_limit: float | None = None,
+    only: set[str] | None = None,
 ) -> int:
     states = read_states(storage)
     failed = [s for s in states if s.state == "failed"]
     damaged = [s for s in states if s.state == "damaged"]
     unfinished = [s for s in states if s.state in ("pending", "running", "interrupted")]
+    # --only: the run is judged by the trials it was asked to run; the others wait
+    left_out = [s for s in unfinished if only is not None and s.trial_id not in only]
+    unfinished = [s for s in unfinished if s not in left_out]
     print(format_status(storage).split("\n\n")[0])
     for s in failed:
         print(f"failed {s.trial_id}: {s.error}")
@@ -608,8 +689,10 @@ def _report(
             f"{left:,} env steps left; continue with: {resume}"
             + (" --time-limit DURATION" if time_limit is not None else "")
         )
+        _left_out(left_out, resume)
         print(f"results in {storage}; `sweep status {storage}` lists every trial")
         return EXIT_INTERRUPTED if interrupted else EXIT_TIME_LIMIT
+    _left_out(left_out, resume)
     if unfinished:
         print(f"{len(unfinished)} trials unfinished; continue with: {resume}")
     if damaged:
@@ -619,6 +702,14 @@ def _report(
         )
     print(f"results in {storage}; `sweep status {storage}` lists every trial")
     return 1 if failed or unfinished or damaged else 0
+
+
+def _left_out(states: list, resume: str) -> None:
+    if states:
+        print(
+            f"{len(states)} trials were not selected by --only and wait; run them with: "
+            f"{resume} [--only SELECTOR]"
+        )
 
 
 def _scheduler(sweep: Sweep, stops: dict[str, int]) -> Any:
