@@ -537,10 +537,16 @@ def _run_tune(
         for t in sweep.trials
     }
     groups: dict[str, list[str]] = {}
+    kinds: dict[tuple[str, str], list[str]] = {}  # (agent, env) -> trial dirs
     for t in sweep.trials:
         groups.setdefault(t.group, []).append(str(trial_path(storage, t.trial_id)))
+        kinds.setdefault(_kind(t.config), []).append(str(trial_path(storage, t.trial_id)))
     for t in sweep.trials:  # where _can_finish measures the time per step
-        table[t.trial_id].update(group_dirs=groups[t.group], trials_root=str(storage / TRIALS_DIR))
+        table[t.trial_id].update(
+            group_dirs=groups[t.group],
+            kind_dirs=kinds[_kind(t.config)],
+            trials_root=str(storage / TRIALS_DIR),
+        )
     states = {s.trial_id: s for s in read_states(storage)}
     if _wait_for_writers(
         storage, [t.trial_id for t in sweep.trials if states[t.trial_id].state == "running"]
@@ -1009,10 +1015,16 @@ def deadline_check(
     return check
 
 
+def _kind(config: dict[str, Any]) -> tuple[str, str]:
+    """(agent, env) of a trial config: trials of one kind cost about the same per env step."""
+    return str(config.get("agent", "")), str(config.get("env", ""))
+
+
 def _can_finish(spec: dict[str, Any], cfg: Any, deadline: float) -> bool:
     """Whether the trial's remaining steps fit before ``deadline`` at the sweep's measured
-    time per env step (its own so far, else its config group's, else the sweep's; a sweep
-    with no measurement yet starts it and lets the evaluation-time check stop it)."""
+    time per env step (its own so far, else its config group's, else that of the sweep's
+    trials of the same agent on the same env, else the sweep's; a sweep with no measurement
+    yet starts it and lets the evaluation-time check stop it)."""
     left = deadline - time.time()
     if left < spec.get("min_start_s", MIN_START_S):
         return False
@@ -1023,9 +1035,11 @@ def _can_finish(spec: dict[str, Any], cfg: Any, deadline: float) -> bool:
     rate = own
     if rate is None:
         root = Path(spec.get("trials_root", out.parent))
-        rate = _seconds_per_step(
-            [Path(p) for p in spec.get("group_dirs", [])]
-        ) or _seconds_per_step([p for p in root.iterdir() if p.is_dir()] if root.is_dir() else [])
+        rate = (
+            _seconds_per_step([Path(p) for p in spec.get("group_dirs", [])])
+            or _seconds_per_step([Path(p) for p in spec.get("kind_dirs", [])])
+            or _seconds_per_step([p for p in root.iterdir() if p.is_dir()] if root.is_dir() else [])
+        )
     return rate is None or remaining * rate <= left
 
 

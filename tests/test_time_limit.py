@@ -73,7 +73,18 @@ def test_can_finish_uses_the_measured_time_per_step(tmp_path):
     assert not runner._can_finish({**spec, "out_dir": str(half)}, cfg, now + 150)
     assert runner._can_finish({**spec, "out_dir": str(half)}, cfg, now + 250)  # 500 left
     assert not runner._can_finish(spec, cfg, now + 4)  # under min_start_s: never
-    for d in (other, fast, half):
+    # no own or group pace: trials of the same agent and env come before the whole sweep
+    slow_kind = _trial(tmp_path, "dreamer_s0", 1000, 1000.0)  # 1 s per step, same kind
+    kind = {**spec, "kind_dirs": [str(slow_kind)]}
+    # the sweep's pace: 1310 s over 3500 steps, 374 s for 1000: fits in 400; its kind's does not
+    assert runner._can_finish(spec, cfg, now + 400)
+    assert not runner._can_finish(kind, cfg, now + 400)
+    assert runner._can_finish({**kind, "group_dirs": [str(fast)]}, cfg, now + 20)  # group first
+    assert runner._kind({"agent": "sac", "env": "Walker2d-v5", "seed": 3}) == (
+        "sac",
+        "Walker2d-v5",
+    )
+    for d in (other, fast, half, slow_kind):
         (d / "metrics.csv").unlink()
     assert runner._can_finish(spec, cfg, now + 60)  # nothing measured: start it
 
