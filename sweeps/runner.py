@@ -48,7 +48,9 @@ from sweeps.status import (
     format_status,
     last_rows,
     read_states,
+    seconds_per_step,
     text_table,
+    trial_kind,
 )
 from sweeps.trialdir import (
     METRICS_FILE,
@@ -540,11 +542,11 @@ def _run_tune(
     kinds: dict[tuple[str, str], list[str]] = {}  # (agent, env) -> trial dirs
     for t in sweep.trials:
         groups.setdefault(t.group, []).append(str(trial_path(storage, t.trial_id)))
-        kinds.setdefault(_kind(t.config), []).append(str(trial_path(storage, t.trial_id)))
+        kinds.setdefault(trial_kind(t.config), []).append(str(trial_path(storage, t.trial_id)))
     for t in sweep.trials:  # where _can_finish measures the time per step
         table[t.trial_id].update(
             group_dirs=groups[t.group],
-            kind_dirs=kinds[_kind(t.config)],
+            kind_dirs=kinds[trial_kind(t.config)],
             trials_root=str(storage / TRIALS_DIR),
         )
     states = {s.trial_id: s for s in read_states(storage)}
@@ -1015,11 +1017,6 @@ def deadline_check(
     return check
 
 
-def _kind(config: dict[str, Any]) -> tuple[str, str]:
-    """(agent, env) of a trial config: trials of one kind cost about the same per env step."""
-    return str(config.get("agent", "")), str(config.get("env", ""))
-
-
 def _can_finish(spec: dict[str, Any], cfg: Any, deadline: float) -> bool:
     """Whether the trial's remaining steps fit before ``deadline`` at the sweep's measured
     time per env step (its own so far, else its config group's, else that of the sweep's
@@ -1029,32 +1026,18 @@ def _can_finish(spec: dict[str, Any], cfg: Any, deadline: float) -> bool:
     if left < spec.get("min_start_s", MIN_START_S):
         return False
     out = Path(spec["out_dir"])
-    own = _seconds_per_step([out])
+    own = seconds_per_step([out])
     done = _status_steps(out)
     remaining = max(cfg.total_steps - done, 0)
     rate = own
     if rate is None:
         root = Path(spec.get("trials_root", out.parent))
         rate = (
-            _seconds_per_step([Path(p) for p in spec.get("group_dirs", [])])
-            or _seconds_per_step([Path(p) for p in spec.get("kind_dirs", [])])
-            or _seconds_per_step([p for p in root.iterdir() if p.is_dir()] if root.is_dir() else [])
+            seconds_per_step([Path(p) for p in spec.get("group_dirs", [])])
+            or seconds_per_step([Path(p) for p in spec.get("kind_dirs", [])])
+            or seconds_per_step([p for p in root.iterdir() if p.is_dir()] if root.is_dir() else [])
         )
     return rate is None or remaining * rate <= left
-
-
-def _seconds_per_step(trial_dirs: list[Path]) -> float | None:
-    """Wall seconds per env step over trials' metrics (the last row's wall_time / env_step)."""
-    wall = steps = 0.0
-    for d in trial_dirs:
-        rows = last_rows(d / METRICS_FILE)
-        try:
-            step, t = float(rows[-1]["env_step"]), float(rows[-1]["wall_time"])
-        except (IndexError, KeyError, TypeError, ValueError):
-            continue
-        if step > 0 and math.isfinite(t) and t > 0:
-            wall, steps = wall + t, steps + step
-    return wall / steps if steps else None
 
 
 def _status_steps(out: Path) -> int:

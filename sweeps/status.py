@@ -131,12 +131,93 @@ def read_states(sweep_dir: Path, resolved: dict[str, Any] | None = None) -> list
                 if int(r["env_step"]) == last and (v := _float(r.get(metric))) is not None
             ]
             st.value = sum(values) / len(values) if values else None
+            st.env_steps = max(st.env_steps, last)  # status.json is written at checkpoints
             if status is None:  # metrics but no status yet: the first evaluation is running
                 st.state = "running"
         if check.damaged:
             st.state, st.error, st.value = "damaged", "; ".join(check.defects), None
         out.append(st)
     return out
+
+
+def trial_kind(config: dict[str, Any]) -> tuple[str, str]:
+    """(agent, env) of a trial config: trials of one kind cost about the same per env step."""
+    return str(config.get("agent", "")), str(config.get("env", ""))
+
+
+def seconds_per_step(trial_dirs: list[Path]) -> float | None:
+    """Wall seconds per env step over trials' metrics (the last row's wall_time / env_step)."""
+    wall = steps = 0.0
+    for d in trial_dirs:
+        rows = last_rows(Path(d) / METRICS_FILE)
+        try:
+            step, t = float(rows[-1]["env_step"]), float(rows[-1]["wall_time"])
+        except (IndexError, KeyError, TypeError, ValueError):
+            continue
+        if step > 0 and math.isfinite(t) and t > 0:
+            wall, steps = wall + t, steps + step
+    return wall / steps if steps else None
+
+
+@dataclass
+class KindLeft:
+    """What is left of one (agent, env) kind of trial, at its measured pace."""
+
+    agent: str
+    env: str
+    trials: int  # trials a resume would run (pending, running, interrupted, failed)
+    env_steps: int  # their env steps left
+    seconds_per_step: float | None  # wall seconds per env step of this kind so far, or None
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.seconds_per_step is None else self.env_steps * self.seconds_per_step
+
+
+def time_left(
+    sweep_dir: Path, states: list[TrialState], resolved: dict[str, Any]
+) -> list[KindLeft]:
+    """Per (agent, env) with unfinished trials: how many, their env steps left and the kind's
+    measured pace (its trials' wall time per env step on one core), in the sweep's order."""
+    configs = {t["trial_id"]: t["config"] for t in resolved["trials"]}
+    dirs: dict[tuple[str, str], list[Path]] = {}
+    left: dict[tuple[str, str], list[TrialState]] = {}
+    for s in states:
+        kind = trial_kind(configs.get(s.trial_id, {}))
+        dirs.setdefault(kind, []).append(trial_path(sweep_dir, s.trial_id))
+        if s.state in ("pending", "running", "interrupted", "failed"):  # what a resume runs
+            left.setdefault(kind, []).append(s)
+    return [
+        KindLeft(
+            agent,
+            env,
+            len(todo),
+            sum(max(s.planned_steps - s.env_steps, 0) for s in todo),
+            seconds_per_step(dirs[(agent, env)]),
+        )
+        for (agent, env), todo in left.items()
+    ]
+
+
+def format_time_left(kinds: list[KindLeft]) -> list[str]:
+    """Lines for `sweep status`: core-hours left per kind and in all (measured kinds only)."""
+    if not kinds:
+        return []
+    lines = ["time left at the measured pace (wall time on one core a trial):"]
+    for k in kinds:
+        cost = (
+            f"~{k.seconds / 3600:.1f} core-hours ({1000 * k.seconds_per_step:.3g} s per 1k steps)"
+            if k.seconds is not None
+            else "not measured yet"
+        )
+        lines.append(
+            f"  {k.agent} on {k.env}: {k.trials} trials, {k.env_steps:,} env steps, {cost}"
+        )
+    known = [k.seconds for k in kinds if k.seconds is not None]
+    if len(kinds) > 1 and known:
+        more = " plus the kinds not measured yet" if len(known) < len(kinds) else ""
+        lines.append(f"  in all ~{sum(known) / 3600:.1f} core-hours{more}")
+    return lines
 
 
 def _int(x: Any) -> int:
@@ -331,6 +412,9 @@ def format_status(sweep_dir: Path, now: float | None = None) -> str:
     if failed:
         lines += ["", "failures:"]
         lines += [f"  {s.trial_id}: {s.error or 'unknown error'}" for s in failed]
+    left = format_time_left(time_left(sweep_dir, states, resolved))
+    if left:
+        lines += ["", *left]
     damaged = [s for s in states if s.state == "damaged"]
     if damaged:
         lines += ["", "damaged trials (kept out of the ranking; nothing was changed on disk):"]

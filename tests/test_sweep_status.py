@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 
+import pytest
 from rich.console import Console
 
 from sweeps.status import LiveView, TrialState, best_groups, fmt_duration
@@ -198,3 +200,49 @@ def test_result_files_lists_ended_trials_files_and_never_checkpoints(tmp_path, c
     ]
     assert main(["status", str(root), "--result-files", "--with-policy"]) == 0
     assert capsys.readouterr().out.split() == [*listed, str(s0 / "policy.pt")]
+
+
+def test_time_left_per_agent_and_env_at_the_measured_pace(tmp_path):
+    """`sweep status` says what is left per (agent, env) at that kind's own pace: wall seconds
+    per env step of its trials so far; a kind with no measurement yet is named as such."""
+    from fixtures_analysis import write_sweep
+
+    from sweeps.status import format_status, format_time_left, read_resolved, read_states, time_left
+
+    walker = [("Walker2d-v4", "fanin", "all", s) for s in (0, 1)]
+    root = write_sweep(
+        tmp_path / "sw",
+        schemes=("fanin",),
+        scenarios=("all",),
+        envs=("Pendulum-v1", "Walker2d-v4"),
+        seeds=(0, 1, 2, 3),
+        running=[("Pendulum-v1", "fanin", "all", 2)],
+        pending=[("Pendulum-v1", "fanin", "all", 3), *walker],
+        failed=[("Walker2d-v4", "fanin", "all", 2)],
+    )
+    resolved = read_resolved(root)
+    for t in resolved["trials"]:  # the fixture's configs leave total_steps out
+        t["config"]["total_steps"] = 10_000
+    (root / "sweep_resolved.json").write_text(json.dumps(resolved))
+    states = read_states(root)
+    pendulum, walker_left = time_left(root, states, resolved)
+    # Pendulum: s2 runs at 6,000 of 10,000 steps, s3 has not started: 14,000 steps left; its
+    # pace is its trials' wall time over their steps: (15 + 15 + 9) s / 26,000 steps
+    assert (pendulum.agent, pendulum.env, pendulum.trials) == ("sac", "Pendulum-v1", 2)
+    assert pendulum.env_steps == 14_000
+    assert pendulum.seconds_per_step == pytest.approx(39.0 / 26_000)
+    assert pendulum.seconds == pytest.approx(14_000 * 39.0 / 26_000)
+    # Walker: s0, s1 pending, s2 failed at 4,000 steps (a resume reruns it) and s3 finished:
+    # the failed run's 4,000 steps (6.0 s) and the finished one's 10,000 (15.0 s) set the pace
+    assert (walker_left.trials, walker_left.env_steps) == (3, 26_000)
+    assert walker_left.seconds_per_step == pytest.approx(21.0 / 14_000)
+    walker_left.seconds_per_step = None
+    lines = format_time_left([pendulum, walker_left])
+    assert (
+        "  sac on Pendulum-v1: 2 trials, 14,000 env steps, ~0.0 core-hours (1.5 s per 1k"
+        in (lines[1])
+    )
+    assert lines[2] == "  sac on Walker2d-v4: 3 trials, 26,000 env steps, not measured yet"
+    assert lines[3].endswith("plus the kinds not measured yet")
+    assert "time left at the measured pace" in format_status(root)
+    assert format_time_left([]) == []

@@ -80,7 +80,7 @@ def test_can_finish_uses_the_measured_time_per_step(tmp_path):
     assert runner._can_finish(spec, cfg, now + 400)
     assert not runner._can_finish(kind, cfg, now + 400)
     assert runner._can_finish({**kind, "group_dirs": [str(fast)]}, cfg, now + 20)  # group first
-    assert runner._kind({"agent": "sac", "env": "Walker2d-v5", "seed": 3}) == (
+    assert runner.trial_kind({"agent": "sac", "env": "Walker2d-v5", "seed": 3}) == (
         "sac",
         "Walker2d-v5",
     )
