@@ -570,7 +570,7 @@ def _run_tune(
     )
     view = LiveView(sweep.name, sweep.spec.metric, sweep.spec.mode)
     global _VIEW
-    _VIEW = _ViewState(view, sweep, storage)
+    _VIEW = _ViewState(view, sweep, storage, only)
     exp_dir = storage / RAY_DIR
     try:
         # A resume is a new Tune experiment over the unfinished trials: each restores from its
@@ -797,9 +797,10 @@ def trial_name(trial: Any) -> str:
 
 
 class _ViewState:
-    def __init__(self, view: LiveView, sweep: Sweep, storage: Path):
+    def __init__(self, view: LiveView, sweep: Sweep, storage: Path, only: set[str] | None = None):
         self.view, self.storage = view, storage
-        self.trials = {t.trial_id: t for t in sweep.trials}
+        # with --only the view (counts, ETA, best) covers the selected trials: this run's work
+        self.trials = {t.trial_id: t for t in sweep.trials if only is None or t.trial_id in only}
         self.metric = sweep.spec.metric
         self.last = 0.0
         self.errors: dict[str, str] = {}
@@ -811,7 +812,7 @@ class _ViewState:
         }  # not run again
 
     def initial(self) -> list[TrialState]:
-        states = read_states(self.storage)
+        states = [s for s in read_states(self.storage) if s.trial_id in self.trials]
         for s in states:
             if s.state == "running":  # nothing runs before Tune starts
                 s.state = "pending"
