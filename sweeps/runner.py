@@ -612,6 +612,8 @@ def _run_tune(
         try:
             tuner.fit()
         finally:
+            with contextlib.suppress(Exception):  # the view's last line: what the trials wrote
+                view.update(_VIEW.initial(running=True))
             view.stop()
         signalled = _VIEW.signalled
     finally:
@@ -811,10 +813,12 @@ class _ViewState:
             s.trial_id: s for s in read_states(storage) if s.state in ("finished", "damaged")
         }  # not run again
 
-    def initial(self) -> list[TrialState]:
+    def initial(self, running: bool = False) -> list[TrialState]:
+        """The selected trials as their directories say (``running`` ones shown as pending
+        unless ``running``: before Tune starts, nothing runs)."""
         states = [s for s in read_states(self.storage) if s.trial_id in self.trials]
         for s in states:
-            if s.state == "running":  # nothing runs before Tune starts
+            if s.state == "running" and not running:
                 s.state = "pending"
         return states
 

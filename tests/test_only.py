@@ -55,6 +55,7 @@ def test_only_runs_the_selection_and_resume_runs_the_rest(tmp_path, ray_address,
     out = capsys.readouterr().out
     assert "1 trials were not selected by --only and wait; run them with: sweep run" in out
     assert "[part] 0/1 finished, 0 running, 1 pending, 0 failed; env steps 0/400" in out  # its view
+    assert "[part] 1/1 finished, 0 running, 0 pending, 0 failed; env steps 400/400" in out
     assert (first / "status.json").exists() and not second.exists()
     assert '"finished"' in (first / "status.json").read_text()
     before = (first / "metrics.csv").read_bytes()
