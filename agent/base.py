@@ -6,6 +6,7 @@ agents run, evaluate, checkpoint and resume the same way.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -135,11 +136,14 @@ def resolve_device(name: str, supported: tuple[str, ...] = ("cpu",)) -> torch.de
 def rng_state() -> dict[str, Any]:
     import random
 
-    return {
+    state = {
         "torch": torch.get_rng_state(),
         "numpy": np.random.get_state(),
         "python": random.getstate(),
     }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # the GPU's own generators
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -148,6 +152,25 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+    cuda = state.get("cuda")  # saved on a GPU machine; a CPU machine (or another GPU count) has
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)  # none to restore: its run draws from fresh streams
+
+
+def tensors_to(x: Any, device: torch.device) -> Any:
+    """``x`` with every tensor in it (nested dicts, lists, tuples, dataclasses such as a
+    ``Latent``) moved to ``device``: a checkpoint loaded on the CPU joins a GPU agent, and back."""
+    if isinstance(x, torch.Tensor):
+        return x.to(device)
+    if isinstance(x, dict):
+        return {k: tensors_to(v, device) for k, v in x.items()}
+    if isinstance(x, list | tuple) and not hasattr(x, "_fields"):
+        return type(x)(tensors_to(v, device) for v in x)
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return dataclasses.replace(
+            x, **{f.name: tensors_to(getattr(x, f.name), device) for f in dataclasses.fields(x)}
+        )
+    return x
 
 
 def seed_everything(seed: int) -> None:

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
+from agent.base import tensors_to
 from agent.common.networks import SquashedGaussianActor, mlp
 from agent.common.rssm import Latent
 from agent.config import TrialConfig
@@ -240,4 +241,4 @@ class Dreamer(ModelBasedAgent):
         self.critic_target.load_state_dict(s["critic_target"])
         self.actor_opt.load_state_dict(s["actor_opt"])
         self.critic_opt.load_state_dict(s["critic_opt"])
-        self.norm_state = s["norm_state"]
+        self.norm_state = tensors_to(s["norm_state"], self.device)

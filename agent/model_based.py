@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from agent.base import Agent
+from agent.base import Agent, tensors_to
 from agent.common.distributions import normal_log_prob, tanh_log_det
 from agent.common.envs import restore, snapshot, stack_obs
 from agent.common.returns import estimate
@@ -440,7 +440,7 @@ class ModelBasedAgent(RealSteps, Agent):
         self.model_opt.load_state_dict(s["model_opt"])
         self.replay.load_state_dict(s["replay"])
         restore(self.env, s["env"])
-        self.obs, self.latent = s["obs"], s["latent"]
+        self.obs, self.latent = s["obs"], tensors_to(s["latent"], self.device)
         self.episode_return = s["episode_return"]
         self.completed_returns = list(s["completed_returns"])
         self.np_rng.bit_generator.state = s["np_rng"]

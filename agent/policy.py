@@ -214,7 +214,7 @@ def load_policy(trial_dir: str | Path) -> Policy:
             "its first evaluation)"
         )
     try:
-        info = torch.load(path, weights_only=True)
+        info = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise PolicyError(
             f"{path}: not a readable policy file ({type(err).__name__}: {err})"
@@ -226,6 +226,8 @@ def load_policy(trial_dir: str | Path) -> Policy:
     except (ConfigError, json.JSONDecodeError) as err:
         raise PolicyError(f"{config_path}: {err}") from err
     agent = agents.get(cfg.agent)(cfg)
+    if hasattr(agent, "to_device"):  # all its networks on the config's device (auto: a GPU)
+        agent.to_device()
     nets = agent.networks()
     nets = {name: net for name, net in nets.items() if name not in NOT_FOR_ACTING}
     missing = sorted(set(nets) - set(info["networks"]))

@@ -451,7 +451,7 @@ def _load_checkpoint(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     if not data:
         return None, "empty (0 bytes)"
     try:
-        state = torch.load(io.BytesIO(data), weights_only=False)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
     except Exception as err:  # a truncated zip, a pickle error, garbage
         return None, f"cannot be loaded: {type(err).__name__}: {' '.join(str(err).split())[:120]}"
     digest = path.with_name(path.name + SUM_SUFFIX)

@@ -185,3 +185,22 @@ def test_env_crash_names_env_and_step_and_keeps_the_metrics(agent, tmp_path, mon
     rows = pd.read_csv(tmp_path / "metrics.csv")
     assert rows["env_step"].max() >= 100  # evaluations before the crash are kept
     assert (tmp_path / "config.json").is_file()
+
+
+def test_tensors_to_moves_every_tensor_of_a_checkpoint_piece():
+    """What a checkpoint restores into a GPU agent (or a CPU one, from a GPU machine's file): a
+    Latent dataclass, nested dicts and lists; other values pass through unchanged. The meta
+    device stands in for the GPU on a CPU machine (tests/test_cuda.py covers the real one)."""
+    from agent.base import tensors_to
+    from agent.common.rssm import Latent
+
+    latent = Latent(torch.zeros(2, 3), torch.ones(2, 4), torch.ones(2, 8))
+    piece = {"latent": latent, "norm": [torch.ones(2), (torch.zeros(1), 7)], "step": 5, "x": None}
+    moved = tensors_to(piece, torch.device("meta"))
+    assert isinstance(moved["latent"], Latent)
+    assert {moved["latent"].deter.device.type, moved["latent"].stats.device.type} == {"meta"}
+    assert moved["latent"].stoch.shape == (2, 4)
+    assert moved["norm"][0].device.type == "meta" and isinstance(moved["norm"][1], tuple)
+    assert moved["norm"][1][0].device.type == "meta" and moved["norm"][1][1] == 7
+    assert moved["step"] == 5 and moved["x"] is None
+    assert latent.deter.device.type == "cpu"  # the original is left as it was
