@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from agent.common.activations import Activation
 
@@ -239,6 +246,14 @@ class WorldModelConfig(BaseModel):
         if min(v) < 1 or max(v) >= seq_len:
             raise ValueError(f"horizons must lie in [1, seq_len {seq_len}), got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _default_horizons_fit(self) -> WorldModelConfig:
+        """The default horizons shortened to the ones a short ``seq_len`` allows, so the config
+        written to config.json (every field spelled out) validates again on resume."""
+        if "eval_horizons" not in self.model_fields_set:
+            self.__dict__["eval_horizons"] = [h for h in self.eval_horizons if h < self.seq_len]
+        return self
 
 
 class ModelBasedConfig(BaseModel):

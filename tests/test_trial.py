@@ -204,3 +204,19 @@ def test_tensors_to_moves_every_tensor_of_a_checkpoint_piece():
     assert moved["norm"][1][0].device.type == "meta" and moved["norm"][1][1] == 7
     assert moved["step"] == 5 and moved["x"] is None
     assert latent.deter.device.type == "cpu"  # the original is left as it was
+
+
+@pytest.mark.parametrize("name", ["world_model", "dreamer", "mb_ppo", "sac", "ppo"])
+def test_a_config_written_out_validates_again(name):
+    """config.json spells out every field; on resume it is built again. A short seq_len once
+    kept the default eval horizons [1, 5, 15] on the first build and refused them on the second."""
+    extra = {} if name in ("sac", "ppo") else {"world_model.seq_len": 8}
+    cfg = build_config({"agent": name, "env": "Pendulum-v1", **extra})
+    again = build_config(json.loads(json.dumps(cfg.to_dict())))
+    assert again.to_dict() == cfg.to_dict()
+    if extra:
+        assert cfg.world_model.eval_horizons == [1, 5]
+    with pytest.raises(ConfigError, match="horizons must lie in"):
+        build_config(
+            {"agent": "world_model", "world_model.seq_len": 8, "world_model.eval_horizons": [1, 9]}
+        )
