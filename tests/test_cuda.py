@@ -18,6 +18,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from test_pixels import TINY as PIXEL_TINY
 from torch import nn
 
 from agent import build_config
@@ -28,19 +29,8 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 GPU_AGENTS = [name for name in agents.names() if "cuda" in agents.info(name).devices]
 
-TINY = {
-    "env": "InvertedPendulum-v5",
-    "world_model.deter": 16,
-    "world_model.stoch": 4,
-    "world_model.hidden": 16,
-    "world_model.depth": 4,
-    "world_model.batch_size": 4,
-    "world_model.seq_len": 8,
-    "observation.size": 16,
-    "eval_episodes": 1,
-    "diag_states": 20,
-    "eval_every": 40,
-}
+#: test_pixels' tiny pixel world model; evaluations every 40 steps (the resume test stops at 40)
+TINY = {**PIXEL_TINY, "env": "InvertedPendulum-v5", "eval_every": 40}
 
 
 def config(name: str, total: int, mode: str = "pixels", device: str = "cuda"):
