@@ -111,7 +111,7 @@ def pair_rows(
                     ci(r.p, r.low, r.high, digits=2),
                     "-",
                     "-",
-                    "(unpaired: no shared seeds)",
+                    "(unpaired: fewer than 2 shared seeds)",
                     auc_cell,
                     verdict,
                 ]

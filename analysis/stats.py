@@ -921,7 +921,7 @@ def paired_poi_table(
     Columns:
 
     - ``analysis``: ``"paired"`` when every task both groups have holds at least two matched
-      seeds, else ``"unpaired"`` (no shared seeds: independent arms);
+      seeds, else ``"unpaired"`` (fewer than two shared seeds: independent arms);
     - ``p, low, high, n_min, supported``: the analysis used. Paired: P(A better than B) over
       matched pairs with a CI resampling seeds (:func:`paired_improvement`), ``n_min`` the
       fewest matched seeds in a task, supported when that CI excludes 0.5, the CI of the mean
