@@ -152,9 +152,11 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
-    cuda = state.get("cuda")  # saved on a GPU machine; a CPU machine (or another GPU count) has
+    # the GPU generators, when saved on a GPU machine and this one has as many GPUs; elsewhere
+    # the resumed run draws from fresh GPU streams (a CPU machine has none to restore)
+    cuda = state.get("cuda")
     if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)  # none to restore: its run draws from fresh streams
+        torch.cuda.set_rng_state_all(cuda)
 
 
 def tensors_to(x: Any, device: torch.device) -> Any:
@@ -164,8 +166,9 @@ def tensors_to(x: Any, device: torch.device) -> Any:
         return x.to(device)
     if isinstance(x, dict):
         return {k: tensors_to(v, device) for k, v in x.items()}
-    if isinstance(x, list | tuple) and not hasattr(x, "_fields"):
-        return type(x)(tensors_to(v, device) for v in x)
+    if isinstance(x, list | tuple):
+        moved = [tensors_to(v, device) for v in x]
+        return type(x)(*moved) if hasattr(x, "_fields") else type(x)(moved)  # NamedTuple: fields
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
         return dataclasses.replace(
             x, **{f.name: tensors_to(getattr(x, f.name), device) for f in dataclasses.fields(x)}

@@ -52,6 +52,8 @@ def config(name: str, total: int, mode: str = "pixels", device: str = "cuda"):
 
 
 def modules(agent) -> dict[str, nn.Module]:
+    """Every module attribute, as ``to_device`` moves them: target copies too, which
+    ``agent.networks()`` (the init spec's view) leaves out."""
     return {k: v for k, v in vars(agent).items() if isinstance(v, nn.Module)}
 
 

@@ -216,6 +216,9 @@ def test_a_config_written_out_validates_again(name):
     assert again.to_dict() == cfg.to_dict()
     if extra:
         assert cfg.world_model.eval_horizons == [1, 5]
+
+
+def test_explicit_eval_horizons_beyond_seq_len_are_still_refused():
     with pytest.raises(ConfigError, match="horizons must lie in"):
         build_config(
             {"agent": "world_model", "world_model.seq_len": 8, "world_model.eval_horizons": [1, 9]}
